@@ -1,0 +1,22 @@
+//! # planner
+//!
+//! The pure core of eniplan: everything that can be decided without touching a network, a
+//! clock or the environment.
+//!
+//! * [`catalogue`] — the embedded EC2 instance catalogue (ENI and address limits, trunking,
+//!   vCPUs) for 1391 instance types, generated from `data/`.
+//! * [`max_pods`] — max pods for every VPC CNI mode, with the arithmetic spelled out.
+//!
+//! ```
+//! use planner::{catalogue, max_pods};
+//! let m5 = catalogue::lookup("m5.large")?;
+//! assert_eq!(max_pods::max_pods(m5, &max_pods::Options::default()).max_pods, 29);
+//! # Ok::<(), planner::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod catalogue;
+mod error;
+pub mod max_pods;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! Strategies shared by the property suites in `tests/`.
