@@ -57,9 +57,17 @@ pub struct CniVersion {
 
 impl CniVersion {
     /// The release whose behaviour eniplan follows (v1.23.1); the default for `--cni-version`.
-    pub const CURRENT: CniVersion = CniVersion { major: 1, minor: 23, patch: 1 };
+    pub const CURRENT: CniVersion = CniVersion {
+        major: 1,
+        minor: 23,
+        patch: 1,
+    };
     /// The first release with IPv4 prefix delegation (v1.9.0).
-    pub const PREFIX_DELEGATION: CniVersion = CniVersion { major: 1, minor: 9, patch: 0 };
+    pub const PREFIX_DELEGATION: CniVersion = CniVersion {
+        major: 1,
+        minor: 9,
+        patch: 0,
+    };
 }
 
 impl Default for CniVersion {
@@ -91,7 +99,9 @@ impl FromStr for CniVersion {
     /// assert!("abc".parse::<CniVersion>().is_err());
     /// ```
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || Error::InvalidCniVersion { value: s.to_owned() };
+        let bad = || Error::InvalidCniVersion {
+            value: s.to_owned(),
+        };
         let trimmed = s.trim();
         let core = trimmed.strip_prefix('v').unwrap_or(trimmed);
         let core = core.split_once(['-', '+']).map_or(core, |(c, _)| c);
@@ -128,7 +138,7 @@ pub fn max_eni(value: u32) -> Result<NonZeroU32> {
 pub struct Options {
     /// `ENABLE_PREFIX_DELEGATION`: ask for /28 prefixes instead of secondary IPs.
     pub prefix_delegation: bool,
-    /// `AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG`: pods use ENIConfig subnets, the primary ENI carries none.
+    /// `AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG`: pods use `ENIConfig` subnets, the primary ENI carries none.
     pub custom_networking: bool,
     /// `ENABLE_POD_ENI`: security groups for pods (one ENI slot becomes the trunk ENI).
     pub security_groups_for_pods: bool,
@@ -293,47 +303,7 @@ pub fn max_pods(limits: &InstanceLimits, options: &Options) -> MaxPods {
         limits.default_network_card_index
     ));
 
-    let mut enis = card_enis;
-    if let Some(max) = options.max_eni {
-        let clamped = enis.min(max.get());
-        steps.push(format!("MAX_ENI {max}: min({max}, {enis}) = {clamped}"));
-        enis = clamped;
-    }
-    if options.reserved_enis > 0 {
-        let left = enis.saturating_sub(options.reserved_enis);
-        steps.push(format!(
-            "ENIs reserved for other software: {enis} − {} = {left}",
-            options.reserved_enis
-        ));
-        enis = left;
-    }
-    let trunk_eni = options.security_groups_for_pods && limits.trunking;
-    let branch_enis = if options.security_groups_for_pods {
-        if trunk_eni {
-            let left = enis.saturating_sub(1);
-            steps.push(format!(
-                "security groups for pods: one ENI slot holds the trunk ENI: {enis} − 1 = {left}"
-            ));
-            enis = left;
-        } else {
-            steps.push("security groups for pods: not trunking-compatible, no trunk ENI".to_owned());
-            notes.push(Note::NotTrunkingCompatible);
-        }
-        Some(u32::from(limits.branch_enis))
-    } else {
-        None
-    };
-    if options.custom_networking {
-        let left = enis.saturating_sub(1);
-        steps.push(format!(
-            "custom networking: the primary ENI carries no pods: {enis} − 1 = {left}"
-        ));
-        enis = left;
-    }
-    if enis == 0 {
-        notes.push(Note::NoEnisForPods);
-    }
-    steps.push(format!("ENIs carrying pod addresses: {enis}"));
+    let (enis, trunk_eni, branch_enis) = enis_for_pods(limits, options, &mut steps, &mut notes);
 
     let mode = effective_mode(limits, options, &mut notes);
     let slots = ips_per_eni.saturating_sub(1);
@@ -366,7 +336,11 @@ pub fn max_pods(limits: &InstanceLimits, options: &Options) -> MaxPods {
     }
     let recommended_max_pods = max_pods.min(recommended_cap);
     let vcpu_text = vcpus.map_or_else(|| "unknown vCPUs".to_owned(), |v| format!("{v} vCPUs"));
-    let relation = if vcpus.is_some_and(|v| v > SMALL_INSTANCE_VCPUS) { ">" } else { "≤" };
+    let relation = if vcpus.is_some_and(|v| v > SMALL_INSTANCE_VCPUS) {
+        ">"
+    } else {
+        "≤"
+    };
     steps.push(format!(
         "recommended: {vcpu_text} {relation} {SMALL_INSTANCE_VCPUS} → cap {recommended_cap}: min({max_pods}, {recommended_cap}) = {recommended_max_pods}"
     ));
@@ -388,6 +362,60 @@ pub fn max_pods(limits: &InstanceLimits, options: &Options) -> MaxPods {
         notes,
         steps,
     }
+}
+
+/// Steps 1–4: the ENIs left to carry pod addresses, whether a trunk ENI takes a slot, and the
+/// branch-ENI capacity when security groups for pods are on.
+fn enis_for_pods(
+    limits: &InstanceLimits,
+    options: &Options,
+    steps: &mut Vec<String>,
+    notes: &mut Vec<Note>,
+) -> (u32, bool, Option<u32>) {
+    let mut enis = u32::from(limits.max_enis);
+    if let Some(max) = options.max_eni {
+        let clamped = enis.min(max.get());
+        steps.push(format!("MAX_ENI {max}: min({max}, {enis}) = {clamped}"));
+        enis = clamped;
+    }
+    if options.reserved_enis > 0 {
+        let left = enis.saturating_sub(options.reserved_enis);
+        steps.push(format!(
+            "ENIs reserved for other software: {enis} − {} = {left}",
+            options.reserved_enis
+        ));
+        enis = left;
+    }
+    let trunk_eni = options.security_groups_for_pods && limits.trunking;
+    let branch_enis = if options.security_groups_for_pods {
+        if trunk_eni {
+            let left = enis.saturating_sub(1);
+            steps.push(format!(
+                "security groups for pods: one ENI slot holds the trunk ENI: {enis} − 1 = {left}"
+            ));
+            enis = left;
+        } else {
+            steps
+                .push("security groups for pods: not trunking-compatible, no trunk ENI".to_owned());
+            notes.push(Note::NotTrunkingCompatible);
+        }
+        Some(u32::from(limits.branch_enis))
+    } else {
+        None
+    };
+    if options.custom_networking {
+        let left = enis.saturating_sub(1);
+        steps.push(format!(
+            "custom networking: the primary ENI carries no pods: {enis} − 1 = {left}"
+        ));
+        enis = left;
+    }
+    if enis == 0 {
+        notes.push(Note::NoEnisForPods);
+    }
+    steps.push(format!("ENIs carrying pod addresses: {enis}"));
+
+    (enis, trunk_eni, branch_enis)
 }
 
 /// The EKS recommended cap for a vCPU count: 110 up to 30 vCPUs, 250 above; 110 when unknown.
@@ -419,16 +447,24 @@ pub fn supports_prefix_delegation(limits: &InstanceLimits) -> bool {
     limits.hypervisor == Hypervisor::Nitro || limits.bare_metal
 }
 
-fn effective_mode(limits: &InstanceLimits, options: &Options, notes: &mut Vec<Note>) -> AddressMode {
+fn effective_mode(
+    limits: &InstanceLimits,
+    options: &Options,
+    notes: &mut Vec<Note>,
+) -> AddressMode {
     if !options.prefix_delegation {
         return AddressMode::SecondaryIp;
     }
     if options.cni_version < CniVersion::PREFIX_DELEGATION {
-        notes.push(Note::PrefixDelegationNeedsNewerCni { version: options.cni_version });
+        notes.push(Note::PrefixDelegationNeedsNewerCni {
+            version: options.cni_version,
+        });
         return AddressMode::SecondaryIp;
     }
     if !supports_prefix_delegation(limits) {
-        notes.push(Note::PrefixDelegationNeedsNitro { hypervisor: limits.hypervisor });
+        notes.push(Note::PrefixDelegationNeedsNitro {
+            hypervisor: limits.hypervisor,
+        });
         return AddressMode::SecondaryIp;
     }
     AddressMode::PrefixDelegation
@@ -443,16 +479,25 @@ mod tests {
         max_pods(lookup(name).unwrap(), &options)
     }
     fn pd() -> Options {
-        Options { prefix_delegation: true, ..Options::default() }
+        Options {
+            prefix_delegation: true,
+            ..Options::default()
+        }
     }
     fn cn() -> Options {
-        Options { custom_networking: true, ..Options::default() }
+        Options {
+            custom_networking: true,
+            ..Options::default()
+        }
     }
 
     #[test]
     fn m5_large_secondary_ip_is_29() {
         let r = run("m5.large", Options::default());
-        assert_eq!((r.max_pods, r.recommended_max_pods, r.mode), (29, 29, AddressMode::SecondaryIp));
+        assert_eq!(
+            (r.max_pods, r.recommended_max_pods, r.mode),
+            (29, 29, AddressMode::SecondaryIp)
+        );
         assert_eq!((r.enis_for_pods, r.pod_addresses_per_eni), (3, 9));
     }
 
@@ -478,7 +523,10 @@ mod tests {
     #[test]
     fn m5_large_prefix_delegation_is_434_uncapped_110_recommended() {
         let r = run("m5.large", pd());
-        assert_eq!((r.max_pods, r.recommended_max_pods, r.mode), (434, 110, AddressMode::PrefixDelegation));
+        assert_eq!(
+            (r.max_pods, r.recommended_max_pods, r.mode),
+            (434, 110, AddressMode::PrefixDelegation)
+        );
     }
 
     #[test]
@@ -499,9 +547,19 @@ mod tests {
     #[test]
     fn eni_max_pods_txt_examples() {
         for (name, pods) in [
-            ("t3.nano", 4), ("t2.micro", 4), ("t3.small", 11), ("m5.xlarge", 58), ("m4.xlarge", 58),
-            ("m4.4xlarge", 234), ("c5.4xlarge", 234), ("a1.metal", 234), ("c6in.32xlarge", 394),
-            ("p4d.24xlarge", 737), ("m5.24xlarge", 737), ("c5.metal", 737), ("x8i.metal-96xl", 1514),
+            ("t3.nano", 4),
+            ("t2.micro", 4),
+            ("t3.small", 11),
+            ("m5.xlarge", 58),
+            ("m4.xlarge", 58),
+            ("m4.4xlarge", 234),
+            ("c5.4xlarge", 234),
+            ("a1.metal", 234),
+            ("c6in.32xlarge", 394),
+            ("p4d.24xlarge", 737),
+            ("m5.24xlarge", 737),
+            ("c5.metal", 737),
+            ("x8i.metal-96xl", 1514),
         ] {
             assert_eq!(run(name, Options::default()).max_pods, pods, "{name}");
         }
@@ -511,28 +569,159 @@ mod tests {
     fn calculator_script_cases() {
         // amazon-eks-ami's own tests of max-pods-calculator.sh.
         let v1112: CniVersion = "1.11.2".parse().unwrap();
-        let r = run("m5.8xlarge", Options { cni_version: v1112, ..Options::default() });
+        let r = run(
+            "m5.8xlarge",
+            Options {
+                cni_version: v1112,
+                ..Options::default()
+            },
+        );
         assert_eq!(r.recommended_max_pods, 234);
-        let r = run("m5.8xlarge", Options { cni_version: v1112, prefix_delegation: true, ..Options::default() });
+        let r = run(
+            "m5.8xlarge",
+            Options {
+                cni_version: v1112,
+                prefix_delegation: true,
+                ..Options::default()
+            },
+        );
         assert_eq!(r.recommended_max_pods, 250);
         assert_eq!(run("c6in.32xlarge", Options::default()).max_pods, 394);
         let v175: CniVersion = "1.7.5".parse().unwrap();
-        assert_eq!(run("m4.xlarge", Options { cni_version: v175, ..Options::default() }).recommended_max_pods, 58);
+        assert_eq!(
+            run(
+                "m4.xlarge",
+                Options {
+                    cni_version: v175,
+                    ..Options::default()
+                }
+            )
+            .recommended_max_pods,
+            58
+        );
         // Default mode is capped too: m5.4xlarge (16 vCPU) → 110, m5.24xlarge → 250.
-        assert_eq!(run("m5.4xlarge", Options::default()).recommended_max_pods, 110);
-        assert_eq!(run("m5.24xlarge", Options::default()).recommended_max_pods, 250);
+        assert_eq!(
+            run("m5.4xlarge", Options::default()).recommended_max_pods,
+            110
+        );
+        assert_eq!(
+            run("m5.24xlarge", Options::default()).recommended_max_pods,
+            250
+        );
+    }
+
+    /// Scenarios S-57 … S-60 of the ipamd behaviour reference (max pods).
+    #[test]
+    fn reference_scenarios_s57_to_s60() {
+        let v1120: CniVersion = "1.12.0".parse().unwrap();
+        let base = Options {
+            cni_version: v1120,
+            ..Options::default()
+        };
+        let with = |f: fn(&mut Options)| {
+            let mut o = base;
+            f(&mut o);
+            o
+        };
+        // S-57: the eni-max-pods.txt formula.
+        for (name, pods) in [
+            ("t3.small", 11),
+            ("t3.medium", 17),
+            ("m5.large", 29),
+            ("m5.xlarge", 58),
+            ("m4.4xlarge", 234),
+            ("c6in.32xlarge", 394),
+            ("p3dn.24xlarge", 737),
+            ("p4d.24xlarge", 737),
+        ] {
+            assert_eq!(run(name, base).max_pods, pods, "S-57 {name}");
+        }
+        // S-58: (type, options, recommended, uncapped).
+        let pd = with(|o| o.prefix_delegation = true);
+        let cn = with(|o| o.custom_networking = true);
+        let cn_pd = with(|o| {
+            o.custom_networking = true;
+            o.prefix_delegation = true;
+        });
+        let old = with(|o| {
+            o.prefix_delegation = true;
+            o.cni_version = CniVersion {
+                major: 1,
+                minor: 8,
+                patch: 0,
+            };
+        });
+        for (name, opts, rec, raw) in [
+            ("t3.small", base, 11, 11),
+            ("t3.small", pd, 110, 146),
+            ("t3.small", cn, 8, 8),
+            ("m5.large", base, 29, 29),
+            ("m5.large", pd, 110, 434),
+            ("m5.large", cn, 20, 20),
+            ("m5.large", cn_pd, 110, 290),
+            ("m5.large", old, 29, 29),
+        ] {
+            let r = run(name, opts);
+            assert_eq!(
+                (r.recommended_max_pods, r.max_pods),
+                (rec, raw),
+                "S-58 {name} {opts:?}"
+            );
+        }
+        // S-59: c6in.32xlarge recommended 250 beside the raw 394.
+        assert_eq!(run("c6in.32xlarge", base).recommended_max_pods, 250);
+        // S-60: m4.4xlarge (xen) with PD → SIP 234 capped to 110; c5.4xlarge --max-eni 2 → 60;
+        // c5.18xlarge → 250 (raw 737); m5.24xlarge custom → 250 (raw 688).
+        assert_eq!(run("m4.4xlarge", pd).recommended_max_pods, 110);
+        assert_eq!(run("m4.4xlarge", pd).max_pods, 234);
+        let two = with(|o| o.max_eni = NonZeroU32::new(2));
+        assert_eq!(run("c5.4xlarge", two).recommended_max_pods, 60);
+        let r = run("c5.18xlarge", base);
+        assert_eq!((r.recommended_max_pods, r.max_pods), (250, 737));
+        let r = run("m5.24xlarge", cn);
+        assert_eq!((r.recommended_max_pods, r.max_pods), (250, 688));
+        // S-60 a1.metal with PD: the script says 110 (no PD on metal); eniplan applies PD
+        // like ipamd (raw 3714) and recommends the same 110.
+        let r = run("a1.metal", pd);
+        assert_eq!(
+            (r.mode, r.recommended_max_pods, r.max_pods),
+            (AddressMode::PrefixDelegation, 110, 3714)
+        );
     }
 
     #[test]
     fn max_eni_clamps_before_custom_networking() {
         let two = Some(max_eni(2).unwrap());
-        let r = run("m5.xlarge", Options { max_eni: two, ..Options::default() });
+        let r = run(
+            "m5.xlarge",
+            Options {
+                max_eni: two,
+                ..Options::default()
+            },
+        );
         assert_eq!(r.max_pods, 2 * 14 + 2);
-        let r = run("m5.xlarge", Options { max_eni: two, custom_networking: true, ..Options::default() });
+        let r = run(
+            "m5.xlarge",
+            Options {
+                max_eni: two,
+                custom_networking: true,
+                ..Options::default()
+            },
+        );
         assert_eq!(r.max_pods, 14 + 2);
         // A larger MAX_ENI than the card allows changes nothing.
         let big = Some(max_eni(50).unwrap());
-        assert_eq!(run("m5.large", Options { max_eni: big, ..Options::default() }).max_pods, 29);
+        assert_eq!(
+            run(
+                "m5.large",
+                Options {
+                    max_eni: big,
+                    ..Options::default()
+                }
+            )
+            .max_pods,
+            29
+        );
     }
 
     #[test]
@@ -540,12 +729,30 @@ mod tests {
         let r = run("hpc6id.32xlarge", cn());
         assert_eq!((r.max_pods, r.enis_for_pods), (2, 0));
         assert!(r.notes.contains(&Note::NoEnisForPods));
-        assert_eq!(run("hpc6id.32xlarge", Options { prefix_delegation: true, custom_networking: true, ..Options::default() }).max_pods, 2);
+        assert_eq!(
+            run(
+                "hpc6id.32xlarge",
+                Options {
+                    prefix_delegation: true,
+                    custom_networking: true,
+                    ..Options::default()
+                }
+            )
+            .max_pods,
+            2
+        );
     }
 
     #[test]
     fn prefix_delegation_applies_on_nitro_bare_metal_unlike_the_calculator_script() {
-        let r = run("m5.metal", Options { prefix_delegation: true, max_eni: Some(max_eni(1).unwrap()), ..Options::default() });
+        let r = run(
+            "m5.metal",
+            Options {
+                prefix_delegation: true,
+                max_eni: Some(max_eni(1).unwrap()),
+                ..Options::default()
+            },
+        );
         assert_eq!(r.mode, AddressMode::PrefixDelegation);
         assert_eq!(r.max_pods, 49 * 16 + 2); // the script would say 51
         assert_eq!(r.recommended_max_pods, 250);
@@ -555,72 +762,138 @@ mod tests {
     fn prefix_delegation_falls_back_on_xen_and_says_so() {
         let r = run("m4.xlarge", pd());
         assert_eq!((r.mode, r.max_pods), (AddressMode::SecondaryIp, 58));
-        assert_eq!(r.notes, [Note::PrefixDelegationNeedsNitro { hypervisor: Hypervisor::Xen }]);
+        assert_eq!(
+            r.notes,
+            [Note::PrefixDelegationNeedsNitro {
+                hypervisor: Hypervisor::Xen
+            }]
+        );
         // cr1.8xlarge reports no hypervisor and is not bare metal: no prefix delegation either.
         assert_eq!(run("cr1.8xlarge", pd()).mode, AddressMode::SecondaryIp);
     }
 
     #[test]
     fn prefix_delegation_needs_cni_1_9() {
-        let old = Options { cni_version: "1.8.9".parse().unwrap(), ..pd() };
+        let old = Options {
+            cni_version: "1.8.9".parse().unwrap(),
+            ..pd()
+        };
         let r = run("m5.large", old);
         assert_eq!((r.mode, r.max_pods), (AddressMode::SecondaryIp, 29));
-        assert!(matches!(r.notes[0], Note::PrefixDelegationNeedsNewerCni { .. }));
-        let new = Options { cni_version: "1.9.0".parse().unwrap(), ..pd() };
+        assert!(matches!(
+            r.notes[0],
+            Note::PrefixDelegationNeedsNewerCni { .. }
+        ));
+        let new = Options {
+            cni_version: "1.9.0".parse().unwrap(),
+            ..pd()
+        };
         assert_eq!(run("m5.large", new).mode, AddressMode::PrefixDelegation);
     }
 
     #[test]
     fn security_groups_for_pods_reserves_the_trunk_slot_only_on_trunking_types() {
-        let sgp = Options { security_groups_for_pods: true, ..Options::default() };
+        let sgp = Options {
+            security_groups_for_pods: true,
+            ..Options::default()
+        };
         let r = run("m5.large", sgp);
-        assert_eq!((r.max_pods, r.trunk_eni, r.branch_enis), (20, true, Some(9)));
+        assert_eq!(
+            (r.max_pods, r.trunk_eni, r.branch_enis),
+            (20, true, Some(9))
+        );
         let r = run("t3.medium", sgp);
-        assert_eq!((r.max_pods, r.trunk_eni, r.branch_enis), (17, false, Some(0)));
+        assert_eq!(
+            (r.max_pods, r.trunk_eni, r.branch_enis),
+            (17, false, Some(0))
+        );
         assert_eq!(r.notes, [Note::NotTrunkingCompatible]);
         assert_eq!(run("m5.large", Options::default()).branch_enis, None);
     }
 
     #[test]
     fn reserved_enis_subtract_and_saturate() {
-        assert_eq!(run("m5.large", Options { reserved_enis: 1, ..Options::default() }).max_pods, 20);
-        assert_eq!(run("m5.large", Options { reserved_enis: 9, ..Options::default() }).max_pods, 2);
+        assert_eq!(
+            run(
+                "m5.large",
+                Options {
+                    reserved_enis: 1,
+                    ..Options::default()
+                }
+            )
+            .max_pods,
+            20
+        );
+        assert_eq!(
+            run(
+                "m5.large",
+                Options {
+                    reserved_enis: 9,
+                    ..Options::default()
+                }
+            )
+            .max_pods,
+            2
+        );
     }
 
     #[test]
     fn vcpus_override_and_unknown_vcpus() {
         let r = run("p3.16xlarge", Options::default()); // no vCPU count in the data
-        assert_eq!((r.max_pods, r.recommended_max_pods, r.vcpus), (234, 110, None));
+        assert_eq!(
+            (r.max_pods, r.recommended_max_pods, r.vcpus),
+            (234, 110, None)
+        );
         assert!(r.notes.contains(&Note::VcpusUnknown));
-        let r = run("p3.16xlarge", Options { vcpus: Some(64), ..Options::default() });
+        let r = run(
+            "p3.16xlarge",
+            Options {
+                vcpus: Some(64),
+                ..Options::default()
+            },
+        );
         assert_eq!(r.recommended_max_pods, 234);
         assert!(r.notes.is_empty());
     }
 
     #[test]
     fn steps_show_every_subtraction() {
-        let r = run("m5.large", Options {
-            prefix_delegation: true,
-            custom_networking: true,
-            security_groups_for_pods: true,
-            reserved_enis: 0,
-            ..Options::default()
-        });
+        let r = run(
+            "m5.large",
+            Options {
+                prefix_delegation: true,
+                custom_networking: true,
+                security_groups_for_pods: true,
+                reserved_enis: 0,
+                ..Options::default()
+            },
+        );
         let text = r.steps.join("\n");
         assert!(text.contains("trunk ENI: 3 − 1 = 2"), "{text}");
-        assert!(text.contains("primary ENI carries no pods: 2 − 1 = 1"), "{text}");
+        assert!(
+            text.contains("primary ENI carries no pods: 2 − 1 = 1"),
+            "{text}"
+        );
         assert!(text.contains("9 × 16 = 144 per ENI"), "{text}");
         assert!(text.contains("min(146, 110) = 110"), "{text}");
     }
 
     #[test]
     fn cni_version_parsing() {
-        for (s, v) in [("1.9", (1, 9, 0)), ("v1.23.1", (1, 23, 1)), ("2.0.0+meta", (2, 0, 0))] {
+        for (s, v) in [
+            ("1.9", (1, 9, 0)),
+            ("v1.23.1", (1, 23, 1)),
+            ("2.0.0+meta", (2, 0, 0)),
+        ] {
             let c: CniVersion = s.parse().unwrap();
             assert_eq!((c.major, c.minor, c.patch), v, "{s}");
         }
         for bad in ["abc", "1", "1.x", "1.2.3.4", "", "-1.2", "1..2"] {
-            assert_eq!(bad.parse::<CniVersion>(), Err(Error::InvalidCniVersion { value: bad.into() }), "{bad}");
+            assert_eq!(
+                bad.parse::<CniVersion>(),
+                Err(Error::InvalidCniVersion { value: bad.into() }),
+                "{bad}"
+            );
         }
     }
 }

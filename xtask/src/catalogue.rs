@@ -38,15 +38,19 @@ struct Record {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 fn fits_u8(what: &str, name: &str, value: u32) -> Result<u32, String> {
     if value > u32::from(u8::MAX) {
-        return Err(format!("{name}: {what} = {value} does not fit the table (max 255)"));
+        return Err(format!(
+            "{name}: {what} = {value} does not fit the table (max 255)"
+        ));
     }
     Ok(value)
 }
@@ -66,7 +70,10 @@ pub fn generate(types_json: &str, vcpus_json: &str) -> Result<String, String> {
             ));
         }
     }
-    if let Some(orphan) = vcpus.keys().find(|k| records.binary_search_by(|r| r.name.cmp(k)).is_err()) {
+    if let Some(orphan) = vcpus
+        .keys()
+        .find(|k| records.binary_search_by(|r| r.name.cmp(k)).is_err())
+    {
         return Err(format!("{VCPUS_FILE}: {orphan:?} is not in {TYPES_FILE}"));
     }
 
@@ -89,65 +96,90 @@ pub fn generate(types_json: &str, vcpus_json: &str) -> Result<String, String> {
         vcpus.len()
     );
     let _ = writeln!(out, "use super::{{Hypervisor, InstanceLimits}};\n");
-    let _ = writeln!(out, "/// Every known instance type, sorted byte-wise by name.");
-    let _ = writeln!(out, "pub(super) static TYPES: [InstanceLimits; {}] = [", records.len());
+    let _ = writeln!(
+        out,
+        "/// Every known instance type, sorted byte-wise by name."
+    );
+    let _ = writeln!(
+        out,
+        "pub(super) static TYPES: [InstanceLimits; {}] = [",
+        records.len()
+    );
     for r in &records {
-        let name = &r.name;
-        let hypervisor = match r.hypervisor.as_str() {
-            "nitro" => "Nitro",
-            "xen" => "Xen",
-            "" => "Unknown",
-            other => return Err(format!("{name}: unknown hypervisor {other:?}")),
-        };
-        for (i, card) in r.network_cards.iter().enumerate() {
-            if usize::try_from(card.index).ok() != Some(i) {
-                return Err(format!("{name}: network card indices must run 0..n, found {}", card.index));
-            }
-        }
-        let default_card = r
-            .network_cards
-            .iter()
-            .find(|c| c.index == r.default_network_card_index)
-            .ok_or_else(|| format!("{name}: default network card {} is not listed", r.default_network_card_index))?;
-        if default_card.max_enis != r.max_enis {
-            return Err(format!(
-                "{name}: max_enis {} disagrees with the default card's {}",
-                r.max_enis, default_card.max_enis
-            ));
-        }
-        if r.ipv4_per_eni < 1 || r.max_enis < 1 {
-            return Err(format!("{name}: an instance needs at least one ENI with one address"));
-        }
-        if r.trunking != (r.branch_enis > 0) {
-            return Err(format!(
-                "{name}: trunking = {} but branch_enis = {}",
-                r.trunking, r.branch_enis
-            ));
-        }
-        let cards = r
-            .network_cards
-            .iter()
-            .map(|c| fits_u8("network card ENIs", name, c.max_enis).map(|v| v.to_string()))
-            .collect::<Result<Vec<_>, _>>()?
-            .join(", ");
-        let vcpus = match vcpus.get(name) {
-            Some(v) if *v <= u32::from(u16::MAX) => format!("Some({v})"),
-            Some(v) => return Err(format!("{name}: vCPUs {v} does not fit the table")),
-            None => "None".to_owned(),
-        };
-        let _ = writeln!(
-            out,
-            "    InstanceLimits {{ name: {name:?}, hypervisor: Hypervisor::{hypervisor}, bare_metal: {}, max_enis: {}, ipv4_per_eni: {}, default_network_card_index: {}, network_cards: &[{cards}], branch_enis: {}, trunking: {}, vcpus: {vcpus} }},",
-            r.bare_metal,
-            fits_u8("max_enis", name, r.max_enis)?,
-            fits_u8("ipv4_per_eni", name, r.ipv4_per_eni)?,
-            fits_u8("default_network_card_index", name, r.default_network_card_index)?,
-            fits_u8("branch_enis", name, r.branch_enis)?,
-            r.trunking,
-        );
+        out.push_str(&row(r, &vcpus)?);
     }
     let _ = writeln!(out, "];");
     Ok(out)
+}
+
+/// One line of the table, after checking the record.
+fn row(r: &Record, vcpus: &BTreeMap<String, u32>) -> Result<String, String> {
+    let name = &r.name;
+    let hypervisor = match r.hypervisor.as_str() {
+        "nitro" => "Nitro",
+        "xen" => "Xen",
+        "" => "Unknown",
+        other => return Err(format!("{name}: unknown hypervisor {other:?}")),
+    };
+    for (i, card) in r.network_cards.iter().enumerate() {
+        if usize::try_from(card.index).ok() != Some(i) {
+            return Err(format!(
+                "{name}: network card indices must run 0..n, found {}",
+                card.index
+            ));
+        }
+    }
+    let default_card = r
+        .network_cards
+        .iter()
+        .find(|c| c.index == r.default_network_card_index)
+        .ok_or_else(|| {
+            format!(
+                "{name}: default network card {} is not listed",
+                r.default_network_card_index
+            )
+        })?;
+    if default_card.max_enis != r.max_enis {
+        return Err(format!(
+            "{name}: max_enis {} disagrees with the default card's {}",
+            r.max_enis, default_card.max_enis
+        ));
+    }
+    if r.ipv4_per_eni < 1 || r.max_enis < 1 {
+        return Err(format!(
+            "{name}: an instance needs at least one ENI with one address"
+        ));
+    }
+    if r.trunking != (r.branch_enis > 0) {
+        return Err(format!(
+            "{name}: trunking = {} but branch_enis = {}",
+            r.trunking, r.branch_enis
+        ));
+    }
+    let cards = r
+        .network_cards
+        .iter()
+        .map(|c| fits_u8("network card ENIs", name, c.max_enis).map(|v| v.to_string()))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(", ");
+    let vcpus = match vcpus.get(name) {
+        Some(v) if u16::try_from(*v).is_ok() => format!("Some({v})"),
+        Some(v) => return Err(format!("{name}: vCPUs {v} does not fit the table")),
+        None => "None".to_owned(),
+    };
+    Ok(format!(
+        "    InstanceLimits {{ name: {name:?}, hypervisor: Hypervisor::{hypervisor}, bare_metal: {}, max_enis: {}, ipv4_per_eni: {}, default_network_card_index: {}, network_cards: &[{cards}], branch_enis: {}, trunking: {}, vcpus: {vcpus} }},\n",
+        r.bare_metal,
+        fits_u8("max_enis", name, r.max_enis)?,
+        fits_u8("ipv4_per_eni", name, r.ipv4_per_eni)?,
+        fits_u8(
+            "default_network_card_index",
+            name,
+            r.default_network_card_index
+        )?,
+        fits_u8("branch_enis", name, r.branch_enis)?,
+        r.trunking,
+    ))
 }
 
 fn generate_from(root: &Path) -> Result<String, String> {
@@ -173,7 +205,9 @@ pub fn check(root: &Path) -> Result<String, String> {
     if committed == expected {
         Ok(format!("{TABLE_FILE} is up to date"))
     } else {
-        Err(format!("{TABLE_FILE} is stale: run `cargo xtask gen-catalogue` and commit the result"))
+        Err(format!(
+            "{TABLE_FILE} is stale: run `cargo xtask gen-catalogue` and commit the result"
+        ))
     }
 }
 
@@ -196,7 +230,10 @@ mod tests {
         };
         let json = format!("[{},{}]", rec("m5.xlarge"), rec("m5.large"));
         let err = generate(&json, "{}").unwrap_err();
-        assert!(err.contains("\"m5.xlarge\" comes before \"m5.large\""), "{err}");
+        assert!(
+            err.contains("\"m5.xlarge\" comes before \"m5.large\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -209,7 +246,11 @@ mod tests {
     #[test]
     fn trunking_without_branches_is_rejected() {
         let json = r#"[{"name":"x.large","hypervisor":"xen","bare_metal":false,"max_enis":3,"ipv4_per_eni":10,"default_network_card_index":0,"network_cards":[{"index":0,"max_enis":3}],"branch_enis":0,"trunking":true}]"#;
-        assert!(generate(json, "{}").unwrap_err().contains("trunking = true"));
+        assert!(
+            generate(json, "{}")
+                .unwrap_err()
+                .contains("trunking = true")
+        );
     }
 
     #[test]

@@ -110,13 +110,19 @@ pub fn lookup(name: &str) -> Result<&'static InstanceLimits> {
     let wanted = name.trim().to_ascii_lowercase();
     find(&wanted).ok_or_else(|| Error::UnknownInstanceType {
         name: name.to_owned(),
-        suggestions: suggestions(&wanted).into_iter().map(str::to_owned).collect(),
+        suggestions: suggestions(&wanted)
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
 fn find(name: &str) -> Option<&'static InstanceLimits> {
     let types = all();
-    types.binary_search_by(|t| t.name.cmp(name)).ok().map(|i| &types[i])
+    types
+        .binary_search_by(|t| t.name.cmp(name))
+        .ok()
+        .map(|i| &types[i])
 }
 
 /// Up to three catalogue names close to `name`, best first.
@@ -156,10 +162,10 @@ pub fn suggestions(name: &str) -> Vec<&'static str> {
 /// assert_eq!(names, ["m5.large", "m5.xlarge", "m5.2xlarge", "m5.12xlarge", "m5.metal"]);
 /// ```
 pub fn size_order(a: &str, b: &str) -> Ordering {
-    let key = |name: &str| {
+    fn key(name: &str) -> (&str, u32, &str) {
         let (family, size) = name.split_once('.').unwrap_or((name, ""));
-        (family.to_owned(), size_rank(size), size.to_owned())
-    };
+        (family, size_rank(size), size)
+    }
     key(a).cmp(&key(b))
 }
 
@@ -174,7 +180,10 @@ fn size_rank(size: &str) -> u32 {
         "xlarge" => 5,
         "metal" => METAL,
         _ => {
-            if let Some(n) = size.strip_suffix("xlarge").and_then(|n| n.parse::<u32>().ok()) {
+            if let Some(n) = size
+                .strip_suffix("xlarge")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
                 4 + n
             } else if let Some(n) = size
                 .strip_prefix("metal-")
@@ -204,11 +213,16 @@ pub fn is_pattern(arg: &str) -> bool {
 /// ```
 pub fn matching(pattern: &str) -> Result<Vec<&'static InstanceLimits>> {
     let compiled = glob::Pattern::new(&pattern.trim().to_ascii_lowercase()).map_err(|e| {
-        Error::InvalidPattern { pattern: pattern.to_owned(), reason: e.msg.to_owned() }
+        Error::InvalidPattern {
+            pattern: pattern.to_owned(),
+            reason: e.msg.to_owned(),
+        }
     })?;
     let mut found: Vec<_> = all().iter().filter(|t| compiled.matches(t.name)).collect();
     if found.is_empty() {
-        return Err(Error::PatternMatchesNothing { pattern: pattern.to_owned() });
+        return Err(Error::PatternMatchesNothing {
+            pattern: pattern.to_owned(),
+        });
     }
     found.sort_by(|a, b| size_order(a.name, b.name));
     Ok(found)
@@ -228,7 +242,11 @@ pub fn resolve<S: AsRef<str>>(args: &[S]) -> Result<Vec<&'static InstanceLimits>
     let mut seen = std::collections::BTreeSet::new();
     for arg in args {
         let arg = arg.as_ref();
-        let found = if is_pattern(arg) { matching(arg)? } else { vec![lookup(arg)?] };
+        let found = if is_pattern(arg) {
+            matching(arg)?
+        } else {
+            vec![lookup(arg)?]
+        };
         for t in found {
             if seen.insert(t.name) {
                 out.push(t);
@@ -270,11 +288,17 @@ mod tests {
     #[test]
     fn known_entries() {
         let t = lookup("t3.medium").unwrap();
-        assert_eq!((t.max_enis, t.ipv4_per_eni, t.trunking, t.branch_enis), (3, 6, false, 0));
+        assert_eq!(
+            (t.max_enis, t.ipv4_per_eni, t.trunking, t.branch_enis),
+            (3, 6, false, 0)
+        );
         let c = lookup("c6in.32xlarge").unwrap();
         assert_eq!((c.max_enis, c.total_enis(), c.ipv4_per_eni), (8, 16, 50));
         let m = lookup("m5.metal").unwrap();
-        assert_eq!((m.hypervisor, m.bare_metal, m.branch_enis), (Hypervisor::Unknown, true, 120));
+        assert_eq!(
+            (m.hypervisor, m.bare_metal, m.branch_enis),
+            (Hypervisor::Unknown, true, 120)
+        );
         assert_eq!(lookup("c7g.metal").unwrap().hypervisor, Hypervisor::Nitro);
         assert_eq!(lookup("trn1.32xlarge").unwrap().network_cards.len(), 8);
     }
@@ -297,8 +321,21 @@ mod tests {
 
     #[test]
     fn size_rank_orders_metal_variants_after_sizes() {
-        let mut names = vec!["c8gn.metal-48xl", "c8gn.48xlarge", "c8gn.metal-24xl", "c8gn.medium"];
+        let mut names = vec![
+            "c8gn.metal-48xl",
+            "c8gn.48xlarge",
+            "c8gn.metal-24xl",
+            "c8gn.medium",
+        ];
         names.sort_by(|a, b| size_order(a, b));
-        assert_eq!(names, ["c8gn.medium", "c8gn.48xlarge", "c8gn.metal-24xl", "c8gn.metal-48xl"]);
+        assert_eq!(
+            names,
+            [
+                "c8gn.medium",
+                "c8gn.48xlarge",
+                "c8gn.metal-24xl",
+                "c8gn.metal-48xl"
+            ]
+        );
     }
 }
