@@ -1,1 +1,99 @@
-fn main() {}
+//! `eniplan`: the planner CLI. Thin: parses arguments, calls the `planner` library, renders.
+//!
+//! Exit codes (documented in docs/cli.md):
+//! * 0 — success;
+//! * 1 — the command ran but the answer is negative (no type matched the filters; later: a
+//!   capacity gate failed);
+//! * 2 — bad input (unknown instance type, invalid flag value, pattern matching nothing);
+//! * 3 — internal or I/O error.
+
+mod args;
+mod commands;
+mod render;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+/// What a command produced: the text for stdout and the notes for stderr.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Written to stdout in one piece, only after the whole command succeeded.
+    pub stdout: String,
+    /// Written to stderr, one `note: ` line each.
+    pub notes: Vec<String>,
+}
+
+/// Why a command failed, and so which exit code it gets.
+#[derive(Debug)]
+pub enum CliError {
+    /// Bad input the planner refused (exit 2).
+    Planner(planner::Error),
+    /// A valid question with an empty answer (exit 1).
+    NoMatch(String),
+    /// Serialising output failed (exit 3).
+    Internal(String),
+}
+
+impl From<planner::Error> for CliError {
+    fn from(e: planner::Error) -> Self {
+        CliError::Planner(e)
+    }
+}
+
+/// Documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    Success = 0,
+    Negative = 1,
+    BadInput = 2,
+    Internal = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse(); // clap prints usage errors itself and exits 2
+    let result = match &cli.command {
+        args::Command::MaxPods(a) => commands::max_pods::run(a),
+        args::Command::InstanceTypes(a) => commands::instance_types::run(a),
+    };
+    match result {
+        Ok(report) => emit(&report).into(),
+        Err(err) => {
+            let (exit, message) = match err {
+                CliError::Planner(e) => (Exit::BadInput, e.to_string()),
+                CliError::NoMatch(m) => (Exit::Negative, m),
+                CliError::Internal(m) => (Exit::Internal, m),
+            };
+            eprintln!("error: {message}");
+            exit.into()
+        }
+    }
+}
+
+/// Writes a report. A closed stdout (`eniplan ... | head`) is not an error.
+fn emit(report: &Report) -> Exit {
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_all(report.stdout.as_bytes())
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Exit::Success,
+        Err(e) => {
+            eprintln!("error: cannot write output: {e}");
+            return Exit::Internal;
+        }
+    }
+    let mut err = std::io::stderr().lock();
+    for note in &report.notes {
+        let _ = writeln!(err, "note: {note}");
+    }
+    Exit::Success
+}

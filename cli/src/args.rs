@@ -1,0 +1,202 @@
+//! Command-line definitions (clap derive). Doc comments here are the `--help` text.
+#![allow(
+    clippy::doc_markdown,
+    reason = "doc comments here are --help text, shown verbatim: no Markdown backticks"
+)]
+#![allow(
+    clippy::struct_excessive_bools,
+    reason = "command-line flags are booleans"
+)]
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Plan pod IP capacity for Kubernetes on AWS.
+///
+/// eniplan knows the networking limits of every EC2 instance type offline and computes what the
+/// AWS VPC CNI will do with them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "eniplan",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 no match / gate failed, 2 bad input, 3 internal error."
+)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Max pods per node for instance types under VPC CNI settings.
+    ///
+    /// With one instance type and no --output, prints the bare number to set as the kubelet's
+    /// max-pods (the EKS recommended value, capped at 110 or 250), like the EKS
+    /// max-pods-calculator.sh. --uncapped prints the ENI-limited value instead.
+    #[command(name = "max-pods")]
+    MaxPods(MaxPodsArgs),
+    /// List the embedded instance catalogue, with filters.
+    #[command(name = "instance-types")]
+    InstanceTypes(InstanceTypesArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Bare values: one number for one type, `TYPE VALUE` lines for several.
+    Plain,
+    /// An aligned table for terminals.
+    Table,
+    /// A JSON array, one object per instance type.
+    Json,
+    /// A Markdown table (fits a GitHub job summary).
+    Markdown,
+}
+
+/// Arguments of `eniplan max-pods`.
+#[derive(Debug, Args)]
+pub struct MaxPodsArgs {
+    /// Instance types: exact names (m5.large) or shell patterns ('m5.*', 'c?g.large').
+    #[arg(
+        value_name = "TYPE",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub types: Vec<String>,
+
+    /// Every instance type in the catalogue.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Prefix delegation (ENABLE_PREFIX_DELEGATION): each slot holds a /28 of 16 addresses.
+    /// Applies on Nitro and bare-metal types with VPC CNI 1.9 or later; elsewhere falls back
+    /// to secondary IPs and says so.
+    #[arg(long)]
+    pub prefix_delegation: bool,
+
+    /// Custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG): the primary ENI carries no pods.
+    #[arg(long)]
+    pub custom_networking: bool,
+
+    /// Security groups for pods (ENABLE_POD_ENI): one ENI slot goes to the trunk ENI on
+    /// trunking-compatible types; also reports branch-ENI capacity (vpc.amazonaws.com/pod-eni).
+    #[arg(long)]
+    pub security_groups_for_pods: bool,
+
+    /// MAX_ENI: use at most N ENIs (at least 1).
+    #[arg(long, value_name = "N", value_parser = parse_max_eni)]
+    pub max_eni: Option<u32>,
+
+    /// ENIs attached by other software that the CNI does not manage.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub reserved_enis: u32,
+
+    /// VPC CNI release (MAJOR.MINOR[.PATCH]); prefix delegation needs 1.9 or later.
+    #[arg(long, value_name = "X.Y.Z", default_value = "1.23.1", value_parser = parse_cni_version)]
+    pub cni_version: planner::max_pods::CniVersion,
+
+    /// vCPUs for the 110/250 recommendation, for types the catalogue has none for (or to override).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub vcpus: Option<u32>,
+
+    /// Print the ENI-limited value without the 110/250 cap (alias: --show-max-allowed).
+    #[arg(long, alias = "show-max-allowed")]
+    pub uncapped: bool,
+
+    /// Show the derivation step by step.
+    #[arg(long)]
+    pub explain: bool,
+
+    /// Output format [default: plain for one type, table for several].
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Output>,
+}
+
+/// Arguments of `eniplan instance-types`.
+#[derive(Debug, Args)]
+pub struct InstanceTypesArgs {
+    /// Names or shell patterns ('m5.*'); all types when omitted.
+    #[arg(value_name = "PATTERN")]
+    pub patterns: Vec<String>,
+
+    /// Only this family (m5, c7g, ...); repeatable.
+    #[arg(long, value_name = "FAMILY")]
+    pub family: Vec<String>,
+
+    /// Only this hypervisor.
+    #[arg(long, value_enum)]
+    pub hypervisor: Option<HypervisorFilter>,
+
+    /// Only trunking-compatible types (security groups for pods).
+    #[arg(long, conflicts_with = "no_trunking")]
+    pub trunking: bool,
+
+    /// Only types that are not trunking-compatible.
+    #[arg(long)]
+    pub no_trunking: bool,
+
+    /// Only bare-metal types.
+    #[arg(long)]
+    pub bare_metal: bool,
+
+    /// Only types whose default network card takes at least N ENIs.
+    #[arg(long, value_name = "N")]
+    pub min_enis: Option<u32>,
+
+    /// Output format [default: table].
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: Output,
+}
+
+/// `--hypervisor` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HypervisorFilter {
+    /// AWS Nitro.
+    Nitro,
+    /// Xen.
+    Xen,
+    /// None reported (bare metal, and cr1/hs1).
+    #[value(alias = "none")]
+    Unknown,
+}
+
+fn parse_max_eni(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim().parse().map_err(|_| {
+        format!("{s:?} is not a whole number; MAX_ENI takes an integer of at least 1")
+    })?;
+    planner::max_pods::max_eni(n)
+        .map(std::num::NonZeroU32::get)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_cni_version(s: &str) -> Result<planner::max_pods::CniVersion, String> {
+    s.parse().map_err(|e: planner::Error| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn max_eni_zero_is_rejected_with_the_reason() {
+        let err = parse_max_eni("0").unwrap_err();
+        assert!(err.contains("must be at least 1"), "{err}");
+        assert!(
+            parse_max_eni("x")
+                .unwrap_err()
+                .contains("\"x\" is not a whole number")
+        );
+        assert_eq!(parse_max_eni("4"), Ok(4));
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand.
+
+pub mod instance_types;
+pub mod max_pods;
