@@ -31,16 +31,101 @@ pub enum Error {
         pattern: String,
     },
     /// A VPC CNI version string could not be parsed.
-    #[error("invalid CNI version {value:?}: expected MAJOR.MINOR[.PATCH] such as 1.19.0 (a leading 'v' and a '-suffix' are allowed)")]
+    #[error(
+        "invalid CNI version {value:?}: expected MAJOR.MINOR[.PATCH] such as 1.19.0 (a leading 'v' and a '-suffix' are allowed)"
+    )]
     InvalidCniVersion {
         /// The string as given.
         value: String,
     },
     /// `MAX_ENI` / `--max-eni` must allow at least one ENI.
-    #[error("invalid max ENIs {value}: must be at least 1 (leave it unset to use the instance type's limit)")]
+    #[error(
+        "invalid max ENIs {value}: must be at least 1 (leave it unset to use the instance type's limit)"
+    )]
     InvalidMaxEni {
         /// The value as given.
         value: u32,
+    },
+    /// A subnet CIDR that AWS would not accept: prefix length outside /16../28 or host bits set.
+    #[error("invalid subnet CIDR {cidr}: {reason}")]
+    InvalidSubnetCidr {
+        /// The CIDR as given.
+        cidr: String,
+        /// What is wrong with it, and the fix.
+        reason: String,
+    },
+    /// A CIDR given as a delegated prefix (or as a range) is not a usable, aligned block.
+    #[error("invalid prefix {prefix}: {reason}")]
+    InvalidPrefix {
+        /// The CIDR as given.
+        prefix: String,
+        /// What is wrong with it, and the fix.
+        reason: String,
+    },
+    /// EC2 `InsufficientFreeAddressesInSubnet`: fewer free addresses than requested.
+    #[error(
+        "InsufficientFreeAddressesInSubnet: subnet {subnet} has {free} free addresses but {requested} were requested; use a larger subnet, spread ENIs over more subnets (subnet discovery or custom networking) or lower the warm targets"
+    )]
+    InsufficientFreeAddressesInSubnet {
+        /// The subnet's CIDR.
+        subnet: String,
+        /// Addresses asked for in the (atomic) request.
+        requested: u32,
+        /// Free addresses in the subnet at the time of the request.
+        free: u32,
+    },
+    /// EC2 `InsufficientCidrBlocks`: fewer entirely free, aligned /28 blocks than prefixes
+    /// requested, even though free addresses may remain (fragmentation).
+    #[error(
+        "InsufficientCidrBlocks: subnet {subnet} has {free_blocks} free aligned /28 blocks but {requested} prefixes were requested ({free_addresses} addresses are free, but a prefix needs 16 free addresses in one aligned /28); use a larger or dedicated subnet for prefix delegation, or set aside a range with a subnet CIDR reservation (aws ec2 create-subnet-cidr-reservation --reservation-type prefix)"
+    )]
+    InsufficientCidrBlocks {
+        /// The subnet's CIDR.
+        subnet: String,
+        /// Prefixes asked for in the (atomic) request.
+        requested: u32,
+        /// Entirely free aligned /28 blocks at the time of the request.
+        free_blocks: u32,
+        /// Free addresses at the time of the request.
+        free_addresses: u32,
+    },
+    /// An address, prefix or range lies (partly) outside the subnet.
+    #[error("{addr} is not inside subnet {subnet}; use an address or prefix within {subnet}")]
+    AddressNotInSubnet {
+        /// The address, prefix or range as given.
+        addr: String,
+        /// The subnet's CIDR.
+        subnet: String,
+    },
+    /// A specific address was requested but it is not free.
+    #[error("address {addr} is {state}; request a free address or let the allocator choose one")]
+    AddressUnavailable {
+        /// The address as given.
+        addr: String,
+        /// What currently holds it.
+        state: crate::subnet::AddressState,
+    },
+    /// A specific /28 was requested as a prefix but not all of its 16 addresses are free.
+    #[error(
+        "prefix {prefix} cannot be delegated: {addr} is {state} and a delegated prefix needs all 16 addresses free; request a free /28 or let the allocator choose one"
+    )]
+    PrefixUnavailable {
+        /// The prefix as given.
+        prefix: String,
+        /// The lowest address of the prefix that is not free.
+        addr: String,
+        /// What holds that address.
+        state: crate::subnet::AddressState,
+    },
+    /// A release named an address or prefix that was not allocated as that kind.
+    #[error(
+        "{what} cannot be released: it is {state}; release only secondary IPs and prefixes that this subnet handed out"
+    )]
+    NotAllocated {
+        /// What was to be released, e.g. `secondary IP 10.0.0.9` or `prefix 10.0.0.16/28`.
+        what: String,
+        /// What the address (for a prefix: its lowest used address, if any) actually is.
+        state: crate::subnet::AddressState,
     },
 }
 
@@ -65,7 +150,10 @@ mod tests {
             name: "m5.lrge".into(),
             suggestions: vec!["m5.large".into()],
         };
-        assert_eq!(e.to_string(), r#"unknown instance type "m5.lrge"; did you mean m5.large?"#);
+        assert_eq!(
+            e.to_string(),
+            r#"unknown instance type "m5.lrge"; did you mean m5.large?"#
+        );
         let e = Error::UnknownInstanceType {
             name: "m5.x".into(),
             suggestions: vec!["m5.large".into(), "m5.xlarge".into(), "m6.xlarge".into()],
@@ -74,7 +162,10 @@ mod tests {
             e.to_string(),
             r#"unknown instance type "m5.x"; did you mean m5.large, m5.xlarge or m6.xlarge?"#
         );
-        let e = Error::UnknownInstanceType { name: "zz".into(), suggestions: vec![] };
+        let e = Error::UnknownInstanceType {
+            name: "zz".into(),
+            suggestions: vec![],
+        };
         assert!(e.to_string().contains("eniplan instance-types"));
     }
 }

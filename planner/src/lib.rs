@@ -18,5 +18,6 @@
 pub mod catalogue;
 mod error;
 pub mod max_pods;
+pub mod subnet;
 
 pub use error::{Error, Result};
