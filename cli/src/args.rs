@@ -88,27 +88,33 @@ pub struct MaxPodsArgs {
     #[arg(long)]
     pub security_groups_for_pods: bool,
 
-    /// MAX_ENI: use at most N ENIs (at least 1).
-    #[arg(long, value_name = "N", value_parser = parse_max_eni)]
+    /// MAX_ENI: use at most N ENIs (at least 1; more than the type has means all of them).
+    #[arg(long, value_name = "N", value_parser = parse_max_eni, allow_negative_numbers = true)]
     pub max_eni: Option<u32>,
 
     /// ENIs attached by other software that the CNI does not manage.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub reserved_enis: u32,
 
     /// VPC CNI release (MAJOR.MINOR[.PATCH]); prefix delegation needs 1.9 or later.
-    #[arg(long, value_name = "X.Y.Z", default_value = "1.23.1", value_parser = parse_cni_version)]
+    #[arg(long, value_name = "X.Y.Z", default_value_t = planner::max_pods::CniVersion::CURRENT, value_parser = parse_cni_version)]
     pub cni_version: planner::max_pods::CniVersion,
 
     /// vCPUs for the 110/250 recommendation, for types the catalogue has none for (or to override).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
     pub vcpus: Option<u32>,
 
-    /// Print the ENI-limited value without the 110/250 cap (alias: --show-max-allowed).
+    /// Plain output prints the ENI-limited value without the 110/250 cap (alias:
+    /// --show-max-allowed). Tables and JSON always show both.
     #[arg(long, alias = "show-max-allowed")]
     pub uncapped: bool,
 
-    /// Show the derivation step by step.
+    /// Show the derivation step by step (text; with --output json, an `explain` array).
     #[arg(long)]
     pub explain: bool,
 
@@ -145,7 +151,7 @@ pub struct InstanceTypesArgs {
     pub bare_metal: bool,
 
     /// Only types whose default network card takes at least N ENIs.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub min_enis: Option<u32>,
 
     /// Output format [default: table].
@@ -166,9 +172,11 @@ pub enum HypervisorFilter {
 }
 
 fn parse_max_eni(s: &str) -> Result<u32, String> {
-    let n: u32 = s.trim().parse().map_err(|_| {
-        format!("{s:?} is not a whole number; MAX_ENI takes an integer of at least 1")
+    let n: u64 = s.trim().parse().map_err(|_| {
+        format!("{s:?} is not a whole number of 1 or more; MAX_ENI takes an integer of at least 1")
     })?;
+    // Like ipamd: a MAX_ENI above the type's limit means the limit.
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
     planner::max_pods::max_eni(n)
         .map(std::num::NonZeroU32::get)
         .map_err(|e| e.to_string())
@@ -197,6 +205,12 @@ mod tests {
                 .unwrap_err()
                 .contains("\"x\" is not a whole number")
         );
+        assert!(
+            parse_max_eni("-1")
+                .unwrap_err()
+                .contains("\"-1\" is not a whole number")
+        );
         assert_eq!(parse_max_eni("4"), Ok(4));
+        assert_eq!(parse_max_eni("99999999999"), Ok(u32::MAX));
     }
 }

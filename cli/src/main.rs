@@ -30,6 +30,8 @@ pub struct Report {
 pub enum CliError {
     /// Bad input the planner refused (exit 2).
     Planner(planner::Error),
+    /// Flags that do not go together (exit 2).
+    Usage(String),
     /// A valid question with an empty answer (exit 1).
     NoMatch(String),
     /// Serialising output failed (exit 3).
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let (exit, message) = match err {
                 CliError::Planner(e) => (Exit::BadInput, e.to_string()),
+                CliError::Usage(m) => (Exit::BadInput, m),
                 CliError::NoMatch(m) => (Exit::Negative, m),
                 CliError::Internal(m) => (Exit::Internal, m),
             };

@@ -277,3 +277,46 @@ fn closed_stdout_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// Review follow-ups: lists, patterns matching one type, flag combinations, odd numbers.
+snap!(max_pods_comma_list, ["max-pods", "m5.large,c5.large"]);
+snap!(
+    max_pods_pattern_matching_one_type_names_it,
+    ["max-pods", "m[5].large"]
+);
+snap!(
+    max_pods_explain_with_table_is_refused,
+    ["max-pods", "m5.large", "--explain", "--output", "table"]
+);
+snap!(
+    max_pods_negative_max_eni,
+    ["max-pods", "m5.large", "--max-eni", "-1"]
+);
+snap!(
+    max_pods_huge_max_eni_means_all,
+    ["max-pods", "m5.large", "--max-eni", "99999999999"]
+);
+snap!(
+    max_pods_trunk_needs_a_free_slot,
+    [
+        "max-pods",
+        "m5.large",
+        "--max-eni",
+        "1",
+        "--security-groups-for-pods",
+        "--explain"
+    ]
+);
+snap!(
+    max_pods_reserved_enis_never_take_the_primary,
+    ["max-pods", "m5.large", "--reserved-enis", "5"]
+);
+snap!(
+    max_pods_custom_networking_without_pod_enis,
+    ["max-pods", "hpc6id.32xlarge", "--custom-networking"]
+);
+snap!(max_pods_empty_name, ["max-pods", ""]);
+snap!(
+    instance_types_unknown_family,
+    ["instance-types", "--family", "m5z"]
+);

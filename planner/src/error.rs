@@ -14,6 +14,14 @@ pub enum Error {
         /// Close names from the catalogue, best first (may be empty).
         suggestions: Vec<String>,
     },
+    /// The instance family is not in the catalogue.
+    #[error("unknown instance family {name:?}; {}", suggest_family(suggestions))]
+    UnknownFamily {
+        /// The name as given.
+        name: String,
+        /// Close families, best first (may be empty).
+        suggestions: Vec<String>,
+    },
     /// A shell-style pattern is malformed.
     #[error("invalid instance-type pattern {pattern:?}: {reason}")]
     InvalidPattern {
@@ -127,6 +135,24 @@ pub enum Error {
         /// What the address (for a prefix: its lowest used address, if any) actually is.
         state: crate::subnet::AddressState,
     },
+    /// A pool setting (a VPC CNI variable) has a value eniplan cannot use.
+    #[error("invalid {name}={value:?}: expected {expected}")]
+    InvalidSetting {
+        /// The variable, e.g. `WARM_IP_TARGET`.
+        name: String,
+        /// The value as given.
+        value: String,
+        /// What is accepted.
+        expected: String,
+    },
+}
+
+fn suggest_family(suggestions: &[String]) -> String {
+    if suggestions.is_empty() {
+        "families are the part before the dot, such as m5 or c7g".to_owned()
+    } else {
+        suggest(suggestions)
+    }
 }
 
 fn suggest(suggestions: &[String]) -> String {

@@ -194,8 +194,18 @@ pub enum Note {
     },
     /// Security groups for pods were asked for, but the type cannot carry a trunk ENI.
     NotTrunkingCompatible,
-    /// Subtractions left no ENI to carry pod addresses: only host-network pods fit.
+    /// Custom networking left no ENI to carry pod addresses: ipamd cannot attach one, its
+    /// start-up fails and the node never becomes Ready.
     NoEnisForPods,
+    /// More ENIs were reserved than exist beside the primary ENI (which is always the CNI's).
+    ReservedEnisClamped {
+        /// `--reserved-enis` as given.
+        asked: u32,
+        /// What the type allows.
+        possible: u32,
+    },
+    /// Security groups for pods: no ENI slot is free beside the primary for the trunk ENI.
+    NoSlotForTrunk,
     /// The catalogue has no vCPU count for the type; the 110 cap was assumed.
     VcpusUnknown,
 }
@@ -216,7 +226,14 @@ impl fmt::Display for Note {
                 "security groups for pods: this type is not trunking-compatible, so no trunk ENI and no branch ENIs",
             ),
             Note::NoEnisForPods => f.write_str(
-                "no ENI is left to carry pod addresses; only the host-network pods fit",
+                "custom networking leaves no ENI to carry pod addresses: ipamd cannot attach one, its start-up fails and the node never becomes Ready",
+            ),
+            Note::ReservedEnisClamped { asked, possible } => write!(
+                f,
+                "{asked} reserved ENIs requested, but only {possible} can be: the primary ENI always belongs to the CNI"
+            ),
+            Note::NoSlotForTrunk => f.write_str(
+                "security groups for pods: no ENI slot is free beside the primary ENI, so no trunk ENI and no branch ENIs",
             ),
             Note::VcpusUnknown => write!(
                 f,
@@ -331,7 +348,7 @@ pub fn max_pods(limits: &InstanceLimits, options: &Options) -> MaxPods {
 
     let vcpus = options.vcpus.or(limits.vcpus.map(u32::from));
     let recommended_cap = recommended_cap(vcpus);
-    if vcpus.is_none() {
+    if vcpus.is_none() && max_pods > SMALL_INSTANCE_CAP {
         notes.push(Note::VcpusUnknown);
     }
     let recommended_max_pods = max_pods.min(recommended_cap);
@@ -379,27 +396,43 @@ fn enis_for_pods(
         enis = clamped;
     }
     if options.reserved_enis > 0 {
-        let left = enis.saturating_sub(options.reserved_enis);
+        // The primary ENI always belongs to the CNI, so other software can hold at most the rest.
+        let reserved = options.reserved_enis.min(enis - 1);
+        if reserved < options.reserved_enis {
+            notes.push(Note::ReservedEnisClamped {
+                asked: options.reserved_enis,
+                possible: reserved,
+            });
+        }
+        let left = enis - reserved;
         steps.push(format!(
-            "ENIs reserved for other software: {enis} − {} = {left}",
-            options.reserved_enis
+            "ENIs reserved for other software: {enis} − {reserved} = {left}"
         ));
         enis = left;
     }
-    let trunk_eni = options.security_groups_for_pods && limits.trunking;
+    // The trunk needs a free slot beside the primary ENI (ipamd only asks for one then).
+    let trunk_eni = options.security_groups_for_pods && limits.trunking && enis >= 2;
     let branch_enis = if options.security_groups_for_pods {
         if trunk_eni {
-            let left = enis.saturating_sub(1);
+            let left = enis - 1;
             steps.push(format!(
                 "security groups for pods: one ENI slot holds the trunk ENI: {enis} − 1 = {left}"
             ));
             enis = left;
+            Some(u32::from(limits.branch_enis))
+        } else if limits.trunking {
+            steps.push(
+                "security groups for pods: no free ENI slot beside the primary, so no trunk ENI"
+                    .to_owned(),
+            );
+            notes.push(Note::NoSlotForTrunk);
+            Some(0)
         } else {
             steps
                 .push("security groups for pods: not trunking-compatible, no trunk ENI".to_owned());
             notes.push(Note::NotTrunkingCompatible);
+            Some(0)
         }
-        Some(u32::from(limits.branch_enis))
     } else {
         None
     };
@@ -812,28 +845,44 @@ mod tests {
     }
 
     #[test]
-    fn reserved_enis_subtract_and_saturate() {
+    fn reserved_enis_subtract_but_never_take_the_primary() {
+        let reserved = |n| Options {
+            reserved_enis: n,
+            ..Options::default()
+        };
+        assert_eq!(run("m5.large", reserved(1)).max_pods, 20);
+        let r = run("m5.large", reserved(9));
+        assert_eq!((r.max_pods, r.enis_for_pods), (11, 1));
         assert_eq!(
-            run(
-                "m5.large",
-                Options {
-                    reserved_enis: 1,
-                    ..Options::default()
-                }
-            )
-            .max_pods,
-            20
+            r.notes,
+            [Note::ReservedEnisClamped {
+                asked: 9,
+                possible: 2
+            }]
         );
+    }
+
+    #[test]
+    fn trunk_needs_a_slot_beside_the_primary() {
+        let one = Options {
+            security_groups_for_pods: true,
+            max_eni: Some(max_eni(1).unwrap()),
+            ..Options::default()
+        };
+        let r = run("m5.large", one);
         assert_eq!(
-            run(
-                "m5.large",
-                Options {
-                    reserved_enis: 9,
-                    ..Options::default()
-                }
-            )
-            .max_pods,
-            2
+            (r.max_pods, r.trunk_eni, r.branch_enis),
+            (11, false, Some(0))
+        );
+        assert_eq!(r.notes, [Note::NoSlotForTrunk]);
+        let two = Options {
+            max_eni: Some(max_eni(2).unwrap()),
+            ..one
+        };
+        let r = run("m5.large", two);
+        assert_eq!(
+            (r.max_pods, r.trunk_eni, r.branch_enis),
+            (11, true, Some(9))
         );
     }
 

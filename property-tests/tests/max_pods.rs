@@ -1,7 +1,7 @@
 //! Properties of `planner::max_pods` over generated instance shapes and every option mix.
 
 use planner::catalogue::InstanceLimits;
-use planner::max_pods::{AddressMode, Options, max_pods};
+use planner::max_pods::{AddressMode, Note, Options, max_pods};
 use property_tests::{catalogue_entry, instance_limits, options};
 use proptest::prelude::*;
 
@@ -80,6 +80,19 @@ proptest! {
         prop_assert!(r.enis_for_pods <= u32::from(t.max_enis));
         prop_assert!(u32::from(t.max_enis) <= t.total_enis());
         prop_assert_eq!(r.branch_enis.is_some(), opts.security_groups_for_pods);
-        prop_assert_eq!(r.trunk_eni, opts.security_groups_for_pods && t.trunking);
+        // A trunk only with the feature on, on a trunking type, with a slot beside the primary.
+        prop_assert!(!r.trunk_eni || (opts.security_groups_for_pods && t.trunking));
+        if opts.security_groups_for_pods && t.trunking && !r.trunk_eni {
+            prop_assert!(r.notes.contains(&Note::NoSlotForTrunk), "{:?}", r.notes);
+            prop_assert_eq!(r.branch_enis, Some(0));
+        }
+    }
+
+    #[test]
+    fn only_custom_networking_can_leave_no_pod_eni(limits in instance_limits(), opts in options()) {
+        // Reserved ENIs never take the primary, and the trunk needs a slot beside it.
+        let r = max_pods(&limits, &Options { custom_networking: false, ..opts });
+        prop_assert!(r.enis_for_pods >= 1);
+        prop_assert!(r.max_pods >= u32::from(limits.ipv4_per_eni) + 1);
     }
 }

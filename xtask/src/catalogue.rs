@@ -85,7 +85,7 @@ pub fn generate(types_json: &str, vcpus_json: &str) -> Result<String, String> {
          // Inputs (see data/README.md for their provenance):\n\
          //   {TYPES_FILE}  sha256 {}\n\
          //   {VCPUS_FILE}  sha256 {}\n\
-         // Sources of the data, as recorded in data/README.md (prepared 2026-11-22):\n\
+         // Sources of the data (the generator writes these lines; data/README.md has the details):\n\
          //   aws/amazon-vpc-cni-k8s b52188387f2e2f10bf289ace929d6a63b176a4fa pkg/vpc/vpc_ip_resource_limit.go\n\
          //   aws/amazon-vpc-resource-controller-k8s b8d425119bdba371202882b808f202c6073a46cc pkg/aws/vpc/limits.go\n\
          //   aws/karpenter-provider-aws 1d927085dd81a9df9301e613f371dac5b4d16bfe (vCPUs)\n\

@@ -25,14 +25,14 @@ pub fn run(args: &InstanceTypesArgs) -> Result<Report, CliError> {
     } else {
         catalogue::resolve(&args.patterns)?
     };
-    let families: Vec<String> = args
+    let families: Vec<&str> = args
         .family
         .iter()
-        .map(|f| f.trim().to_ascii_lowercase())
-        .collect();
+        .map(|f| catalogue::family(f))
+        .collect::<Result<_, _>>()?;
     let selected: Vec<&InstanceLimits> = candidates
         .into_iter()
-        .filter(|t| families.is_empty() || families.iter().any(|f| f == t.family()))
+        .filter(|t| families.is_empty() || families.contains(&t.family()))
         .filter(|t| match args.hypervisor {
             None => true,
             Some(HypervisorFilter::Nitro) => t.hypervisor == Hypervisor::Nitro,

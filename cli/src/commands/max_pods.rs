@@ -43,7 +43,22 @@ pub fn run(args: &MaxPodsArgs) -> Result<Report, CliError> {
         .iter()
         .map(|t| (max_pods::max_pods(t, &options), *t))
         .collect();
-    let single = results.len() == 1 && !args.all;
+    // A bare number only answers a question about one named type; a pattern or a list that
+    // happens to match one type still prints its name.
+    let single = !args.all
+        && args.types.len() == 1
+        && !catalogue::is_pattern(&args.types[0])
+        && !args.types[0].contains(',');
+    if args.explain
+        && matches!(
+            args.output,
+            Some(Output::Plain | Output::Table | Output::Markdown)
+        )
+    {
+        return Err(CliError::Usage(
+            "--explain prints the derivation as text; use it without --output, or with --output json".to_owned(),
+        ));
+    }
     let output = args
         .output
         .unwrap_or(if single { Output::Plain } else { Output::Table });
@@ -101,7 +116,9 @@ fn short_note(note: &Note) -> &'static str {
         Note::PrefixDelegationNeedsNitro { .. } => "no PD: not Nitro",
         Note::PrefixDelegationNeedsNewerCni { .. } => "no PD: CNI < 1.9",
         Note::NotTrunkingCompatible => "no trunk ENI",
-        Note::NoEnisForPods => "no ENI for pods",
+        Note::NoEnisForPods => "no ENI for pods: never Ready",
+        Note::ReservedEnisClamped { .. } => "reserved ENIs clamped",
+        Note::NoSlotForTrunk => "no slot for trunk",
         Note::VcpusUnknown => "vCPUs unknown",
     }
 }

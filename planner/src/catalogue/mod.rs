@@ -198,6 +198,48 @@ fn size_rank(size: &str) -> u32 {
     }
 }
 
+/// Every family name (`m5`, `c7g`, …), sorted.
+pub fn families() -> Vec<&'static str> {
+    let set: std::collections::BTreeSet<&'static str> =
+        all().iter().map(InstanceLimits::family).collect();
+    set.into_iter().collect()
+}
+
+/// Checks a family name, suggesting close ones when it is unknown.
+///
+/// ```
+/// assert_eq!(planner::catalogue::family("M5").unwrap(), "m5");
+/// let err = planner::catalogue::family("m5z").unwrap_err().to_string();
+/// assert!(err.contains("did you mean"), "{err}");
+/// ```
+pub fn family(name: &str) -> Result<&'static str> {
+    let wanted = name.trim().to_ascii_lowercase();
+    let families = families();
+    if let Some(f) = families.iter().find(|f| **f == wanted) {
+        return Ok(f);
+    }
+    let mut scored: Vec<(usize, &str)> = families
+        .iter()
+        .map(|f| (strsim::damerau_levenshtein(&wanted, f), *f))
+        .collect();
+    scored.sort_unstable();
+    let best = scored.first().map_or(usize::MAX, |(d, _)| *d);
+    let suggestions = if best <= 2 {
+        scored
+            .iter()
+            .filter(|(d, _)| *d == best)
+            .take(3)
+            .map(|(_, f)| (*f).to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Err(Error::UnknownFamily {
+        name: name.to_owned(),
+        suggestions,
+    })
+}
+
 /// Whether `arg` uses shell pattern syntax (`*`, `?` or `[`).
 pub fn is_pattern(arg: &str) -> bool {
     arg.contains(['*', '?', '['])
@@ -236,12 +278,18 @@ pub fn matching(pattern: &str) -> Result<Vec<&'static InstanceLimits>> {
 /// let types = planner::catalogue::resolve(&["t3.medium", "m5.*", "m5.large"]).unwrap();
 /// assert_eq!(types[0].name, "t3.medium");
 /// assert_eq!(types.iter().filter(|t| t.name == "m5.large").count(), 1);
+/// assert_eq!(planner::catalogue::resolve(&["m5.large,c5.large"]).unwrap().len(), 2);
+/// let listed = planner::catalogue::resolve(&["m5.large,c5.large"]).unwrap();
+/// assert_eq!(listed.len(), 2);
 /// ```
 pub fn resolve<S: AsRef<str>>(args: &[S]) -> Result<Vec<&'static InstanceLimits>> {
     let mut out: Vec<&'static InstanceLimits> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
-    for arg in args {
-        let arg = arg.as_ref();
+    // `m5.large,c5.large` is a list, as people paste it from other tools.
+    let parts = args
+        .iter()
+        .flat_map(|a| a.as_ref().split(',').map(str::trim));
+    for arg in parts {
         let found = if is_pattern(arg) {
             matching(arg)?
         } else {
