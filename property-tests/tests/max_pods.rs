@@ -93,6 +93,6 @@ proptest! {
         // Reserved ENIs never take the primary, and the trunk needs a slot beside it.
         let r = max_pods(&limits, &Options { custom_networking: false, ..opts });
         prop_assert!(r.enis_for_pods >= 1);
-        prop_assert!(r.max_pods >= u32::from(limits.ipv4_per_eni) + 1);
+        prop_assert!(r.max_pods > u32::from(limits.ipv4_per_eni));
     }
 }
