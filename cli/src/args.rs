@@ -1,9 +1,5 @@
 //! Command-line definitions (clap derive). Doc comments here are the `--help` text.
 #![allow(
-    clippy::doc_markdown,
-    reason = "doc comments here are --help text, shown verbatim: no Markdown backticks"
-)]
-#![allow(
     clippy::struct_excessive_bools,
     reason = "command-line flags are booleans"
 )]

@@ -18,6 +18,8 @@
 pub mod catalogue;
 mod error;
 pub mod max_pods;
+pub mod pool;
+pub mod sim;
 pub mod subnet;
 
 pub use error::{Error, Result};

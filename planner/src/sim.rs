@@ -1,0 +1,525 @@
+//! An in-memory EC2 for one node, and a driver that runs the pool engine against it.
+//!
+//! [`Ec2Model`] executes the engine's [`Ec2Call`]s the way EC2 does: unique addresses from a
+//! real subnet model (AWS-reserved addresses, aligned /28 prefixes, fragmentation), the instance
+//! type's ENI and per-ENI address limits with EC2's error codes, and a count of API calls.
+//! [`Node`] wires it to a [`Pool`]: the planner's simulations, `eniplan simulate`, the property
+//! tests and (wrapped in async) the `cloud` crate's fake all execute the same model.
+//!
+//! ```
+//! use planner::catalogue::lookup;
+//! use planner::pool::PoolConfig;
+//! use planner::sim::Node;
+//! let mut node = Node::new(lookup("t3.small")?, PoolConfig::default(), "10.0.0.0/24")?;
+//! node.settle();                              // TA-01: 1 ENI holding 3 addresses
+//! assert_eq!(node.pool.snapshot().total, 3);
+//! assert_eq!(node.ec2.calls().get("AssignPrivateIpAddresses"), Some(&1));
+//! # Ok::<(), planner::Error>(())
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use serde::Serialize;
+
+use crate::catalogue::InstanceLimits;
+use crate::error::{Error, Result};
+use crate::pool::{
+    Action, Ec2Call, EniId, Failure, Input, ObservedEni, OpId, Outcome, PodKey, Pool, PoolConfig,
+    Reply, Time,
+};
+use crate::subnet::{Placement, Subnet};
+
+/// One ENI in the model.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelEni {
+    /// ENI id.
+    pub id: EniId,
+    /// Device number.
+    pub device: u32,
+    /// Primary address.
+    pub primary_ip: Ipv4Addr,
+    /// Secondary addresses.
+    pub ips: BTreeSet<Ipv4Addr>,
+    /// Delegated prefixes.
+    pub prefixes: BTreeSet<Ipv4Network>,
+    /// Not managed by the pool (attached by other software).
+    pub unmanaged: bool,
+}
+
+impl ModelEni {
+    fn slots(&self) -> u32 {
+        u32::try_from(self.ips.len() + self.prefixes.len()).unwrap_or(u32::MAX)
+    }
+}
+
+/// EC2 as one node sees it: its subnet, its ENIs, its limits.
+#[derive(Debug, Clone)]
+pub struct Ec2Model {
+    subnet: Subnet,
+    placement: Placement,
+    max_enis: u32,
+    slots_per_eni: u32,
+    enis: BTreeMap<u32, ModelEni>,
+    next_eni: u64,
+    calls: BTreeMap<&'static str, u64>,
+}
+
+impl Ec2Model {
+    /// A node of this type in a subnet, with its primary ENI attached (device 0).
+    pub fn new(limits: &InstanceLimits, subnet: Subnet, placement: Placement) -> Result<Ec2Model> {
+        let mut m = Ec2Model {
+            subnet,
+            placement,
+            max_enis: u32::from(limits.max_enis),
+            slots_per_eni: u32::from(limits.ipv4_per_eni).saturating_sub(1),
+            enis: BTreeMap::new(),
+            next_eni: 1,
+            calls: BTreeMap::new(),
+        };
+        let primary_ip = m.subnet.allocate_ip(placement)?;
+        m.insert_eni(0, primary_ip, false);
+        Ok(m)
+    }
+
+    fn insert_eni(&mut self, device: u32, primary_ip: Ipv4Addr, unmanaged: bool) -> EniId {
+        let id = EniId(format!("eni-{:017x}", self.next_eni));
+        self.next_eni += 1;
+        self.enis.insert(
+            device,
+            ModelEni {
+                id: id.clone(),
+                device,
+                primary_ip,
+                ips: BTreeSet::new(),
+                prefixes: BTreeSet::new(),
+                unmanaged,
+            },
+        );
+        id
+    }
+
+    /// Attaches an ENI owned by other software (it counts against the instance's ENI limit).
+    pub fn attach_unmanaged_eni(&mut self) -> Result<EniId> {
+        let device = self.free_device().ok_or(Error::InvalidSetting {
+            name: "unmanaged ENIs".to_owned(),
+            value: (self.max_enis + 1).to_string(),
+            expected: format!("at most {} ENIs on this instance type", self.max_enis),
+        })?;
+        let ip = self.subnet.allocate_ip(self.placement)?;
+        Ok(self.insert_eni(device, ip, true))
+    }
+
+    /// Assigns addresses to an ENI behind the pool's back (another tool did it), as EC2 would.
+    pub fn assign_out_of_band(&mut self, device: u32, ips: u32) -> Result<Vec<Ipv4Addr>> {
+        let got = self.subnet.allocate_ips(ips, self.placement)?;
+        if let Some(e) = self.enis.get_mut(&device) {
+            e.ips.extend(got.iter().copied());
+        }
+        Ok(got)
+    }
+
+    /// The subnet.
+    pub fn subnet(&self) -> &Subnet {
+        &self.subnet
+    }
+
+    /// Mutable access to the subnet, to model other tenants.
+    pub fn subnet_mut(&mut self) -> &mut Subnet {
+        &mut self.subnet
+    }
+
+    /// The ENIs, by device number.
+    pub fn enis(&self) -> impl Iterator<Item = &ModelEni> {
+        self.enis.values()
+    }
+
+    /// API calls made so far, by EC2 API name.
+    pub fn calls(&self) -> &BTreeMap<&'static str, u64> {
+        &self.calls
+    }
+
+    /// Total API calls made so far.
+    pub fn total_calls(&self) -> u64 {
+        self.calls.values().sum()
+    }
+
+    fn count(&mut self, api: &'static str) {
+        *self.calls.entry(api).or_default() += 1;
+    }
+
+    fn free_device(&self) -> Option<u32> {
+        (0..self.max_enis).find(|d| !self.enis.contains_key(d))
+    }
+
+    fn device_of(&self, id: &EniId) -> Option<u32> {
+        self.enis.values().find(|e| &e.id == id).map(|e| e.device)
+    }
+
+    /// What IMDS would report: every attached ENI.
+    pub fn observed(&self) -> Vec<ObservedEni> {
+        self.enis
+            .values()
+            .map(|e| ObservedEni {
+                id: e.id.clone(),
+                device: e.device,
+                primary_ip: e.primary_ip,
+                ips: e.ips.iter().copied().collect(),
+                prefixes: e.prefixes.iter().copied().collect(),
+                trunk: false,
+                unmanaged: e.unmanaged,
+            })
+            .collect()
+    }
+
+    fn subnet_failure(e: &Error) -> Failure {
+        match e {
+            Error::InsufficientCidrBlocks { .. } => Failure::InsufficientCidrBlocks,
+            Error::InsufficientFreeAddressesInSubnet { .. } => Failure::InsufficientFreeAddresses,
+            other => Failure::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn create_eni(&mut self, ips: u32, prefixes: u32) -> std::result::Result<Outcome, Failure> {
+        self.count("CreateNetworkInterface");
+        if ips + prefixes > self.slots_per_eni {
+            return Err(Failure::IpLimitExceeded);
+        }
+        let primary = self
+            .subnet
+            .allocate_ip(self.placement)
+            .map_err(|e| Self::subnet_failure(&e))?;
+        let new_ips = match self.subnet.allocate_ips(ips, self.placement) {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = self.subnet.release_ip(primary);
+                return Err(Self::subnet_failure(&e));
+            }
+        };
+        let new_prefixes = match self.subnet.allocate_prefixes(prefixes, self.placement) {
+            Ok(v) => v,
+            Err(e) => {
+                for ip in new_ips.iter().chain([&primary]) {
+                    let _ = self.subnet.release_ip(*ip);
+                }
+                return Err(Self::subnet_failure(&e));
+            }
+        };
+        self.count("AttachNetworkInterface");
+        let Some(device) = self.free_device() else {
+            // Created but cannot attach: EC2 leaves an available ENI; we delete it.
+            for ip in new_ips.iter().chain([&primary]) {
+                let _ = self.subnet.release_ip(*ip);
+            }
+            for p in &new_prefixes {
+                let _ = self.subnet.release_prefix(*p);
+            }
+            self.count("DeleteNetworkInterface");
+            return Err(Failure::AttachmentLimitExceeded);
+        };
+        self.count("ModifyNetworkInterfaceAttribute");
+        let eni = self.insert_eni(device, primary, false);
+        if let Some(e) = self.enis.get_mut(&device) {
+            e.ips.extend(new_ips.iter().copied());
+            e.prefixes.extend(new_prefixes.iter().copied());
+        }
+        Ok(Outcome::EniCreated {
+            eni,
+            device,
+            primary_ip: primary,
+            ips: new_ips,
+            prefixes: new_prefixes,
+        })
+    }
+
+    /// Executes one call as EC2 would. Atomic: a failed call changes nothing (except the count).
+    pub fn execute(&mut self, call: &Ec2Call) -> std::result::Result<Outcome, Failure> {
+        match call {
+            Ec2Call::CreateEni { ips, prefixes } => self.create_eni(*ips, *prefixes),
+            Ec2Call::AssignIps { eni, count } | Ec2Call::AssignPrefixes { eni, count } => {
+                self.count("AssignPrivateIpAddresses");
+                let prefixes = matches!(call, Ec2Call::AssignPrefixes { .. });
+                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
+                if self.enis[&device].slots() + count > self.slots_per_eni {
+                    return Err(Failure::IpLimitExceeded);
+                }
+                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
+                if prefixes {
+                    let got = self
+                        .subnet
+                        .allocate_prefixes(*count, self.placement)
+                        .map_err(|e| Self::subnet_failure(&e))?;
+                    e.prefixes.extend(got.iter().copied());
+                    Ok(Outcome::PrefixesAssigned { prefixes: got })
+                } else {
+                    let got = self
+                        .subnet
+                        .allocate_ips(*count, self.placement)
+                        .map_err(|e| Self::subnet_failure(&e))?;
+                    e.ips.extend(got.iter().copied());
+                    Ok(Outcome::IpsAssigned { ips: got })
+                }
+            }
+            Ec2Call::UnassignIps { eni, ips } => {
+                self.count("UnassignPrivateIpAddresses");
+                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
+                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
+                if let Some(ip) = ips.iter().find(|ip| !e.ips.contains(ip)) {
+                    return Err(Failure::Other {
+                        message: format!("InvalidParameterValue: {ip} is not assigned to {eni}"),
+                    });
+                }
+                for ip in ips {
+                    e.ips.remove(ip);
+                    let _ = self.subnet.release_ip(*ip);
+                }
+                Ok(Outcome::Unassigned)
+            }
+            Ec2Call::UnassignPrefixes { eni, prefixes } => {
+                self.count("UnassignPrivateIpAddresses");
+                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
+                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
+                if let Some(p) = prefixes.iter().find(|p| !e.prefixes.contains(p)) {
+                    return Err(Failure::Other {
+                        message: format!("InvalidParameterValue: {p} is not assigned to {eni}"),
+                    });
+                }
+                for p in prefixes {
+                    e.prefixes.remove(p);
+                    let _ = self.subnet.release_prefix(*p);
+                }
+                Ok(Outcome::Unassigned)
+            }
+            Ec2Call::DeleteEni { eni } => {
+                self.count("DetachNetworkInterface");
+                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
+                if device == 0 {
+                    return Err(Failure::Other { message: "OperationNotPermitted: the primary network interface cannot be detached".to_owned() });
+                }
+                self.count("DeleteNetworkInterface");
+                let e = self.enis.remove(&device).ok_or(Failure::NotFound)?;
+                for ip in e.ips.iter().chain([&e.primary_ip]) {
+                    let _ = self.subnet.release_ip(*ip);
+                }
+                for p in &e.prefixes {
+                    let _ = self.subnet.release_prefix(*p);
+                }
+                Ok(Outcome::EniDeleted)
+            }
+            Ec2Call::DescribeEni { eni } => {
+                self.count("DescribeNetworkInterfaces");
+                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
+                let e = &self.enis[&device];
+                Ok(Outcome::EniDescribed {
+                    ips: e.ips.iter().copied().collect(),
+                    prefixes: e.prefixes.iter().copied().collect(),
+                })
+            }
+        }
+    }
+}
+
+/// One thing that happened in a simulation, for `--explain` and tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// When.
+    pub time: Time,
+    /// The operation.
+    pub op: OpId,
+    /// The call.
+    pub call: Ec2Call,
+    /// Why the engine asked for it.
+    pub reason: String,
+    /// What EC2 answered (`None` = success).
+    pub failure: Option<Failure>,
+}
+
+/// The pool check period the daemon uses: ticks every 5 s.
+pub const TICK: Duration = Duration::from_secs(5);
+
+/// A node: the pool engine driving the EC2 model, with a clock.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The engine.
+    pub pool: Pool,
+    /// EC2.
+    pub ec2: Ec2Model,
+    /// The simulation clock.
+    pub now: Time,
+    /// Every EC2 call so far.
+    pub events: Vec<Event>,
+    /// Failures to inject, in order, for the next calls of an API (by API name).
+    pub inject: BTreeMap<&'static str, Vec<Failure>>,
+}
+
+impl Node {
+    /// A node of `limits` in a fresh subnet `cidr`, its pool initialised from the model (not yet
+    /// grown: call [`Node::settle`]). Addresses are placed lowest-first.
+    pub fn new(limits: &InstanceLimits, config: PoolConfig, cidr: &str) -> Result<Node> {
+        let net: Ipv4Network =
+            cidr.parse()
+                .map_err(|e: ipnetwork::IpNetworkError| Error::InvalidSubnetCidr {
+                    cidr: cidr.to_owned(),
+                    reason: e.to_string(),
+                })?;
+        Node::with_ec2(
+            limits,
+            config,
+            Ec2Model::new(limits, Subnet::new(net)?, Placement::Lowest)?,
+        )
+    }
+
+    /// A node over a prepared EC2 model (other tenants, unmanaged ENIs, placement policy).
+    pub fn with_ec2(limits: &InstanceLimits, config: PoolConfig, ec2: Ec2Model) -> Result<Node> {
+        let mut node = Node {
+            pool: Pool::new(limits, config),
+            ec2,
+            now: Time(0),
+            events: Vec::new(),
+            inject: BTreeMap::new(),
+        };
+        let enis = node.ec2.observed();
+        node.input(Input::Observed { enis });
+        Ok(node)
+    }
+
+    /// Feeds one input now, executes every call it leads to (EC2 answers at once), and returns
+    /// the replies to pods.
+    pub fn input(&mut self, input: Input) -> Vec<Reply> {
+        let mut replies = Vec::new();
+        let mut queue = vec![input];
+        while let Some(next) = queue.pop() {
+            for action in self.pool.step(self.now, next) {
+                match action {
+                    Action::Reply(r) => replies.push(r),
+                    Action::Call { op, call, reason } => {
+                        let injected = self
+                            .inject
+                            .get_mut(call.api())
+                            .and_then(|v| (!v.is_empty()).then(|| v.remove(0)));
+                        let result = match injected {
+                            Some(f) => Err(f),
+                            None => self.ec2.execute(&call),
+                        };
+                        self.events.push(Event {
+                            time: self.now,
+                            op,
+                            call,
+                            reason,
+                            failure: result.as_ref().err().cloned(),
+                        });
+                        queue.insert(0, Input::Outcome { op, result });
+                    }
+                }
+            }
+        }
+        replies
+    }
+
+    /// A pod ADD with key `aws-cni/<id>/eth0`.
+    pub fn add_pod(&mut self, id: &str) -> Reply {
+        self.pod(Input::AddPod {
+            key: PodKey::new(id),
+        })
+    }
+
+    /// A pod DEL.
+    pub fn del_pod(&mut self, id: &str) -> Reply {
+        self.pod(Input::DelPod {
+            key: PodKey::new(id),
+        })
+    }
+
+    fn pod(&mut self, input: Input) -> Reply {
+        let replies = self.input(input);
+        replies
+            .into_iter()
+            .find(|r| !matches!(r, Reply::ForceRemoved { .. }))
+            .expect("a pod request is always answered")
+    }
+
+    /// Advances the clock by `d`, ticking every [`TICK`].
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            let step = TICK.min(end.since(self.now));
+            self.now = self.now + step;
+            self.input(Input::Tick);
+        }
+    }
+
+    /// Ticks until the pool is quiet: no EC2 call for longer than every timer of the engine
+    /// (shrink interval, ENI lifetime, cooldowns, back-off), at most one simulated hour.
+    /// Returns the time it took.
+    pub fn settle(&mut self) -> Duration {
+        let start = self.now;
+        let config = self.pool.config();
+        let quiet = config
+            .decrease_interval
+            .max(config.eni_min_lifetime)
+            .max(config.ip_cooldown)
+            .max(config.subnet_full_backoff)
+            .max(config.reconcile_cooldown)
+            + TICK;
+        self.input(Input::Tick);
+        let mut last = self.events.len();
+        let mut quiet_since = self.now;
+        while self.now.since(quiet_since) <= quiet
+            && self.now.since(start) < Duration::from_hours(1)
+        {
+            self.advance(TICK);
+            if self.events.len() != last {
+                last = self.events.len();
+                quiet_since = self.now;
+            }
+        }
+        self.now.since(start)
+    }
+
+    /// Reconciles the pool with the model (as the daemon does with IMDS/EC2).
+    pub fn reconcile(&mut self) -> Vec<Reply> {
+        let enis = self.ec2.observed();
+        self.input(Input::Observed { enis })
+    }
+
+    /// Whether the pool's view equals EC2's: same managed ENIs, same addresses and prefixes.
+    pub fn consistent(&self) -> std::result::Result<(), String> {
+        let mut pool: BTreeMap<EniId, (BTreeSet<Ipv4Addr>, BTreeSet<Ipv4Network>)> =
+            BTreeMap::new();
+        for a in self.pool.addresses() {
+            let entry = pool.entry(a.eni.clone()).or_default();
+            match a.prefix {
+                Some(p) => {
+                    entry.1.insert(p);
+                }
+                None => {
+                    entry.0.insert(a.ip);
+                }
+            }
+        }
+        for e in self.ec2.enis().filter(|e| !e.unmanaged) {
+            let (ips, prefixes) = pool.remove(&e.id).unwrap_or_default();
+            if ips != e.ips || prefixes != e.prefixes {
+                return Err(format!(
+                    "{}: pool holds {} ips / {} prefixes, EC2 {} / {}",
+                    e.id,
+                    ips.len(),
+                    prefixes.len(),
+                    e.ips.len(),
+                    e.prefixes.len()
+                ));
+            }
+        }
+        if let Some((id, _)) = pool
+            .into_iter()
+            .find(|(_, (i, p))| !i.is_empty() || !p.is_empty())
+        {
+            return Err(format!("{id}: in the pool but not in EC2"));
+        }
+        Ok(())
+    }
+}
