@@ -39,6 +39,12 @@ pub enum Command {
     /// List the embedded instance catalogue, with filters.
     #[command(name = "instance-types")]
     InstanceTypes(InstanceTypesArgs),
+    /// Simulate one node's warm pool (the engine ipamd runs) for a pod trace.
+    ///
+    /// Runs eniplan's pool engine against an in-memory EC2 (real subnet arithmetic, the
+    /// instance type's limits) and prints, per step, the ENIs, addresses and prefixes held, free
+    /// and cooling, and every EC2 call made.
+    Simulate(SimulateArgs),
 }
 
 /// Output formats.
@@ -115,6 +121,57 @@ pub struct MaxPodsArgs {
     pub explain: bool,
 
     /// Output format [default: plain for one type, table for several].
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<Output>,
+}
+
+/// Arguments of `eniplan simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The node's instance type.
+    #[arg(long, short = 't', value_name = "TYPE")]
+    pub instance_type: String,
+
+    /// A VPC CNI setting, e.g. --set WARM_IP_TARGET=5 (repeatable; see docs/configuration.md).
+    #[arg(long = "set", value_name = "VAR=VALUE")]
+    pub set: Vec<String>,
+
+    /// Read settings from an env file (VAR=VALUE lines; `export`, quotes and # comments allowed).
+    /// --set wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<std::path::PathBuf>,
+
+    /// The kubelet's max pods [default: the ENI-limited value in secondary-IP mode, as EKS
+    /// bootstraps set it].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), allow_negative_numbers = true)]
+    pub max_pods: Option<u32>,
+
+    /// Pod counts, one step each: pods are added or deleted one at a time, the pool settling
+    /// after each (e.g. --pods 0,10,30,5).
+    #[arg(
+        long,
+        value_name = "N,N,...",
+        value_delimiter = ',',
+        required_unless_present = "trace",
+        conflicts_with = "trace",
+        allow_negative_numbers = true
+    )]
+    pub pods: Vec<u32>,
+
+    /// A file of timed pod events, one per line: `<time> add|del <pod>` (time in s, or with a
+    /// unit: 250ms, 30s, 2m, 1h).
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
+
+    /// The node's subnet.
+    #[arg(long, value_name = "CIDR", default_value = "10.0.0.0/16")]
+    pub subnet: String,
+
+    /// Say why the engine made each EC2 call.
+    #[arg(long)]
+    pub explain: bool,
+
+    /// Output format [default: table].
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
 }

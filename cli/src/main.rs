@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         args::Command::MaxPods(a) => commands::max_pods::run(a),
         args::Command::InstanceTypes(a) => commands::instance_types::run(a),
+        args::Command::Simulate(a) => commands::simulate::run(a),
     };
     match result {
         Ok(report) => emit(&report).into(),

@@ -320,3 +320,147 @@ snap!(
     instance_types_unknown_family,
     ["instance-types", "--family", "m5z"]
 );
+
+// `eniplan simulate`.
+snap!(
+    simulate_s02_m5_large,
+    ["simulate", "--instance-type", "m5.large", "--pods", "0,10"]
+);
+snap!(
+    simulate_s02_json,
+    [
+        "simulate", "-t", "m5.large", "--pods", "0,10", "--output", "json"
+    ]
+);
+snap!(
+    simulate_warm_ip_target_explain,
+    [
+        "simulate",
+        "-t",
+        "t3.small",
+        "--pods",
+        "0,4,0",
+        "--set",
+        "WARM_IP_TARGET=1",
+        "--explain"
+    ]
+);
+snap!(
+    simulate_prefix_delegation,
+    [
+        "simulate",
+        "-t",
+        "t3.small",
+        "--pods",
+        "0,5,58,0",
+        "--set",
+        "ENABLE_PREFIX_DELEGATION=true",
+        "--set",
+        "WARM_PREFIX_TARGET=1",
+        "--max-pods",
+        "110"
+    ]
+);
+snap!(
+    simulate_node_full_leaves_pods_unserved,
+    ["simulate", "-t", "t3.small", "--pods", "0,12"]
+);
+snap!(
+    simulate_timed_trace,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--trace",
+        "tests/data/churn.trace",
+        "--set",
+        "WARM_IP_TARGET=1",
+        "--explain"
+    ]
+);
+snap!(
+    simulate_env_file,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--pods",
+        "0,3",
+        "--env-file",
+        "tests/data/targets.env"
+    ]
+);
+snap!(
+    simulate_pd_on_xen_falls_back,
+    [
+        "simulate",
+        "-t",
+        "m4.large",
+        "--pods",
+        "0",
+        "--set",
+        "ENABLE_PREFIX_DELEGATION=true",
+        "--set",
+        "WARM_PREFIX_TARGET=1"
+    ]
+);
+snap!(
+    simulate_unknown_setting,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--pods",
+        "0",
+        "--set",
+        "WARM_IP_TAGRET=5"
+    ]
+);
+snap!(
+    simulate_bad_setting_value,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--pods",
+        "0",
+        "--set",
+        "WARM_IP_TARGET=five"
+    ]
+);
+snap!(
+    simulate_pd_without_target,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--pods",
+        "0",
+        "--set",
+        "ENABLE_PREFIX_DELEGATION=true"
+    ]
+);
+snap!(
+    simulate_missing_trace_file,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--trace",
+        "tests/data/nope.trace"
+    ]
+);
+snap!(
+    simulate_bad_subnet,
+    [
+        "simulate",
+        "-t",
+        "m5.large",
+        "--pods",
+        "0",
+        "--subnet",
+        "10.0.0.0/8"
+    ]
+);
+snap!(simulate_needs_pods_or_trace, ["simulate", "-t", "m5.large"]);
+snap!(help_simulate, ["simulate", "--help"]);

@@ -135,6 +135,16 @@ pub enum Error {
         /// What the address (for a prefix: its lowest used address, if any) actually is.
         state: crate::subnet::AddressState,
     },
+    /// A line of a pod trace file cannot be read.
+    #[error("trace line {line}: {reason}: {text:?}")]
+    InvalidTrace {
+        /// 1-based line number.
+        line: usize,
+        /// The line as written.
+        text: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
     /// A pool setting (a VPC CNI variable) has a value eniplan cannot use.
     #[error("invalid {name}={value:?}: expected {expected}")]
     InvalidSetting {

@@ -523,3 +523,232 @@ impl Node {
         Ok(())
     }
 }
+
+/// One pod event of a trace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", content = "pod", rename_all = "lowercase")]
+pub enum PodEvent {
+    /// CNI ADD of this pod.
+    Add(String),
+    /// CNI DEL of this pod.
+    Del(String),
+}
+
+/// A pod event at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TimedEvent {
+    /// When.
+    pub at: Time,
+    /// What.
+    pub event: PodEvent,
+}
+
+/// Parses a trace file: one event per line, `<time> add|del <pod>`, where time is seconds with
+/// an optional unit (`90`, `90s`, `1.5m`, `2h`, `250ms`); `#` starts a comment. Times must not
+/// go backwards.
+///
+/// ```
+/// let t = planner::sim::parse_trace("0 add web-1\n30s add web-2 # second\n2m del web-1\n")?;
+/// assert_eq!(t.len(), 3);
+/// assert_eq!(t[2].at, planner::pool::Time::from_secs(120));
+/// assert!(planner::sim::parse_trace("5 remove web-1").is_err());
+/// # Ok::<(), planner::Error>(())
+/// ```
+pub fn parse_trace(text: &str) -> Result<Vec<TimedEvent>> {
+    let mut out: Vec<TimedEvent> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |reason: &str| Error::InvalidTrace {
+            line: n + 1,
+            text: raw.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [time, verb, pod] = fields[..] else {
+            return Err(bad("expected `<time> add|del <pod>`, e.g. `30s add web-1`"));
+        };
+        let at = parse_time(time).ok_or_else(|| {
+            bad("the time must be a number of seconds with an optional unit (ms, s, m, h)")
+        })?;
+        let event = match verb {
+            "add" => PodEvent::Add(pod.to_owned()),
+            "del" | "delete" => PodEvent::Del(pod.to_owned()),
+            _ => return Err(bad("the event must be `add` or `del`")),
+        };
+        if out.last().is_some_and(|last| last.at > at) {
+            return Err(bad("times must not go backwards"));
+        }
+        out.push(TimedEvent { at, event });
+    }
+    Ok(out)
+}
+
+fn parse_time(s: &str) -> Option<Time> {
+    let (num, scale) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000.0)
+    } else {
+        (s, 1000.0)
+    };
+    let v: f64 = num.parse().ok()?;
+    if !v.is_finite() || v < 0.0 || v * scale > 1e15 {
+        return None;
+    }
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked finite, non-negative and bounded above"
+    )]
+    let ms = (v * scale).round() as u64;
+    Some(Time(ms))
+}
+
+/// The pool after one step of a simulation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    /// Pods holding an address.
+    pub pods: u32,
+    /// Pod ADDs in this step that got no address.
+    pub unserved: u32,
+    /// Simulation time at the end of the step.
+    pub time: Time,
+    /// ENIs attached (managed, trunk included).
+    pub enis: u32,
+    /// Pod-usable addresses held.
+    pub ips: u32,
+    /// Prefixes held.
+    pub prefixes: u32,
+    /// Addresses bound to pods.
+    pub assigned: u32,
+    /// Addresses assignable now.
+    pub free: u32,
+    /// Addresses cooling down.
+    pub cooldown: u32,
+    /// EC2 API calls made during the step, by API.
+    pub ec2_calls: BTreeMap<&'static str, u64>,
+    /// The engine's calls during the step, with reasons.
+    #[serde(skip)]
+    pub events: Vec<Event>,
+}
+
+impl Node {
+    fn report(
+        &self,
+        before: &BTreeMap<&'static str, u64>,
+        events_from: usize,
+        unserved: u32,
+    ) -> StepReport {
+        let s = self.pool.snapshot();
+        let ec2_calls = self
+            .ec2
+            .calls()
+            .iter()
+            .filter_map(|(api, n)| {
+                let d = n - before.get(api).copied().unwrap_or(0);
+                (d > 0).then_some((*api, d))
+            })
+            .collect();
+        StepReport {
+            pods: s.pods,
+            unserved,
+            time: self.now,
+            enis: u32::try_from(s.enis.len()).unwrap_or(u32::MAX),
+            ips: s.total,
+            prefixes: s.prefixes,
+            assigned: s.assigned,
+            free: s.available,
+            cooldown: s.cooling,
+            ec2_calls,
+            events: self.events[events_from..].to_vec(),
+        }
+    }
+
+    /// Runs a pod-count trace: the first step settles the empty node (if the first count is 0)
+    /// or ramps to it; each step adds or deletes pods one at a time (newest deleted first),
+    /// settling after each, and reports the settled pool.
+    pub fn run_counts(&mut self, counts: &[u32]) -> Vec<StepReport> {
+        let mut reports = Vec::with_capacity(counts.len());
+        let mut live: Vec<String> = Vec::new();
+        let mut next = 0u64;
+        for &target in counts {
+            let before = self.ec2.calls().clone();
+            let from = self.events.len();
+            let mut unserved = 0;
+            self.settle();
+            let target = usize::try_from(target).unwrap_or(usize::MAX);
+            while live.len() < target {
+                let id = format!("pod-{next}");
+                if !matches!(self.add_pod(&id), Reply::Assigned { .. }) {
+                    // As kubelet would: retry once the pool has had time to grow.
+                    self.settle();
+                    if !matches!(self.add_pod(&id), Reply::Assigned { .. }) {
+                        // The node cannot serve more pods: the rest of the step goes unserved.
+                        unserved = u32::try_from(target - live.len()).unwrap_or(u32::MAX);
+                        break;
+                    }
+                }
+                next += 1;
+                live.push(id);
+                self.settle();
+            }
+            while live.len() > target {
+                if let Some(id) = live.pop() {
+                    self.del_pod(&id);
+                }
+                self.settle();
+            }
+            reports.push(self.report(&before, from, unserved));
+        }
+        reports
+    }
+
+    /// Runs a timed trace: events at their times (counted from the settled start), the pool
+    /// ticking every [`TICK`] in between.
+    /// One step per distinct time, reported just before the next time (the last after settling).
+    pub fn run_timed(&mut self, events: &[TimedEvent]) -> Vec<StepReport> {
+        let mut reports = Vec::new();
+        let mut i = 0;
+        self.settle();
+        // Trace times count from the settled start.
+        let origin = self.now;
+        let when = |e: &TimedEvent| Time(origin.as_millis() + e.at.as_millis());
+        while i < events.len() {
+            let at = when(&events[i]);
+            let before = self.ec2.calls().clone();
+            let from = self.events.len();
+            if at > self.now {
+                self.advance(at.since(self.now));
+            }
+            let mut unserved = 0;
+            while i < events.len() && when(&events[i]) == at {
+                match &events[i].event {
+                    PodEvent::Add(pod) => {
+                        if !matches!(self.add_pod(pod), Reply::Assigned { .. }) {
+                            unserved += 1;
+                        }
+                    }
+                    PodEvent::Del(pod) => {
+                        self.del_pod(pod);
+                    }
+                }
+                i += 1;
+            }
+            match events.get(i) {
+                Some(next) => self.advance(when(next).since(self.now)),
+                None => {
+                    self.settle();
+                }
+            }
+            reports.push(self.report(&before, from, unserved));
+        }
+        reports
+    }
+}

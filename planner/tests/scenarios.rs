@@ -198,7 +198,17 @@ const GROUP_A: &[RowA] = &[
     ),
 ];
 
+/// Each table row holds under eniplan's rules and under the reference's
+/// (`ENIPLAN_REFERENCE_RULES`): the differences only show with churn.
+const RULES: [&str; 2] = ["false", "true"];
+
 fn run_group_a(id: &str) {
+    for rules in RULES {
+        run_group_a_with(id, rules);
+    }
+}
+
+fn run_group_a_with(id: &str, rules: &str) {
     let &(_, ty, wet, wit, mit, pods, enis, per_eni, total, unused) =
         GROUP_A.iter().find(|r| r.0 == id).expect("row exists");
     let mut s = sim(
@@ -207,6 +217,7 @@ fn run_group_a(id: &str) {
             ("WARM_ENI_TARGET", wet),
             ("WARM_IP_TARGET", wit),
             ("MINIMUM_IP_TARGET", mit),
+            ("ENIPLAN_REFERENCE_RULES", rules),
         ],
         UNCAPPED,
     );
@@ -388,6 +399,12 @@ const GROUP_B: &[RowB] = &[
 ];
 
 fn run_group_b(id: &str) {
+    for rules in RULES {
+        run_group_b_with(id, rules);
+    }
+}
+
+fn run_group_b_with(id: &str, rules: &str) {
     let &(_, ty, wpt, wit, mit, pods, prefixes_per_eni, pods_per_prefix, free, unused) =
         GROUP_B.iter().find(|r| r.0 == id).expect("row exists");
     let mut s = sim(
@@ -397,6 +414,7 @@ fn run_group_b(id: &str) {
             ("WARM_PREFIX_TARGET", wpt),
             ("WARM_IP_TARGET", wit),
             ("MINIMUM_IP_TARGET", mit),
+            ("ENIPLAN_REFERENCE_RULES", rules),
         ],
         UNCAPPED,
     );

@@ -2,3 +2,4 @@
 
 pub mod instance_types;
 pub mod max_pods;
+pub mod simulate;

@@ -71,6 +71,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "false",
         "prefix delegation: fall back to secondary IPs when the subnet has no free /28",
     ),
+    (
+        "ENIPLAN_REFERENCE_RULES",
+        "false",
+        "decide exactly as the AWS VPC CNI does, quirks included (for comparisons)",
+    ),
 ];
 
 /// Validated pool settings.
@@ -101,6 +106,10 @@ pub struct PoolConfig {
     pub manage_enis_non_schedulable: bool,
     /// `ENIPLAN_PD_FALLBACK`.
     pub pd_fallback: bool,
+    /// `ENIPLAN_REFERENCE_RULES`: the reference's decisions, quirks included: cooling addresses
+    /// count as available and may be released, ENIs are freed without hysteresis, and the pool
+    /// is only re-evaluated on ticks.
+    pub reference_rules: bool,
     /// The node's kubelet max pods: growth stops once the pool holds this many addresses.
     pub max_pods: u32,
     /// Minimum time between two shrink batches (30 s in the reference).
@@ -141,6 +150,7 @@ impl Default for PoolConfig {
             disable_provisioning: false,
             manage_enis_non_schedulable: false,
             pd_fallback: false,
+            reference_rules: false,
             max_pods: 110,
             decrease_interval: Duration::from_secs(30),
             eni_min_lifetime: Duration::from_mins(1),
@@ -213,6 +223,9 @@ impl PoolConfig {
         }
         if let Some(v) = get("AWS_MANAGE_ENIS_NON_SCHEDULABLE") {
             c.manage_enis_non_schedulable = parse_bool("AWS_MANAGE_ENIS_NON_SCHEDULABLE", v)?;
+        }
+        if let Some(v) = get("ENIPLAN_REFERENCE_RULES") {
+            c.reference_rules = parse_bool("ENIPLAN_REFERENCE_RULES", v)?;
         }
         if let Some(v) = get("ENIPLAN_PD_FALLBACK") {
             c.pd_fallback = parse_bool("ENIPLAN_PD_FALLBACK", v)?;

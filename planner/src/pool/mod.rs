@@ -329,6 +329,7 @@ impl Pool {
                 if block.prefix {
                     c.prefixes += 1;
                     c.free_prefixes += u32::from(block.idle());
+                    c.unassigned_prefixes += u32::from(block.used == 0);
                 }
                 if let Some(k) = self.candidate_key(eni, base, block) {
                     candidates.insert(k);
@@ -364,6 +365,8 @@ impl Pool {
             c.cooling = c.cooling + u32::from(cool1) - u32::from(cool0);
             if prefix {
                 c.free_prefixes = c.free_prefixes + u32::from(idle1) - u32::from(idle0);
+                c.unassigned_prefixes =
+                    c.unassigned_prefixes + u32::from(used1 == 0) - u32::from(used0 == 0);
             }
         } else if used1 < used0 {
             self.leftovers_dirty = true;
@@ -423,6 +426,7 @@ impl Pool {
         self.now = self.now.max(now);
         self.expire_cooling();
         let mut out = Vec::new();
+        let input_was_tick = matches!(input, Input::Tick);
         let maintain = match input {
             Input::Tick => true,
             Input::AddPod { key } => {
@@ -454,6 +458,9 @@ impl Pool {
                 true
             }
         };
+        // The reference re-evaluates the pool only on its 5 s loop; eniplan also right after
+        // pod events and EC2 outcomes, so a pod never waits for the next tick.
+        let maintain = maintain && (!self.config.reference_rules || input_was_tick);
         if maintain && self.initialized {
             self.maintain(&mut out);
         }
@@ -567,13 +574,43 @@ impl Pool {
         }
     }
 
+    /// The counters decisions read. With `ENIPLAN_REFERENCE_RULES`, cooling addresses count as
+    /// available and prefixes holding only cooling addresses as free, as in the reference.
+    fn decision_counters(&self) -> Counters {
+        if self.config.reference_rules {
+            Counters {
+                cooling: 0,
+                free_prefixes: self.counters.unassigned_prefixes,
+                ..self.counters
+            }
+        } else {
+            self.counters
+        }
+    }
+
+    /// Whether a block may be handed back to EC2: nothing bound, and (unless the reference's
+    /// rules are asked for) nothing cooling down.
+    fn releasable(&self, b: &Block) -> bool {
+        !b.releasing
+            && if self.config.reference_rules {
+                b.used == 0
+            } else {
+                b.idle()
+            }
+    }
+
     fn targets(&self) -> Targets {
-        target_state(&self.config, self.mode, &self.counters)
+        target_state(&self.config, self.mode, &self.decision_counters())
     }
 
     fn pool_low(&self) -> bool {
         self.counters.total < self.config.max_pods
-            && is_low(&self.config, self.mode, self.ipv4_per_eni, &self.counters)
+            && is_low(
+                &self.config,
+                self.mode,
+                self.ipv4_per_eni,
+                &self.decision_counters(),
+            )
     }
 
     /// ENIs and addresses may be attached or ENIs freed: not while the node is cordoned
@@ -603,7 +640,7 @@ impl Pool {
                 if self.may_grow() {
                     self.grow(out);
                 }
-            } else if is_high(&self.config, self.mode, &self.counters) {
+            } else if is_high(&self.config, self.mode, &self.decision_counters()) {
                 self.shrink(out);
             }
             self.release_fallback_ips(out);
@@ -688,7 +725,7 @@ impl Pool {
     }
 
     fn grow_reason(&self, t: &Targets) -> String {
-        let c = &self.counters;
+        let c = &self.decision_counters();
         if t.ip_targets {
             format!(
                 "pool short of {} addresses: {} available (not cooling) of {} held; WARM_IP_TARGET={}, MINIMUM_IP_TARGET={}",
@@ -725,7 +762,7 @@ impl Pool {
             } else {
                 self.config
                     .warm_prefix_target
-                    .saturating_sub(self.counters.free_prefixes)
+                    .saturating_sub(self.decision_counters().free_prefixes)
                     .max(1)
             }
         } else if self.mode == AddressMode::PrefixDelegation {
@@ -733,7 +770,8 @@ impl Pool {
             let need = if t.ip_targets {
                 t.short
             } else {
-                (self.config.warm_prefix_target * PREFIX).saturating_sub(self.counters.available())
+                (self.config.warm_prefix_target * PREFIX)
+                    .saturating_sub(self.decision_counters().available())
             };
             need.max(1)
         } else if t.ip_targets {
@@ -808,7 +846,7 @@ impl Pool {
             (true, true) => t.over_prefixes,
             (true, false) => t.over,
             (false, true) => self
-                .counters
+                .decision_counters()
                 .free_prefixes
                 .saturating_sub(self.config.warm_prefix_target),
             (false, false) => 0,
@@ -828,7 +866,8 @@ impl Pool {
         } else {
             format!(
                 "{} unused prefixes > WARM_PREFIX_TARGET {}",
-                self.counters.free_prefixes, self.config.warm_prefix_target
+                self.decision_counters().free_prefixes,
+                self.config.warm_prefix_target
             )
         };
         // Highest device first, so whole ENIs empty out; highest addresses first.
@@ -845,7 +884,7 @@ impl Pool {
                 .iter()
                 .rev()
                 .filter(|(_, b)| {
-                    b.prefix == prefixes && self.eligible(b.prefix) && b.idle() && !b.releasing
+                    b.prefix == prefixes && self.eligible(b.prefix) && self.releasable(b)
                 })
                 .map(|(&base, _)| base)
                 .take(usize::try_from(over).unwrap_or(usize::MAX))
@@ -929,7 +968,7 @@ impl Pool {
     /// `shouldRemoveExtraENIs` + `getDeletableENI`: frees at most one ENI per step.
     fn free_eni(&mut self, out: &mut Vec<Action>) {
         let t = self.targets();
-        let c = self.counters;
+        let c = self.decision_counters();
         let full = addresses_per_eni(self.mode, self.ipv4_per_eni);
         let w_target = if self.mode == AddressMode::PrefixDelegation {
             self.config.warm_prefix_target
@@ -977,7 +1016,11 @@ impl Pool {
                 after.total -= b.size();
                 if b.prefix {
                     after.prefixes -= 1;
-                    after.free_prefixes -= u32::from(b.idle());
+                    after.free_prefixes -= u32::from(if self.config.reference_rules {
+                        b.used == 0
+                    } else {
+                        b.idle()
+                    });
                 }
             }
             if t.ip_targets {
@@ -996,7 +1039,8 @@ impl Pool {
                 continue;
             }
             // eniplan: never free what the pool would immediately need again (S-09).
-            if is_low(&self.config, self.mode, self.ipv4_per_eni, &after)
+            if !self.config.reference_rules
+                && is_low(&self.config, self.mode, self.ipv4_per_eni, &after)
                 && after.total < self.config.max_pods
             {
                 continue;

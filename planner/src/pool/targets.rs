@@ -28,6 +28,8 @@ pub struct Counters {
     pub prefixes: u32,
     /// Prefixes with no bound and no cooling address.
     pub free_prefixes: u32,
+    /// Prefixes with no bound address (cooling ones included): the reference's "free".
+    pub unassigned_prefixes: u32,
 }
 
 impl Counters {
@@ -234,6 +236,7 @@ mod tests {
             prefixes: 3,
             free_prefixes: 2,
             cooling: 0,
+            unassigned_prefixes: 2,
         };
         assert!(is_high(&config, AddressMode::PrefixDelegation, &c));
         assert!(!is_low(&config, AddressMode::PrefixDelegation, 4, &c));
