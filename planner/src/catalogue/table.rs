@@ -3,7 +3,7 @@
 // Inputs (see data/README.md for their provenance):
 //   data/instance-types.json  sha256 e5c62af5deca007565226dece415d3564956ca510cb609eeb35573843e8c31e7
 //   data/instance-vcpus.json  sha256 44e3de6c519f9606638a72de0b743a00c5473c8702a50a424c9c78a6eb696a15
-// Sources of the data, as recorded in data/README.md (prepared 2026-11-22):
+// Sources of the data (the generator writes these lines; data/README.md has the details):
 //   aws/amazon-vpc-cni-k8s b52188387f2e2f10bf289ace929d6a63b176a4fa pkg/vpc/vpc_ip_resource_limit.go
 //   aws/amazon-vpc-resource-controller-k8s b8d425119bdba371202882b808f202c6073a46cc pkg/aws/vpc/limits.go
 //   aws/karpenter-provider-aws 1d927085dd81a9df9301e613f371dac5b4d16bfe (vCPUs)
