@@ -354,6 +354,8 @@ pub struct Node {
     pub events: Vec<Event>,
     /// Failures to inject, in order, for the next calls of an API (by API name).
     pub inject: BTreeMap<&'static str, Vec<Failure>>,
+    /// Pod ADDs answered with no address so far.
+    pub no_address: u64,
 }
 
 impl Node {
@@ -381,6 +383,7 @@ impl Node {
             now: Time(0),
             events: Vec::new(),
             inject: BTreeMap::new(),
+            no_address: 0,
         };
         let enis = node.ec2.observed();
         node.input(Input::Observed { enis });

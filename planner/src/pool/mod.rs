@@ -458,9 +458,12 @@ impl Pool {
                 true
             }
         };
-        // The reference re-evaluates the pool only on its 5 s loop; eniplan also right after
-        // pod events and EC2 outcomes, so a pod never waits for the next tick.
-        let maintain = maintain && (!self.config.reference_rules || input_was_tick);
+        // The pool is re-evaluated on every tick (the daemon's 5 s loop), which batches routine
+        // top-ups and shrinks into few EC2 calls. Between ticks eniplan acts at once only when it
+        // is urgent: no assignable address is left, so the next pod would wait. (The reference
+        // waits for the tick even then; ENIPLAN_REFERENCE_RULES does too.)
+        let urgent = !self.config.reference_rules && self.counters.available() == 0;
+        let maintain = maintain && (input_was_tick || urgent);
         if maintain && self.initialized {
             self.maintain(&mut out);
         }
@@ -815,6 +818,24 @@ impl Pool {
             return; // an ENI with room is busy; wait for it rather than attach another
         }
         if !self.has_room_for_eni() {
+            return;
+        }
+        // A shortage that only cooling addresses cause is covered on existing ENIs, not with a
+        // new one (five EC2 calls for a 30-second gap), unless a pod would wait right now.
+        let counting_cooling = Counters {
+            cooling: 0,
+            free_prefixes: self.counters.unassigned_prefixes,
+            ..self.counters
+        };
+        if !self.config.reference_rules
+            && self.counters.available() > 0
+            && !is_low(
+                &self.config,
+                self.mode,
+                self.ipv4_per_eni,
+                &counting_cooling,
+            )
+        {
             return;
         }
         let n = amount.min(slots).max(1);
