@@ -232,6 +232,11 @@ fn main() {
             best
         );
     }
+    memory();
+    api_economy();
+}
+
+fn memory() {
     println!("\n== state per node (heap bytes of the pool)");
     for (instance, pd, pods) in [
         ("c5.18xlarge", false, 110),
@@ -250,6 +255,17 @@ fn main() {
             f64::from(i32::try_from(b).unwrap_or(i32::MAX)) / 1024.0
         );
     }
+}
+
+/// A named trace: (name, instance type, settings, the trace).
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    &'a dyn Fn(&mut Node),
+);
+
+fn api_economy() {
     println!("\n== EC2 calls: eniplan rules vs reference rules (same trace, same in-memory EC2)");
     let s05 = |n: &mut Node| {
         ramp(n, 0, 20);
@@ -263,9 +279,9 @@ fn main() {
     };
     let s09 = |n: &mut Node| {
         ramp(n, 0, 9);
-        n.advance(Duration::from_secs(3600));
+        n.advance(Duration::from_hours(1));
     };
-    let cases: [(&str, &str, Vec<(&str, &str)>, &dyn Fn(&mut Node)); 6] = [
+    let cases: [Case<'_>; 6] = [
         (
             "S-05 ramp 20, drain to 2",
             "m5.large",
