@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod catalogue;
+pub mod ec2api;
 mod error;
 pub mod max_pods;
 pub mod pool;

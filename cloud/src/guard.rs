@@ -1,0 +1,264 @@
+//! [`Guarded`]: client-side rate limiting shaped like EC2's token buckets, and retries with
+//! jittered exponential back-off, around any [`Ec2`].
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipnetwork::Ipv4Network;
+use planner::ec2api::{self, Bucket};
+use planner::pool::EniId;
+use tokio::time::Instant;
+
+use crate::model::{
+    CreateEni, EniFilter, Instance, InstanceTypeInfo, NetworkInterface, SubnetInfo,
+};
+use crate::{CloudError, Ec2, Result, backoff};
+
+/// How calls are retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included (1 = no retry).
+    pub max_attempts: u32,
+    /// First back-off.
+    pub base: Duration,
+    /// Longest back-off.
+    pub cap: Duration,
+    /// Client-side token buckets (EC2's sizes and refill rates) before each call.
+    pub rate_limit: bool,
+    /// Scales every bucket's refill rate (1.0 = EC2's; lower to leave room for other callers).
+    pub rate_share: f64,
+    /// Seed of the jitter.
+    pub seed: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(20),
+            rate_limit: true,
+            rate_share: 1.0,
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+}
+
+struct BucketState {
+    bucket: Bucket,
+    tokens: f64,
+    at: Instant,
+}
+
+struct State {
+    buckets: BTreeMap<&'static str, BucketState>,
+    rng: u64,
+}
+
+/// An [`Ec2`] with client-side rate limiting and retries. Retries only what may succeed again
+/// (throttling, 5xx, timeouts); every other error returns at once.
+pub struct Guarded<E> {
+    inner: E,
+    policy: RetryPolicy,
+    state: Mutex<State>,
+}
+
+impl<E: Ec2> Guarded<E> {
+    /// Wraps `inner`.
+    pub fn new(inner: E, policy: RetryPolicy) -> Guarded<E> {
+        Guarded {
+            inner,
+            policy,
+            state: Mutex::new(State {
+                buckets: BTreeMap::new(),
+                rng: policy.seed | 1,
+            }),
+        }
+    }
+
+    /// The wrapped client.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
+    /// Takes a token for `api`, returning how long to wait for it.
+    fn reserve(&self, api: &'static str) -> Duration {
+        if !self.policy.rate_limit {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut state = self.state.lock().expect("limiter lock");
+        let bucket = ec2api::bucket(api);
+        let refill = f64::from(bucket.refill_per_sec) * self.policy.rate_share;
+        let s = state
+            .buckets
+            .entry(bucket.family)
+            .or_insert_with(|| BucketState {
+                bucket,
+                tokens: f64::from(bucket.capacity),
+                at: now,
+            });
+        let elapsed = now.saturating_duration_since(s.at).as_secs_f64();
+        s.tokens = (s.tokens + elapsed * refill).min(f64::from(s.bucket.capacity));
+        s.at = now;
+        s.tokens -= 1.0;
+        if s.tokens >= 0.0 || refill <= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-s.tokens / refill)
+        }
+    }
+
+    fn jitter(&self) -> f64 {
+        let mut state = self.state.lock().expect("limiter lock");
+        let mut x = state.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.rng = x;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "53 random bits into a unit float"
+        )]
+        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+        unit
+    }
+
+    async fn run<T, F, Fut>(&self, api: &'static str, f: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut attempt = 1;
+        loop {
+            let wait = self.reserve(api);
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.is_retryable() && attempt < self.policy.max_attempts => {
+                    let d = backoff(attempt, self.policy.base, self.policy.cap, self.jitter());
+                    tokio::time::sleep(d).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.after_attempts(attempt)),
+            }
+        }
+    }
+}
+
+impl<E: Ec2> Ec2 for Guarded<E> {
+    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Instance>> {
+        self.run("DescribeInstances", || self.inner.describe_instances(ids))
+            .await
+    }
+    async fn describe_instance_types(&self, names: &[String]) -> Result<Vec<InstanceTypeInfo>> {
+        self.run("DescribeInstanceTypes", || {
+            self.inner.describe_instance_types(names)
+        })
+        .await
+    }
+    async fn describe_subnets(&self, ids: &[String]) -> Result<Vec<SubnetInfo>> {
+        self.run("DescribeSubnets", || self.inner.describe_subnets(ids))
+            .await
+    }
+    async fn describe_network_interfaces(
+        &self,
+        filter: &EniFilter,
+    ) -> Result<Vec<NetworkInterface>> {
+        self.run("DescribeNetworkInterfaces", || {
+            self.inner.describe_network_interfaces(filter)
+        })
+        .await
+    }
+    async fn create_network_interface(&self, request: &CreateEni) -> Result<NetworkInterface> {
+        self.run("CreateNetworkInterface", || {
+            self.inner.create_network_interface(request)
+        })
+        .await
+    }
+    async fn attach_network_interface(
+        &self,
+        eni: &EniId,
+        instance_id: &str,
+        device_index: u32,
+        card: u32,
+    ) -> Result<String> {
+        self.run("AttachNetworkInterface", || {
+            self.inner
+                .attach_network_interface(eni, instance_id, device_index, card)
+        })
+        .await
+    }
+    async fn set_delete_on_termination(
+        &self,
+        eni: &EniId,
+        attachment_id: &str,
+        delete: bool,
+    ) -> Result<()> {
+        self.run("ModifyNetworkInterfaceAttribute", || {
+            self.inner
+                .set_delete_on_termination(eni, attachment_id, delete)
+        })
+        .await
+    }
+    async fn detach_network_interface(&self, attachment_id: &str, force: bool) -> Result<()> {
+        self.run("DetachNetworkInterface", || {
+            self.inner.detach_network_interface(attachment_id, force)
+        })
+        .await
+    }
+    async fn delete_network_interface(&self, eni: &EniId) -> Result<()> {
+        self.run("DeleteNetworkInterface", || {
+            self.inner.delete_network_interface(eni)
+        })
+        .await
+    }
+    async fn assign_private_ips(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Addr>> {
+        self.run("AssignPrivateIpAddresses", || {
+            self.inner.assign_private_ips(eni, count)
+        })
+        .await
+    }
+    async fn assign_prefixes(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Network>> {
+        self.run("AssignPrivateIpAddresses", || {
+            self.inner.assign_prefixes(eni, count)
+        })
+        .await
+    }
+    async fn unassign_private_ips(&self, eni: &EniId, ips: &[Ipv4Addr]) -> Result<()> {
+        self.run("UnassignPrivateIpAddresses", || {
+            self.inner.unassign_private_ips(eni, ips)
+        })
+        .await
+    }
+    async fn unassign_prefixes(&self, eni: &EniId, prefixes: &[Ipv4Network]) -> Result<()> {
+        self.run("UnassignPrivateIpAddresses", || {
+            self.inner.unassign_prefixes(eni, prefixes)
+        })
+        .await
+    }
+    async fn create_tags(
+        &self,
+        resources: &[String],
+        tags: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        self.run("CreateTags", || self.inner.create_tags(resources, tags))
+            .await
+    }
+}
+
+/// Retry failures are typed errors too.
+impl From<tokio::time::error::Elapsed> for CloudError {
+    fn from(_: tokio::time::error::Elapsed) -> Self {
+        CloudError::Transient {
+            api: "timeout",
+            attempts: 1,
+            message: "deadline elapsed".to_owned(),
+        }
+    }
+}
