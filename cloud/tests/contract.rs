@@ -657,12 +657,12 @@ async fn throttling_is_retried_then_typed<V: Env>(env: V) {
     let tags = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
     env.fail_next("CreateTags", "RequestLimitExceeded", 2).await;
     guarded
-        .create_tags(&[primary.0.clone()], &tags)
+        .create_tags(std::slice::from_ref(&primary.0), &tags)
         .await
         .expect("two throttles are retried away");
     env.fail_next("CreateTags", "RequestLimitExceeded", 4).await;
     let err = guarded
-        .create_tags(&[primary.0.clone()], &tags)
+        .create_tags(std::slice::from_ref(&primary.0), &tags)
         .await
         .unwrap_err();
     assert_eq!(
