@@ -262,3 +262,153 @@ impl From<tokio::time::error::Elapsed> for CloudError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeEc2, Fault};
+
+    fn node() -> FakeEc2 {
+        let ec2 = FakeEc2::new();
+        let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
+        let subnet = ec2
+            .create_subnet(&vpc, "10.0.0.0/20".parse().unwrap(), "us-west-2a")
+            .unwrap();
+        ec2.run_instance("c5.18xlarge", &subnet).unwrap();
+        ec2
+    }
+
+    async fn primary(ec2: &FakeEc2) -> EniId {
+        ec2.describe_network_interfaces(&EniFilter::default())
+            .await
+            .unwrap()[0]
+            .id
+            .clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn client_side_buckets_pace_a_burst_like_ec2() {
+        let ec2 = node();
+        let eni = primary(&ec2).await;
+        let guarded = Guarded::new(ec2.clone(), RetryPolicy::default());
+        let tags = BTreeMap::from([("k".to_owned(), "v".to_owned())]);
+        // CreateTags: bucket 100, refill 10/s. 130 calls: 100 at once, 30 more over 3 s.
+        let start = Instant::now();
+        for _ in 0..130 {
+            guarded
+                .create_tags(std::slice::from_ref(&eni.0), &tags)
+                .await
+                .unwrap();
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(2900) && took <= Duration::from_millis(3100),
+            "{took:?}"
+        );
+        // Describe calls draw from another bucket: not delayed.
+        let start = Instant::now();
+        guarded
+            .describe_network_interfaces(&EniFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_with_backoff() {
+        let ec2 = node();
+        let eni = primary(&ec2).await;
+        let policy = RetryPolicy {
+            rate_limit: false,
+            ..RetryPolicy::default()
+        };
+        let guarded = Guarded::new(ec2.clone(), policy);
+        ec2.inject(
+            "AssignPrivateIpAddresses",
+            Fault {
+                code: "InternalError".into(),
+                probability: 1.0,
+                count: Some(2),
+            },
+        );
+        let start = Instant::now();
+        let ips = guarded.assign_private_ips(&eni, 3).await.unwrap();
+        assert_eq!(ips.len(), 3);
+        assert_eq!(ec2.calls()["AssignPrivateIpAddresses"], 3);
+        // Two back-offs, each at most base × 2^(n−1): 200 ms + 400 ms.
+        assert!(
+            start.elapsed() <= Duration::from_millis(600),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn other_errors_are_not_retried() {
+        let ec2 = node();
+        let eni = primary(&ec2).await;
+        let guarded = Guarded::new(ec2.clone(), RetryPolicy::default());
+        ec2.inject(
+            "AssignPrivateIpAddresses",
+            Fault {
+                code: "InsufficientCidrBlocks".into(),
+                probability: 1.0,
+                count: Some(1),
+            },
+        );
+        let err = guarded.assign_prefixes(&eni, 1).await.unwrap_err();
+        assert!(
+            matches!(err, CloudError::InsufficientCidrBlocks { .. }),
+            "{err:?}"
+        );
+        assert_eq!(ec2.calls()["AssignPrivateIpAddresses"], 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exhausted_retries_report_the_attempts() {
+        let ec2 = node();
+        let eni = primary(&ec2).await;
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            rate_limit: false,
+            ..RetryPolicy::default()
+        };
+        let guarded = Guarded::new(ec2.clone(), policy);
+        ec2.inject(
+            "*",
+            Fault {
+                code: "RequestLimitExceeded".into(),
+                probability: 1.0,
+                count: None,
+            },
+        );
+        let err = guarded.unassign_private_ips(&eni, &[]).await.unwrap_err();
+        assert_eq!(
+            err,
+            CloudError::Throttled {
+                api: "UnassignPrivateIpAddresses",
+                attempts: 3
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fraction_of_calls_fails_with_probability() {
+        let ec2 = node();
+        ec2.inject(
+            "DescribeSubnets",
+            Fault {
+                code: "RequestLimitExceeded".into(),
+                probability: 0.3,
+                count: None,
+            },
+        );
+        let mut failures = 0;
+        for _ in 0..1000 {
+            if ec2.describe_subnets(&[]).await.is_err() {
+                failures += 1;
+            }
+        }
+        assert!((200..400).contains(&failures), "{failures}");
+    }
+}
