@@ -18,9 +18,12 @@
 pub mod catalogue;
 pub mod ec2api;
 mod error;
+pub mod footprint;
+pub mod forecast;
 pub mod max_pods;
 pub mod pool;
 pub mod sim;
+pub mod spec;
 pub mod subnet;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, SpecIssue};
