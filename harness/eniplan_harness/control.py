@@ -1,0 +1,168 @@
+"""Control API of the harness (JSON over HTTP on 127.0.0.1), served inside the LocalStack process.
+
+  GET    /health   {"status": "ok", "patches": [...], "imds": {...}, "faults": [...]}
+  POST   /imds     {"instance_id": "i-..."} -> {"instance_id", "endpoint"}; starts or reuses
+                   that instance's IMDS listener; 404 if the instance does not exist
+  GET    /imds     {"listeners": {"i-...": "http://127.0.0.1:port", ...}}
+  POST   /faults   one rule (see faults.py) -> {"index": n, "rule": {...}}
+  GET    /faults   {"rules": [... with "matched"/"fired" counters]}
+  DELETE /faults   clears every rule
+  POST   /reset    resets every EC2 backend (all VPCs, subnets, ENIs, instances go; default
+                   VPCs come back), clears fault rules and stops IMDS listeners
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from . import patches
+from .faults import FaultRule, FaultSpecError
+from .imds import ImdsServer
+
+LOG = logging.getLogger("eniplan_harness.control")
+
+
+class ImdsRegistry:
+    """One IMDS listener per instance ID."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[str, ImdsServer] = {}
+
+    def ensure(self, instance_id: str) -> str:
+        with self._lock:
+            server = self._servers.get(instance_id)
+            if server is None:
+                server = ImdsServer(instance_id)
+                server.start()
+                self._servers[instance_id] = server
+                LOG.info("IMDS for %s on %s", instance_id, server.endpoint)
+            return server.endpoint
+
+    def listing(self) -> dict[str, str]:
+        with self._lock:
+            return {iid: s.endpoint for iid, s in self._servers.items()}
+
+    def stop_all(self) -> None:
+        with self._lock:
+            servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ControlServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        LOG.debug("control: " + fmt, *args)
+
+    def _reply(self, status: int, payload: Any) -> None:
+        data = json.dumps(payload, indent=2).encode() + b"\n"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return {}
+        return json.loads(raw)
+
+    def _route(self, method: str) -> None:
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        try:
+            body = self._body() if method in ("POST", "PUT") else None
+        except json.JSONDecodeError as exc:
+            self._reply(400, {"error": f"invalid JSON: {exc}"})
+            return
+        try:
+            handler = getattr(self, f"_{method.lower()}_{path.strip('/').replace('/', '_') or 'root'}", None)
+            if handler is None:
+                self._reply(404, {"error": f"no route {method} {path}"})
+                return
+            handler(body)
+        except FaultSpecError as exc:
+            self._reply(400, {"error": str(exc)})
+        except Exception as exc:  # report, don't kill the control thread
+            LOG.exception("control API failure on %s %s", method, path)
+            self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def do_GET(self) -> None:
+        self._route("GET")
+
+    def do_POST(self) -> None:
+        self._route("POST")
+
+    def do_DELETE(self) -> None:
+        self._route("DELETE")
+
+    # --- routes -----------------------------------------------------------------------
+
+    def _get_health(self, _: Any) -> None:
+        self._reply(
+            200,
+            {
+                "status": "ok",
+                "patches": patches.PATCHED,
+                "imds": self.server.imds.listing(),
+                "faults": patches.FAULTS.snapshot(),
+            },
+        )
+
+    def _post_imds(self, body: Any) -> None:
+        instance_id = body.get("instance_id") if isinstance(body, dict) else None
+        if not isinstance(instance_id, str) or not instance_id:
+            self._reply(400, {"error": "'instance_id' is required"})
+            return
+        with patches.STATE_LOCK:
+            exists = patches.find_instance(instance_id) is not None
+        if not exists:
+            self._reply(404, {"error": f"instance {instance_id} not found"})
+            return
+        self._reply(200, {"instance_id": instance_id, "endpoint": self.server.imds.ensure(instance_id)})
+
+    def _get_imds(self, _: Any) -> None:
+        self._reply(200, {"listeners": self.server.imds.listing()})
+
+    def _post_faults(self, body: Any) -> None:
+        rule = FaultRule.from_json(body)
+        index = patches.FAULTS.add(rule)
+        self._reply(200, {"index": index, "rule": rule.to_json()})
+
+    def _get_faults(self, _: Any) -> None:
+        self._reply(200, {"rules": patches.FAULTS.snapshot()})
+
+    def _delete_faults(self, _: Any) -> None:
+        patches.FAULTS.clear()
+        self._reply(200, {"cleared": True})
+
+    def _post_reset(self, _: Any) -> None:
+        patches.FAULTS.clear()
+        self.server.imds.stop_all()
+        patches.reset_ec2_state()
+        self._reply(200, {"reset": True})
+
+
+class ControlServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.imds = ImdsRegistry()
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> None:
+        threading.Thread(target=self.serve_forever, name="eniplan-control", daemon=True).start()

@@ -1,0 +1,115 @@
+# Shared by harness/up, harness/down and harness/test. Source it; do not run it.
+#
+# Locations (none inside the clone):
+#   venv    ${XDG_CACHE_HOME:-$HOME/.cache}/eniplan/localstack-<first 12 hex of sha256(pin file)>
+#   uv      ${XDG_CACHE_HOME:-$HOME/.cache}/eniplan/uv/bin/uv
+#   state   ${ENIPLAN_HARNESS_DIR:-$HOME/.cache/eniplan/harness}
+#   .pyc    ${XDG_CACHE_HOME:-$HOME/.cache}/eniplan/pycache (PYTHONPYCACHEPREFIX)
+# ENIPLAN_INSTALLER=pip forces the python3 -m venv + pip path instead of uv.
+
+HARNESS_ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/eniplan"
+PIN_FILE="$HARNESS_ROOT/localstack-requirements.txt"
+TEST_PIN_FILE="$HARNESS_ROOT/test-requirements.txt"
+PIN_HASH="$(sha256sum "$PIN_FILE" | cut -c1-12)"
+VENV="$CACHE_ROOT/localstack-$PIN_HASH"
+UV_DIR="$CACHE_ROOT/uv"
+STATE_DIR="${ENIPLAN_HARNESS_DIR:-$HOME/.cache/eniplan/harness}"
+
+# Bytecode goes to the cache: nothing is written into the clone, and starts stay fast
+# (LocalStack starts in about 1.5 s with cached bytecode, 3.5 s without).
+export PYTHONPYCACHEPREFIX="$CACHE_ROOT/pycache"
+unset PYTHONDONTWRITEBYTECODE
+
+hlog() { printf '%s: %s\n' "${HARNESS_SCRIPT:-harness}" "$*" >&2; }
+die() { hlog "$*"; exit 1; }
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# Installs uv into $UV_DIR with the system pip if it is not there yet. Fails quietly (the
+# caller falls back to venv + pip).
+ensure_uv() {
+    [[ -x "$UV_DIR/bin/uv" ]] && return 0
+    hlog "installing uv into $UV_DIR"
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --target "$UV_DIR" uv >&2 \
+        || return 1
+    [[ -x "$UV_DIR/bin/uv" ]]
+}
+
+venv_imports_ok() {
+    "$VENV/bin/python" - >/dev/null 2>&1 <<'PY'
+from importlib import metadata
+assert metadata.version("localstack-core") == "4.14.0"
+assert metadata.version("moto-ext") == "5.1.24"
+import boto3, localstack.runtime.main, moto.ec2.models  # noqa: F401
+PY
+}
+
+# Makes sure $VENV holds the pinned LocalStack. Idempotent; serialised with flock so two
+# scripts starting at once do not install twice.
+ensure_venv() {
+    local marker="$VENV/.eniplan-installed"
+    [[ -f "$marker" && -x "$VENV/bin/python" ]] && return 0
+    mkdir -p "$CACHE_ROOT"
+    exec 8>"$CACHE_ROOT/.install-$PIN_HASH.lock"
+    flock 8
+    if [[ -f "$marker" && -x "$VENV/bin/python" ]]; then flock -u 8; return 0; fi
+    if [[ -x "$VENV/bin/python" ]] && venv_imports_ok; then
+        # a venv built from the same pin file by other means (e.g. by hand): adopt it
+        echo "$PIN_HASH" >"$marker"
+        flock -u 8
+        return 0
+    fi
+    local start; start="$(now)"
+    hlog "installing LocalStack 4.14.0 from $(basename "$PIN_FILE") into $VENV"
+    rm -rf "$VENV"
+    # ENIPLAN_INSTALLER=pip skips uv (to exercise the fallback)
+    if [[ "${ENIPLAN_INSTALLER:-uv}" != pip ]] && ensure_uv \
+        && "$UV_DIR/bin/uv" venv -q -p python3 "$VENV" >&2 \
+        && "$UV_DIR/bin/uv" pip install -q --python "$VENV/bin/python" -r "$PIN_FILE" >&2; then
+        :
+    else
+        hlog "uv failed; falling back to python3 -m venv + pip (slower)"
+        rm -rf "$VENV"
+        python3 -m venv "$VENV" >&2 \
+            && "$VENV/bin/pip" install -q --disable-pip-version-check -r "$PIN_FILE" >&2 \
+            || { rm -rf "$VENV"; die "could not install $PIN_FILE"; }
+    fi
+    venv_imports_ok || { rm -rf "$VENV"; die "installed venv does not import LocalStack 4.14.0 / moto-ext 5.1.24"; }
+    echo "$PIN_HASH" >"$marker"
+    hlog "installed in $(elapsed "$start") s"
+    flock -u 8
+}
+
+# Adds the pinned test runner to $VENV (harness/test only).
+ensure_test_requirements() {
+    local hash marker
+    hash="$(sha256sum "$TEST_PIN_FILE" | cut -c1-12)"
+    marker="$VENV/.eniplan-test-$hash"
+    [[ -f "$marker" ]] && return 0
+    exec 8>"$CACHE_ROOT/.install-$PIN_HASH.lock"
+    flock 8
+    if [[ ! -f "$marker" ]]; then
+        hlog "installing $(basename "$TEST_PIN_FILE") into $VENV"
+        if [[ "${ENIPLAN_INSTALLER:-uv}" != pip && -x "$UV_DIR/bin/uv" ]]; then
+            "$UV_DIR/bin/uv" pip install -q --python "$VENV/bin/python" \
+                -r "$TEST_PIN_FILE" -c "$PIN_FILE" >&2 || die "could not install $TEST_PIN_FILE"
+        else
+            "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+                -r "$TEST_PIN_FILE" -c "$PIN_FILE" >&2 || die "could not install $TEST_PIN_FILE"
+        fi
+        touch "$marker"
+    fi
+    flock -u 8
+}
+
+# PID of the running harness for $STATE_DIR, or nothing. Checks the command line, so a
+# recycled PID is never taken for ours.
+harness_pid() {
+    local pid
+    pid="$(cat "$STATE_DIR/launcher.pid" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q 'eniplan_harness.launch' || return 1
+    echo "$pid"
+}

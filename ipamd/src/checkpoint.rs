@@ -1,0 +1,275 @@
+//! The pod-ownership checkpoint, in the AWS VPC CNI's `vpc-cni-ipam/1` format at its path, so a
+//! node can move between that daemon and this one in either direction.
+//!
+//! Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
+//! directory) and group-committed: a writer thread applies every change queued since its last
+//! write, writes once, and only then acknowledges them all. An assignment is acknowledged to the
+//! CNI plugin only after its write is on disk.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use planner::pool::PodKey;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+/// The only version this daemon reads and writes.
+pub const VERSION: &str = "vpc-cni-ipam/1";
+
+/// Pod metadata kept with an allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Pod namespace.
+    #[serde(rename = "k8sPodNamespace", default, skip_serializing_if = "String::is_empty")]
+    pub pod_namespace: String,
+    /// Pod name.
+    #[serde(rename = "k8sPodName", default, skip_serializing_if = "String::is_empty")]
+    pub pod_name: String,
+    /// Addresses the pod holds (1 unless multi-NIC).
+    #[serde(rename = "interfacesCount", default, skip_serializing_if = "is_zero")]
+    pub interfaces_count: u32,
+}
+
+#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if signature")]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One allocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// CNI network name.
+    #[serde(rename = "networkName")]
+    pub network_name: String,
+    /// CNI container id.
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    /// CNI interface name.
+    #[serde(rename = "ifName")]
+    pub if_name: String,
+    /// The IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<String>,
+    /// The IPv6 address (never written by eniplan; kept when read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<String>,
+    /// When the address was assigned, Unix nanoseconds.
+    #[serde(rename = "allocationTimestamp", default)]
+    pub allocation_timestamp: i64,
+    /// Pod metadata.
+    #[serde(default, skip_serializing_if = "is_default_metadata")]
+    pub metadata: Metadata,
+}
+
+fn is_default_metadata(m: &Metadata) -> bool {
+    *m == Metadata::default()
+}
+
+impl Entry {
+    /// The CNI key of this entry.
+    pub fn key(&self) -> PodKey {
+        PodKey { network_name: self.network_name.clone(), container_id: self.container_id.clone(), if_name: self.if_name.clone() }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct File {
+    version: String,
+    #[serde(default)]
+    allocations: Vec<Entry>,
+}
+
+/// Reads a checkpoint. A missing file is a fresh node (no entries). An unreadable file, invalid
+/// JSON or another version stops start-up: silently discarding it would lose pod ownership.
+pub fn load(path: &Path) -> Result<Vec<Entry>> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::Checkpoint { path: path.to_owned(), reason: format!("cannot be read: {e}") }),
+    };
+    let file: File = serde_json::from_str(&text)
+        .map_err(|e| Error::Checkpoint { path: path.to_owned(), reason: format!("is not valid checkpoint JSON: {e}") })?;
+    if file.version != VERSION {
+        return Err(Error::Checkpoint {
+            path: path.to_owned(),
+            reason: format!("has version {:?}; this daemon reads {VERSION:?}", file.version),
+        });
+    }
+    Ok(file.allocations)
+}
+
+/// Writes `entries` atomically.
+pub fn store(path: &Path, entries: &BTreeMap<PodKey, Entry>) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let file = File { version: VERSION.to_owned(), allocations: entries.values().cloned().collect() };
+    let json = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+    // Unique per write, so two writers (a dying daemon and its successor) never share one.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{}.tmp{}.{seq}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("ipam.json"),
+        std::process::id()
+    ));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&json)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+enum Op {
+    Put(PodKey, Entry),
+    Remove(PodKey),
+    Sync(oneshot::Sender<std::result::Result<(), String>>),
+}
+
+/// Handle to the writer thread.
+#[derive(Clone)]
+pub struct Checkpointer {
+    tx: mpsc::UnboundedSender<Op>,
+}
+
+impl Checkpointer {
+    /// Starts the writer over `initial` entries, writing them once at start.
+    pub fn start(path: PathBuf, initial: BTreeMap<PodKey, Entry>) -> Result<Checkpointer> {
+        store(&path, &initial).map_err(|source| Error::Io { what: "cannot write checkpoint", path: path.clone(), source })?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                let mut entries = initial;
+                while let Some(first) = rx.blocking_recv() {
+                    let mut waiters = Vec::new();
+                    let mut dirty = false;
+                    let mut apply = |op: Op, waiters: &mut Vec<_>| match op {
+                        Op::Put(k, e) => {
+                            entries.insert(k, e);
+                            dirty = true;
+                        }
+                        Op::Remove(k) => {
+                            dirty |= entries.remove(&k).is_some();
+                        }
+                        Op::Sync(w) => waiters.push(w),
+                    };
+                    apply(first, &mut waiters);
+                    while let Ok(op) = rx.try_recv() {
+                        apply(op, &mut waiters);
+                    }
+                    let result = if dirty { store(&path, &entries).map_err(|e| format!("{}: {e}", path.display())) } else { Ok(()) };
+                    if let Err(e) = &result {
+                        tracing::error!(error = %e, "checkpoint write failed");
+                    }
+                    for w in waiters {
+                        let _ = w.send(result.clone());
+                    }
+                }
+            })
+            .map_err(|source| Error::Io { what: "cannot start the checkpoint writer for", path: PathBuf::new(), source })?;
+        Ok(Checkpointer { tx })
+    }
+
+    /// Records an allocation (durable after the next [`Checkpointer::sync`]).
+    pub fn put(&self, key: PodKey, entry: Entry) {
+        let _ = self.tx.send(Op::Put(key, entry));
+    }
+
+    /// Forgets an allocation.
+    pub fn remove(&self, key: PodKey) {
+        let _ = self.tx.send(Op::Remove(key));
+    }
+
+    /// Resolves once everything queued before it is on disk.
+    pub fn sync(&self) -> oneshot::Receiver<std::result::Result<(), String>> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::Sync(tx)).is_err() {
+            let (dead_tx, dead_rx) = oneshot::channel();
+            let _ = dead_tx.send(Err("the checkpoint writer has stopped".to_owned()));
+            return dead_rx;
+        }
+        rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("eniplan-ckpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn entry(c: &str, ip: &str) -> Entry {
+        Entry {
+            network_name: "aws-cni".into(),
+            container_id: c.into(),
+            if_name: "eth0".into(),
+            ipv4: Some(ip.into()),
+            ipv6: None,
+            allocation_timestamp: 1_767_225_600_123_456_789,
+            metadata: Metadata { pod_namespace: "default".into(), pod_name: "web-0".into(), interfaces_count: 1 },
+        }
+    }
+
+    #[test]
+    fn the_reference_format_round_trips() {
+        // S-34: the exact shape the VPC CNI writes.
+        let text = r#"{"version":"vpc-cni-ipam/1","allocations":[{"networkName":"aws-cni","containerID":"C1","ifName":"eth0","ipv4":"10.0.34.17","allocationTimestamp":1767225600123456789,"metadata":{"k8sPodNamespace":"default","k8sPodName":"web-0","interfacesCount":1}}]}"#;
+        let d = dir("format");
+        let path = d.join("ipam.json");
+        std::fs::write(&path, text).unwrap();
+        let entries = load(&path).unwrap();
+        assert_eq!(entries, vec![entry("C1", "10.0.34.17")]);
+        let map = entries.iter().map(|e| (e.key(), e.clone())).collect();
+        store(&path, &map).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn missing_file_is_a_fresh_node() {
+        assert!(load(&dir("missing").join("ipam.json")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn corrupt_or_unknown_version_stops_startup() {
+        // S-36.
+        let d = dir("corrupt");
+        let path = d.join("ipam.json");
+        std::fs::write(&path, "{not json").unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(err.to_string().contains("is not valid checkpoint JSON"), "{err}");
+        assert_eq!(err.exit_code(), 3);
+        std::fs::write(&path, r#"{"version":"vpc-cni-ipam/2","allocations":[]}"#).unwrap();
+        let err = load(&path).unwrap_err();
+        assert!(err.to_string().contains(r#"has version "vpc-cni-ipam/2""#), "{err}");
+        // The file is left alone.
+        assert!(std::fs::read_to_string(&path).unwrap().contains("ipam/2"));
+    }
+
+    #[tokio::test]
+    async fn writer_group_commits_and_acknowledges_after_the_write() {
+        let d = dir("writer");
+        let path = d.join("ipam.json");
+        let ckpt = Checkpointer::start(path.clone(), BTreeMap::new()).unwrap();
+        for i in 0..100 {
+            let e = entry(&format!("c{i}"), &format!("10.0.0.{i}"));
+            ckpt.put(e.key(), e);
+        }
+        ckpt.remove(entry("c7", "").key());
+        ckpt.sync().await.unwrap().unwrap();
+        let on_disk = load(&path).unwrap();
+        assert_eq!(on_disk.len(), 99);
+        assert!(!on_disk.iter().any(|e| e.container_id == "c7"));
+        // No temporary file is left behind.
+        let names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("ipam.json")]);
+    }
+}

@@ -1,0 +1,271 @@
+//! Configuration, parsed once from the environment (the AWS VPC CNI's variable names) into a
+//! validated [`Config`]. Nothing else in the daemon reads the environment. Every variable is
+//! listed in `docs/configuration.md`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use planner::pool::PoolConfig;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Bind {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path (`unix:/path`).
+    Unix(PathBuf),
+}
+
+/// The daemon's validated settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// The pool engine's settings (WARM_*, MINIMUM_IP_TARGET, prefix delegation, …).
+    pub pool: PoolConfig,
+    /// `ENIPLAN_MAX_PODS`: the kubelet's max pods, when known (else the catalogue's value).
+    pub max_pods: Option<u32>,
+    /// `ENIPLAN_STATE_DIR` (default `/var/run/aws-node`): socket and checkpoint.
+    pub state_dir: PathBuf,
+    /// `AWS_VPC_K8S_CNI_BACKING_STORE` (default `<state dir>/ipam.json`).
+    pub checkpoint: PathBuf,
+    /// `INTROSPECTION_BIND_ADDRESS` (default `127.0.0.1:61679`); `None` if disabled.
+    pub introspection: Option<Bind>,
+    /// `ENIPLAN_METRICS_BIND_ADDRESS` (default `:61678`); `None` if `DISABLE_METRICS`.
+    pub metrics: Option<SocketAddr>,
+    /// `AWS_EC2_ENDPOINT`.
+    pub ec2_endpoint: Option<String>,
+    /// `ENIPLAN_IMDS_ENDPOINT`.
+    pub imds_endpoint: Option<String>,
+    /// `AWS_REGION` / `AWS_DEFAULT_REGION` (else IMDS).
+    pub region: Option<String>,
+    /// `CLUSTER_NAME`.
+    pub cluster_name: Option<String>,
+    /// `ADDITIONAL_ENI_TAGS` (keys containing `k8s.amazonaws.com` dropped).
+    pub additional_tags: BTreeMap<String, String>,
+    /// `MANAGE_UNTAGGED_ENI`.
+    pub manage_untagged_enis: bool,
+    /// `DISABLE_LEAKED_ENI_CLEANUP`.
+    pub leaked_eni_cleanup: bool,
+    /// `AWS_VPC_K8S_CNI_EXTERNALSNAT` (echoed to the plugin).
+    pub external_snat: bool,
+    /// `NETWORK_POLICY_ENFORCING_MODE` (echoed to the plugin).
+    pub network_policy_mode: String,
+    /// `MY_NODE_NAME`.
+    pub node_name: Option<String>,
+    /// `VPC_CNI_VERSION` / the build version: the gRPC `ClientVersion` accepted besides "".
+    pub version: String,
+    /// `ENIPLAN_TICK_INTERVAL_MS` (default 5000): how often the pool is evaluated.
+    pub tick: Duration,
+    /// `ENIPLAN_RECONCILE_INTERVAL_SECS` (default 60): how often IMDS/EC2 are compared.
+    pub reconcile: Duration,
+    /// `HTTP_TIMEOUT` (default 10 s, at least 10): per-attempt EC2 timeout.
+    pub http_timeout: Duration,
+    /// `AWS_VPC_K8S_CNI_LOGLEVEL`.
+    pub log_level: String,
+}
+
+/// Every variable the daemon reads, with its default, for `docs/configuration.md` and a test
+/// that the document lists them all.
+pub const DAEMON_VARIABLES: &[&str] = &[
+    "ENABLE_IPv4",
+    "ENABLE_IPv6",
+    "ENABLE_MULTI_NIC",
+    "ENIPLAN_MAX_PODS",
+    "ENIPLAN_STATE_DIR",
+    "AWS_VPC_K8S_CNI_BACKING_STORE",
+    "INTROSPECTION_BIND_ADDRESS",
+    "DISABLE_INTROSPECTION",
+    "ENIPLAN_METRICS_BIND_ADDRESS",
+    "DISABLE_METRICS",
+    "AWS_EC2_ENDPOINT",
+    "ENIPLAN_IMDS_ENDPOINT",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "CLUSTER_NAME",
+    "ADDITIONAL_ENI_TAGS",
+    "MANAGE_UNTAGGED_ENI",
+    "DISABLE_LEAKED_ENI_CLEANUP",
+    "AWS_VPC_K8S_CNI_EXTERNALSNAT",
+    "NETWORK_POLICY_ENFORCING_MODE",
+    "MY_NODE_NAME",
+    "VPC_CNI_VERSION",
+    "ENIPLAN_TICK_INTERVAL_MS",
+    "ENIPLAN_RECONCILE_INTERVAL_SECS",
+    "HTTP_TIMEOUT",
+    "AWS_VPC_K8S_CNI_LOGLEVEL",
+];
+
+fn invalid(name: &str, value: &str, expected: &str) -> Error {
+    Error::Config { name: name.to_owned(), value: value.to_owned(), expected: expected.to_owned() }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(invalid(name, value, "true or false")),
+    }
+}
+
+fn parse_bind(name: &str, value: &str) -> Result<Bind> {
+    if let Some(path) = value.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(invalid(name, value, "host:port or unix:/path"));
+        }
+        return Ok(Bind::Unix(PathBuf::from(path)));
+    }
+    parse_addr(name, value).map(Bind::Tcp)
+}
+
+/// `host:port`, with `:port` meaning every interface.
+fn parse_addr(name: &str, value: &str) -> Result<SocketAddr> {
+    let full = if value.starts_with(':') { format!("0.0.0.0{value}") } else { value.to_owned() };
+    full.parse().map_err(|_| invalid(name, value, "host:port (e.g. 127.0.0.1:61679) or :port"))
+}
+
+impl Config {
+    /// Parses the variables (the process environment, or a test's map).
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Config> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let flag = |k: &str, default: bool| get(k).map_or(Ok(default), |v| parse_bool(k, v));
+        let number = |k: &str| -> Result<Option<u64>> {
+            get(k).map(|v| v.parse::<u64>().map_err(|_| invalid(k, v, "a whole number"))).transpose()
+        };
+
+        // The reference refuses to start when ENABLE_IPv4 is missing; eniplan takes the
+        // documented default (true).
+        let ipv4 = flag("ENABLE_IPv4", true)?;
+        let ipv6 = flag("ENABLE_IPv6", false)?;
+        if ipv6 || !ipv4 {
+            return Err(invalid(
+                if ipv6 { "ENABLE_IPv6" } else { "ENABLE_IPv4" },
+                get(if ipv6 { "ENABLE_IPv6" } else { "ENABLE_IPv4" }).unwrap_or(""),
+                "IPv4 only (ENABLE_IPv4=true, ENABLE_IPv6=false): eniplan does not manage IPv6 prefixes yet",
+            ));
+        }
+        if flag("ENABLE_MULTI_NIC", false)? {
+            return Err(invalid("ENABLE_MULTI_NIC", get("ENABLE_MULTI_NIC").unwrap_or(""), "false: eniplan manages the default network card only"));
+        }
+
+        let pool = PoolConfig::from_vars(vars)?;
+        let max_pods = number("ENIPLAN_MAX_PODS")?
+            .map(|n| u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| invalid("ENIPLAN_MAX_PODS", &n.to_string(), "a positive number")))
+            .transpose()?;
+        let state_dir = PathBuf::from(get("ENIPLAN_STATE_DIR").unwrap_or("/var/run/aws-node"));
+        let checkpoint = get("AWS_VPC_K8S_CNI_BACKING_STORE").map_or_else(|| state_dir.join("ipam.json"), PathBuf::from);
+        let introspection = if flag("DISABLE_INTROSPECTION", false)? {
+            None
+        } else {
+            Some(parse_bind("INTROSPECTION_BIND_ADDRESS", get("INTROSPECTION_BIND_ADDRESS").unwrap_or("127.0.0.1:61679"))?)
+        };
+        let metrics = if flag("DISABLE_METRICS", false)? {
+            None
+        } else {
+            Some(parse_addr("ENIPLAN_METRICS_BIND_ADDRESS", get("ENIPLAN_METRICS_BIND_ADDRESS").unwrap_or(":61678"))?)
+        };
+        let additional_tags = match get("ADDITIONAL_ENI_TAGS") {
+            None => BTreeMap::new(),
+            Some(v) => {
+                let map: BTreeMap<String, String> = serde_json::from_str(v)
+                    .map_err(|e| invalid("ADDITIONAL_ENI_TAGS", v, &format!("a JSON object of string tags ({e})")))?;
+                map.into_iter().filter(|(k, _)| !k.contains("k8s.amazonaws.com")).collect()
+            }
+        };
+        let network_policy_mode = get("NETWORK_POLICY_ENFORCING_MODE").unwrap_or("").to_ascii_lowercase();
+        if !["", "none", "strict", "standard"].contains(&network_policy_mode.as_str()) {
+            return Err(invalid("NETWORK_POLICY_ENFORCING_MODE", &network_policy_mode, "none, strict or standard"));
+        }
+        let log_level = get("AWS_VPC_K8S_CNI_LOGLEVEL").unwrap_or("info").to_ascii_lowercase();
+        if !["debug", "info", "warn", "error", "fatal", "trace"].contains(&log_level.as_str()) {
+            return Err(invalid("AWS_VPC_K8S_CNI_LOGLEVEL", &log_level, "debug, info, warn, error or fatal"));
+        }
+        let tick = number("ENIPLAN_TICK_INTERVAL_MS")?.unwrap_or(5000);
+        if tick == 0 {
+            return Err(invalid("ENIPLAN_TICK_INTERVAL_MS", "0", "a positive number of milliseconds"));
+        }
+        Ok(Config {
+            pool,
+            max_pods,
+            state_dir,
+            checkpoint,
+            introspection,
+            metrics,
+            ec2_endpoint: get("AWS_EC2_ENDPOINT").map(str::to_owned),
+            imds_endpoint: get("ENIPLAN_IMDS_ENDPOINT").map(str::to_owned),
+            region: get("AWS_REGION").or(get("AWS_DEFAULT_REGION")).map(str::to_owned),
+            cluster_name: get("CLUSTER_NAME").map(str::to_owned),
+            additional_tags,
+            manage_untagged_enis: flag("MANAGE_UNTAGGED_ENI", true)?,
+            leaked_eni_cleanup: !flag("DISABLE_LEAKED_ENI_CLEANUP", false)?,
+            external_snat: flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?,
+            network_policy_mode,
+            node_name: get("MY_NODE_NAME").map(str::to_owned),
+            version: get("VPC_CNI_VERSION").unwrap_or(env!("CARGO_PKG_VERSION")).to_owned(),
+            tick: Duration::from_millis(tick),
+            reconcile: Duration::from_secs(number("ENIPLAN_RECONCILE_INTERVAL_SECS")?.unwrap_or(60).max(1)),
+            http_timeout: Duration::from_secs(number("HTTP_TIMEOUT")?.unwrap_or(10).max(10)),
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_vars(&BTreeMap::new()).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/run/aws-node"));
+        assert_eq!(c.checkpoint, PathBuf::from("/var/run/aws-node/ipam.json"));
+        assert_eq!(c.introspection, Some(Bind::Tcp("127.0.0.1:61679".parse().unwrap())));
+        assert_eq!(c.metrics, Some("0.0.0.0:61678".parse().unwrap()));
+        assert_eq!((c.tick, c.reconcile), (Duration::from_secs(5), Duration::from_mins(1)));
+        assert!(c.manage_untagged_enis && c.leaked_eni_cleanup);
+    }
+
+    #[test]
+    fn overrides() {
+        let c = Config::from_vars(&vars(&[
+            ("ENIPLAN_STATE_DIR", "/tmp/x"),
+            ("INTROSPECTION_BIND_ADDRESS", "unix:/tmp/x/introspect.sock"),
+            ("DISABLE_METRICS", "true"),
+            ("ADDITIONAL_ENI_TAGS", r#"{"team":"net","k8s.amazonaws.com/x":"y"}"#),
+            ("ENIPLAN_MAX_PODS", "58"),
+            ("WARM_IP_TARGET", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(c.checkpoint, PathBuf::from("/tmp/x/ipam.json"));
+        assert_eq!(c.introspection, Some(Bind::Unix("/tmp/x/introspect.sock".into())));
+        assert_eq!(c.metrics, None);
+        assert_eq!(c.additional_tags, BTreeMap::from([("team".to_owned(), "net".to_owned())]));
+        assert_eq!((c.max_pods, c.pool.warm_ip_target), (Some(58), 3));
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable() {
+        for (k, v, want) in [
+            ("ENABLE_IPv6", "true", "IPv4 only"),
+            ("ENABLE_IPv4", "false", "IPv4 only"),
+            ("INTROSPECTION_BIND_ADDRESS", "nowhere", "host:port"),
+            ("ADDITIONAL_ENI_TAGS", "{nope", "JSON object"),
+            ("NETWORK_POLICY_ENFORCING_MODE", "loose", "none, strict or standard"),
+            ("WARM_ENI_TARGET", "-1", "whole number"),
+            ("ENIPLAN_TICK_INTERVAL_MS", "0", "positive"),
+            ("ENABLE_MULTI_NIC", "true", "default network card"),
+        ] {
+            let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(k) && text.contains(want), "{text}");
+            assert_eq!(err.exit_code(), 2);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The pool loop: one task owns the engine (`planner::pool::Pool`) and turns ticks, pod requests,
+//! EC2 outcomes and observations into its inputs; it dispatches the calls the engine asks for
+//! to executor tasks, whose outcomes come back as events. Replies to pods wait for the
+//! checkpoint to be on disk.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cloud::Ec2;
+use planner::pool::{
+    Action, AddressView, Failure, Input, NoAddress, ObservedEni, OpId, Outcome, PodAddress, PodKey,
+    Pool, PoolSnapshot, Reply, Time,
+};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::checkpoint::{Checkpointer, Entry, Metadata};
+use crate::executor::Executor;
+use crate::metrics::Metrics;
+
+/// A checkpoint acknowledgement: resolves once the change is on disk.
+pub type Durable = oneshot::Receiver<Result<(), String>>;
+
+/// Inputs of the loop.
+pub enum Event {
+    /// CNI ADD.
+    Add {
+        /// The pod's key.
+        key: PodKey,
+        /// Pod metadata for the checkpoint.
+        meta: Metadata,
+        /// The answer.
+        reply: oneshot::Sender<Result<(PodAddress, Durable), NoAddress>>,
+    },
+    /// CNI DEL.
+    Del {
+        /// The pod's key.
+        key: PodKey,
+        /// The answer: the released address, or `None` for an unknown pod.
+        reply: oneshot::Sender<Option<(PodAddress, Durable)>>,
+    },
+    /// The pool check timer.
+    Tick,
+    /// An EC2 call finished.
+    Outcome {
+        /// The operation.
+        op: OpId,
+        /// Its result.
+        result: Result<Outcome, Failure>,
+    },
+    /// A reconcile pass observed these ENIs (every attached one, unmanaged included).
+    Observed(Vec<ObservedEni>),
+    /// The checkpoint write of this ADD failed: undo the assignment.
+    Undo(PodKey),
+    /// A read of the state, for introspection and reconcile.
+    Query(oneshot::Sender<View>),
+    /// SIGTERM: stop growing.
+    Terminate,
+}
+
+/// What introspection shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct View {
+    /// The engine's snapshot.
+    pub snapshot: PoolSnapshot,
+    /// Every held address.
+    pub addresses: Vec<AddressView>,
+    /// The most recent decisions, newest last.
+    pub decisions: Vec<Decision>,
+    /// The last pod ADD that got no address, and why.
+    pub last_no_address: Option<NoAddressRecord>,
+}
+
+/// One EC2 call the engine asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// Engine time, ms.
+    pub time_ms: u64,
+    /// Operation id.
+    pub op: OpId,
+    /// The call.
+    pub call: String,
+    /// Why.
+    pub reason: String,
+    /// `pending`, `ok`, or the failure.
+    pub outcome: String,
+}
+
+/// The last failed ADD.
+#[derive(Debug, Clone, Serialize)]
+pub struct NoAddressRecord {
+    /// Engine time, ms.
+    pub time_ms: u64,
+    /// The pod.
+    pub pod: String,
+    /// Why.
+    pub reason: NoAddress,
+    /// In words.
+    pub message: String,
+}
+
+const DECISIONS_KEPT: usize = 200;
+
+/// The loop's state.
+pub struct Driver<E> {
+    pool: Pool,
+    start: Instant,
+    exec: Arc<Executor<E>>,
+    tx: mpsc::Sender<Event>,
+    ckpt: Checkpointer,
+    metrics: Arc<Metrics>,
+    ip_max: u32,
+    devices: BTreeSet<u32>,
+    decisions: VecDeque<Decision>,
+    last_no_address: Option<NoAddressRecord>,
+}
+
+fn unix_nanos() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl<E: Ec2 + 'static> Driver<E> {
+    /// A driver over an initialised pool.
+    pub fn new(
+        pool: Pool,
+        start: Instant,
+        exec: Arc<Executor<E>>,
+        tx: mpsc::Sender<Event>,
+        ckpt: Checkpointer,
+        metrics: Arc<Metrics>,
+        observed: &[ObservedEni],
+    ) -> Driver<E> {
+        let ip_max = {
+            let s = pool.snapshot();
+            let per_eni = planner::pool::targets::addresses_per_eni(s.mode, u32::from(exec.node.limits.ipv4_per_eni));
+            per_eni * s.eni_budget
+        };
+        Driver {
+            pool,
+            start,
+            exec,
+            tx,
+            ckpt,
+            metrics,
+            ip_max,
+            devices: observed.iter().map(|o| o.device).collect(),
+            decisions: VecDeque::new(),
+            last_no_address: None,
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// Feeds one input and dispatches the calls; returns the replies.
+    fn step(&mut self, input: Input) -> Vec<Reply> {
+        let now = self.now();
+        let actions = self.pool.step(now, input);
+        let mut replies = Vec::new();
+        for action in actions {
+            match action {
+                Action::Reply(r) => replies.push(r),
+                Action::Call { op, call, reason } => {
+                    tracing::info!(%op, %call, %reason, "EC2 call");
+                    self.decisions.push_back(Decision { time_ms: now.as_millis(), op, call: call.to_string(), reason, outcome: "pending".into() });
+                    while self.decisions.len() > DECISIONS_KEPT {
+                        self.decisions.pop_front();
+                    }
+                    let mut devices = self.devices.clone();
+                    devices.extend(self.pool.snapshot().enis.iter().map(|e| e.device));
+                    let exec = Arc::clone(&self.exec);
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        let result = exec.execute(call, devices).await;
+                        let _ = tx.send(Event::Outcome { op, result }).await;
+                    });
+                }
+            }
+        }
+        for r in &replies {
+            if let Reply::ForceRemoved { key, ip } = r {
+                tracing::warn!(pod = %key, %ip, "EC2 no longer has this pod's address; removed");
+                self.metrics.force_removed_ips.inc();
+                self.ckpt.remove(key.clone());
+            }
+        }
+        self.metrics.observe(&self.pool.snapshot(), self.ip_max);
+        replies
+    }
+
+    /// Handles one event.
+    pub fn handle(&mut self, event: Event) {
+        match event {
+            Event::Add { key, meta, reply } => {
+                self.metrics.add_requests.inc();
+                let replies = self.step(Input::AddPod { key: key.clone() });
+                let answer = replies.into_iter().find_map(|r| match r {
+                    Reply::Assigned { key: k, address } if k == key => Some(Ok(address)),
+                    Reply::NoAddress { key: k, reason } if k == key => Some(Err(reason)),
+                    _ => None,
+                });
+                match answer {
+                    Some(Ok(address)) => {
+                        let entry = Entry {
+                            network_name: key.network_name.clone(),
+                            container_id: key.container_id.clone(),
+                            if_name: key.if_name.clone(),
+                            ipv4: Some(address.ip.to_string()),
+                            ipv6: None,
+                            allocation_timestamp: unix_nanos(),
+                            metadata: Metadata { interfaces_count: 1, ..meta },
+                        };
+                        self.ckpt.put(key, entry);
+                        let _ = reply.send(Ok((address, self.ckpt.sync())));
+                    }
+                    Some(Err(reason)) => {
+                        self.metrics.no_available.inc();
+                        tracing::warn!(pod = %key, %reason, "no address for pod");
+                        self.last_no_address = Some(NoAddressRecord {
+                            time_ms: self.now().as_millis(),
+                            pod: key.to_string(),
+                            message: reason.to_string(),
+                            reason: reason.clone(),
+                        });
+                        let _ = reply.send(Err(reason));
+                    }
+                    None => {
+                        self.metrics.ipamd_errors.with_label_values(&["addPod"]).inc();
+                        let _ = reply.send(Err(NoAddress::NotReady));
+                    }
+                }
+            }
+            Event::Del { key, reply } => {
+                let replies = self.step(Input::DelPod { key: key.clone() });
+                let released = replies.into_iter().find_map(|r| match r {
+                    Reply::Released { key: k, address } if k == key => Some(address),
+                    _ => None,
+                });
+                match released {
+                    Some(address) => {
+                        self.ckpt.remove(key);
+                        let _ = reply.send(Some((address, self.ckpt.sync())));
+                    }
+                    None => {
+                        let _ = reply.send(None);
+                    }
+                }
+            }
+            Event::Tick => {
+                self.step(Input::Tick);
+            }
+            Event::Outcome { op, result } => {
+                if let Some(d) = self.decisions.iter_mut().rev().find(|d| d.op == op) {
+                    d.outcome = match &result {
+                        Ok(_) => "ok".into(),
+                        Err(f) => f.to_string(),
+                    };
+                }
+                if let Err(f) = &result {
+                    tracing::warn!(%op, failure = %f, "EC2 call failed");
+                }
+                self.step(Input::Outcome { op, result });
+            }
+            Event::Observed(enis) => {
+                self.devices = enis.iter().map(|o| o.device).collect();
+                let before = self.pool.snapshot().enis.len();
+                let replies = self.step(Input::Observed { enis });
+                let removed_enis = before.saturating_sub(self.pool.snapshot().enis.len());
+                if removed_enis > 0 && replies.iter().any(|r| matches!(r, Reply::ForceRemoved { .. })) {
+                    self.metrics.force_removed_enis.inc();
+                }
+                self.metrics.reconcile.with_label_values(&["eniReconcile"]).inc();
+            }
+            Event::Undo(key) => {
+                self.metrics.ipamd_errors.with_label_values(&["checkpoint"]).inc();
+                self.step(Input::DelPod { key });
+            }
+            Event::Query(reply) => {
+                let _ = reply.send(View {
+                    snapshot: self.pool.snapshot(),
+                    addresses: self.pool.addresses(),
+                    decisions: self.decisions.iter().cloned().collect(),
+                    last_no_address: self.last_no_address.clone(),
+                });
+            }
+            Event::Terminate => {
+                self.step(Input::Terminate);
+            }
+        }
+    }
+
+    /// Runs until every sender is gone.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+        while let Some(event) = rx.recv().await {
+            self.handle(event);
+        }
+    }
+}
+
+/// Restores pod ownership from checkpoint entries into a freshly observed pool; returns the
+/// entries kept (those whose address is on one of the node's ENIs).
+pub fn restore(pool: &mut Pool, entries: &[Entry]) -> BTreeMap<PodKey, Entry> {
+    let by_key: BTreeMap<PodKey, &Entry> = entries.iter().map(|e| (e.key(), e)).collect();
+    let mut allocations = Vec::new();
+    for e in entries {
+        match e.ipv4.as_deref().map(str::parse) {
+            Some(Ok(ip)) => allocations.push((e.key(), ip)),
+            _ => tracing::warn!(pod = %e.key(), "checkpoint entry without a usable IPv4 address dropped"),
+        }
+    }
+    let mut kept = BTreeMap::new();
+    for action in pool.step(Time(0), Input::Restore { allocations }) {
+        match action {
+            Action::Reply(Reply::Restored { key, .. }) => {
+                if let Some(e) = by_key.get(&key) {
+                    kept.insert(key, (*e).clone());
+                }
+            }
+            Action::Reply(Reply::RestoreDropped { key, ip, why }) => {
+                tracing::warn!(pod = %key, %ip, %why, "checkpoint entry dropped");
+            }
+            _ => {}
+        }
+    }
+    kept
+}

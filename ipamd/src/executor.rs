@@ -1,0 +1,161 @@
+//! Runs the engine's EC2 calls with the `cloud` adapters and turns their results into the
+//! engine's outcomes. A dumb interpreter: every decision was taken by `planner::pool`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cloud::model::CreateEni;
+use cloud::{CloudError, Ec2};
+use planner::pool::{Ec2Call, EniId, Failure, Outcome};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::node::{Node, new_eni_tags, rfc3339};
+
+/// Executes calls for one node.
+pub struct Executor<E> {
+    /// The (guarded) EC2 client.
+    pub ec2: E,
+    /// The node.
+    pub node: Arc<Node>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+fn failure(e: &CloudError) -> Failure {
+    e.to_failure()
+}
+
+impl<E: Ec2> Executor<E> {
+    fn record<T>(&self, api: &'static str, r: &Result<T, CloudError>, started: tokio::time::Instant) {
+        self.metrics.ec2_call(api, r.as_ref().err(), started.elapsed());
+    }
+
+    /// Runs `call`; `devices` are the device indexes in use (for a new ENI's attachment).
+    pub async fn execute(&self, call: Ec2Call, devices: BTreeSet<u32>) -> Result<Outcome, Failure> {
+        match call {
+            Ec2Call::CreateEni { ips, prefixes } => self.create_eni(ips, prefixes, &devices).await,
+            Ec2Call::AssignIps { eni, count } => {
+                let t = tokio::time::Instant::now();
+                let r = self.ec2.assign_private_ips(&eni, count).await;
+                self.record("AssignPrivateIpAddresses", &r, t);
+                r.map(|ips| Outcome::IpsAssigned { ips }).map_err(|e| failure(&e))
+            }
+            Ec2Call::AssignPrefixes { eni, count } => {
+                let t = tokio::time::Instant::now();
+                let r = self.ec2.assign_prefixes(&eni, count).await;
+                self.record("AssignPrivateIpAddresses", &r, t);
+                r.map(|prefixes| Outcome::PrefixesAssigned { prefixes }).map_err(|e| failure(&e))
+            }
+            Ec2Call::UnassignIps { eni, ips } => {
+                let t = tokio::time::Instant::now();
+                let r = self.ec2.unassign_private_ips(&eni, &ips).await;
+                self.record("UnassignPrivateIpAddresses", &r, t);
+                r.map(|()| Outcome::Unassigned).map_err(|e| failure(&e))
+            }
+            Ec2Call::UnassignPrefixes { eni, prefixes } => {
+                let t = tokio::time::Instant::now();
+                let r = self.ec2.unassign_prefixes(&eni, &prefixes).await;
+                self.record("UnassignPrivateIpAddresses", &r, t);
+                r.map(|()| Outcome::Unassigned).map_err(|e| failure(&e))
+            }
+            Ec2Call::DeleteEni { eni } => self.delete_eni(&eni).await,
+            Ec2Call::DescribeEni { eni } => {
+                let t = tokio::time::Instant::now();
+                let filter = cloud::model::EniFilter { ids: vec![eni], ..Default::default() };
+                let r = self.ec2.describe_network_interfaces(&filter).await;
+                self.record("DescribeNetworkInterfaces", &r, t);
+                let enis = r.map_err(|e| failure(&e))?;
+                let e = enis.first().ok_or(Failure::NotFound)?;
+                Ok(Outcome::EniDescribed { ips: e.secondary_ips.clone(), prefixes: e.prefixes.clone() })
+            }
+        }
+    }
+
+    async fn create_eni(&self, ips: u32, prefixes: u32, devices: &BTreeSet<u32>) -> Result<Outcome, Failure> {
+        let instance = self.node.identity.instance_id.clone();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let request = CreateEni {
+            subnet_id: self.node.subnet_id.clone(),
+            description: format!("aws-K8S-{instance}"),
+            security_groups: self.node.security_groups.clone(),
+            secondary_ips: ips,
+            prefixes,
+            interface_type: None,
+            tags: new_eni_tags(&self.config, &instance, rfc3339(now)),
+        };
+        let t = tokio::time::Instant::now();
+        let created = self.ec2.create_network_interface(&request).await;
+        self.record("CreateNetworkInterface", &created, t);
+        let eni = created.map_err(|e| failure(&e))?;
+        let device = (1..).find(|d| !devices.contains(d)).unwrap_or(1);
+        let t = tokio::time::Instant::now();
+        let attached = self.ec2.attach_network_interface(&eni.id, &instance, device, 0).await;
+        self.record("AttachNetworkInterface", &attached, t);
+        let attachment = match attached {
+            Ok(a) => a,
+            Err(e) => {
+                // Never leak the ENI we just created.
+                self.delete_with_retries(&eni.id).await;
+                return Err(failure(&e));
+            }
+        };
+        self.node.attachments.lock().expect("attachments").insert(eni.id.clone(), attachment.clone());
+        let t = tokio::time::Instant::now();
+        let dot = self.ec2.set_delete_on_termination(&eni.id, &attachment, true).await;
+        self.record("ModifyNetworkInterfaceAttribute", &dot, t);
+        if let Err(e) = dot {
+            tracing::warn!(eni = %eni.id, error = %e, "cannot set DeleteOnTermination; freeing the ENI");
+            let _ = self.delete_eni(&eni.id).await;
+            return Err(failure(&e));
+        }
+        self.node.flags.lock().expect("flags").insert(eni.id.clone(), (false, false));
+        Ok(Outcome::EniCreated { eni: eni.id, device, primary_ip: eni.primary_ip, ips: eni.secondary_ips, prefixes: eni.prefixes })
+    }
+
+    async fn delete_eni(&self, eni: &EniId) -> Result<Outcome, Failure> {
+        let attachment = self.node.attachments.lock().expect("attachments").get(eni).cloned();
+        if let Some(a) = attachment {
+            let t = tokio::time::Instant::now();
+            let r = self.ec2.detach_network_interface(&a, false).await;
+            self.record("DetachNetworkInterface", &r, t);
+            match r {
+                Ok(()) | Err(CloudError::NotFound { .. }) => {}
+                Err(e) => return Err(failure(&e)),
+            }
+            self.node.attachments.lock().expect("attachments").remove(eni);
+        }
+        if self.delete_with_retries(eni).await {
+            self.node.flags.lock().expect("flags").remove(eni);
+            Ok(Outcome::EniDeleted)
+        } else {
+            Err(Failure::Other { message: format!("{eni} could not be deleted; the leaked-ENI sweep will retry") })
+        }
+    }
+
+    /// Deletes an ENI, waiting out `InvalidNetworkInterface.InUse` while a detach completes
+    /// (12 tries, 500 ms doubling, as the reference). `NotFound` counts as deleted.
+    async fn delete_with_retries(&self, eni: &EniId) -> bool {
+        let mut wait = Duration::from_millis(500);
+        for _ in 0..12 {
+            let t = tokio::time::Instant::now();
+            let r = self.ec2.delete_network_interface(eni).await;
+            self.record("DeleteNetworkInterface", &r, t);
+            match r {
+                Ok(()) | Err(CloudError::NotFound { .. }) => return true,
+                Err(CloudError::Invalid { code, .. }) if code == "InvalidNetworkInterface.InUse" => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                Err(e) => {
+                    tracing::warn!(%eni, error = %e, "cannot delete ENI");
+                    return false;
+                }
+            }
+        }
+        false
+    }
+}

@@ -1,0 +1,78 @@
+//! `ipamd`: the node daemon. Reads its configuration from the environment once, connects to
+//! IMDS and EC2, and runs until SIGTERM (stop growing, keep serving) and a second SIGTERM or
+//! SIGINT (exit). Exit codes are documented in docs/ipamd.md.
+
+use std::process::ExitCode;
+
+use cloud::aws::{AwsEc2, AwsImds, AwsSettings};
+use ipamd::config::Config;
+use ipamd::{Error, Stage};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+fn main() -> ExitCode {
+    let vars = std::env::vars().collect();
+    let config = match Config::from_vars(&vars) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ipamd: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(match config.log_level.as_str() {
+        "fatal" => "error",
+        other => other,
+    })
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ipamd: cannot start the runtime: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    match runtime.block_on(daemon(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("ipamd: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn daemon(config: Config) -> Result<(), Error> {
+    let imds = AwsImds::new(&AwsSettings { imds_endpoint: config.imds_endpoint.clone(), ..AwsSettings::default() })
+        .map_err(|source| Error::Cloud { what: "configuring IMDS".into(), source })?;
+    let region = match &config.region {
+        Some(r) => r.clone(),
+        None => cloud::imds::identity(&imds)
+            .await
+            .map_err(|source| Error::Cloud { what: "reading the region from IMDS".into(), source })?
+            .region,
+    };
+    let ec2 = AwsEc2::new(&AwsSettings {
+        region: Some(region),
+        ec2_endpoint: config.ec2_endpoint.clone(),
+        imds_endpoint: None,
+        static_credentials: None,
+        attempt_timeout: Some(config.http_timeout),
+    })
+    .await
+    .map_err(|source| Error::Cloud { what: "configuring EC2".into(), source })?;
+    let (stage_tx, stage_rx) = watch::channel(Stage::Running);
+    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io { what: "cannot handle", path: "SIGTERM".into(), source })?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|source| Error::Io { what: "cannot handle", path: "SIGINT".into(), source })?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {
+                let _ = stage_tx.send(Stage::Terminating);
+                tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+            }
+            _ = int.recv() => {}
+        }
+        let _ = stage_tx.send(Stage::Exit);
+    });
+    ipamd::run(config, ec2, imds, stage_rx).await
+}

@@ -1,0 +1,190 @@
+//! What the node is: its identity and limits from IMDS and the catalogue, its ENIs from IMDS
+//! enriched (and, where they disagree, corrected) by EC2.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use cloud::model::{EniFilter, ImdsInterface, InstanceIdentity, InterfaceType, NetworkInterface};
+use cloud::{Ec2, Imds};
+use ipnetwork::Ipv4Network;
+use planner::catalogue::{self, InstanceLimits};
+use planner::pool::{EniId, ObservedEni};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// Tag ipamd writes on ENIs it creates: the owning instance.
+pub const TAG_INSTANCE_ID: &str = "node.k8s.amazonaws.com/instance_id";
+/// Tag ipamd writes on ENIs it creates: creation time (RFC 3339).
+pub const TAG_CREATED_AT: &str = "node.k8s.amazonaws.com/createdAt";
+/// Tag that marks an ENI as not managed (`true`).
+pub const TAG_NO_MANAGE: &str = "node.k8s.amazonaws.com/no_manage";
+/// Cluster tag.
+pub const TAG_CLUSTER: &str = "cluster.k8s.amazonaws.com/name";
+
+/// The node as discovered at start-up.
+#[derive(Debug)]
+pub struct Node {
+    /// From IMDS.
+    pub identity: InstanceIdentity,
+    /// From the catalogue.
+    pub limits: &'static InstanceLimits,
+    /// The primary ENI's subnet (where new ENIs go without custom networking).
+    pub subnet_id: String,
+    /// VPC CIDRs (sent to the plugin).
+    pub vpc_cidrs: Vec<Ipv4Network>,
+    /// The primary ENI's security groups (new ENIs get them).
+    pub security_groups: Vec<String>,
+    /// Attachment id of each ENI (needed to detach), kept current by the executor.
+    pub attachments: Mutex<BTreeMap<EniId, String>>,
+    /// Trunk and unmanaged flags learned from EC2, by ENI.
+    pub flags: Mutex<BTreeMap<EniId, (bool, bool)>>,
+}
+
+fn cloud_err(what: &str) -> impl FnOnce(cloud::CloudError) -> Error + '_ {
+    move |source| Error::Cloud { what: what.to_owned(), source }
+}
+
+/// The instance's limits: the catalogue's entry. An unknown type stops start-up with its name
+/// (eniplan's catalogue is generated from the same table the VPC CNI embeds).
+pub fn limits(instance_type: &str) -> Result<&'static InstanceLimits> {
+    catalogue::lookup(instance_type).map_err(Error::Pool)
+}
+
+/// Whether an ENI is left alone (§3.9 of the reference): `no_manage=true`, EFA-only, or (with
+/// `MANAGE_UNTAGGED_ENI=false`) not tagged as this instance's. The primary is always managed.
+fn unmanaged(config: &Config, instance_id: &str, e: &NetworkInterface) -> bool {
+    if e.attachment.as_ref().is_some_and(|a| a.device_index == 0) {
+        return false;
+    }
+    if let Some(v) = e.tags.get(TAG_NO_MANAGE) {
+        return v == "true";
+    }
+    if e.interface_type == InterfaceType::EfaOnly {
+        return true;
+    }
+    if e.tags.get(TAG_INSTANCE_ID).is_some_and(|v| v == instance_id) {
+        return false;
+    }
+    !config.manage_untagged_enis
+}
+
+/// The engine's view of the ENIs, from EC2 (authoritative) for the ENIs IMDS lists.
+pub async fn observe_from_ec2<E: Ec2>(ec2: &E, node: &Node, config: &Config, interfaces: &[ImdsInterface]) -> Result<Vec<ObservedEni>> {
+    let ids: Vec<EniId> = interfaces.iter().map(|i| i.interface_id.clone()).collect();
+    let described = ec2
+        .describe_network_interfaces(&EniFilter { ids, ..EniFilter::default() })
+        .await
+        .map_err(cloud_err("describing the node's ENIs"))?;
+    let by_id: BTreeMap<&EniId, &NetworkInterface> = described.iter().map(|e| (&e.id, e)).collect();
+    let mut out = Vec::new();
+    let mut attachments = node.attachments.lock().expect("attachments");
+    let mut flags = node.flags.lock().expect("flags");
+    for i in interfaces {
+        let Some(e) = by_id.get(&i.interface_id) else {
+            // Detached between the two reads: the next reconcile will not see it either.
+            continue;
+        };
+        if let Some(a) = &e.attachment {
+            attachments.insert(e.id.clone(), a.id.clone());
+        }
+        let trunk = e.interface_type == InterfaceType::Trunk;
+        let unmanaged = unmanaged(config, &node.identity.instance_id, e);
+        flags.insert(e.id.clone(), (trunk, unmanaged));
+        out.push(ObservedEni {
+            id: e.id.clone(),
+            device: i.device_number,
+            primary_ip: e.primary_ip,
+            ips: e.secondary_ips.clone(),
+            prefixes: e.prefixes.clone(),
+            trunk,
+            unmanaged,
+        });
+    }
+    Ok(out)
+}
+
+/// The engine's view from IMDS alone, for ENIs whose flags are already known; `None` when an
+/// ENI is new (EC2 must be asked).
+pub fn observe_from_imds(node: &Node, interfaces: &[ImdsInterface]) -> Option<Vec<ObservedEni>> {
+    let flags = node.flags.lock().expect("flags");
+    interfaces
+        .iter()
+        .map(|i| {
+            let &(trunk, unmanaged) = flags.get(&i.interface_id)?;
+            let mut o = i.observed()?;
+            o.trunk = trunk;
+            o.unmanaged = unmanaged;
+            Some(o)
+        })
+        .collect()
+}
+
+/// Discovers the node: IMDS identity and interfaces, the catalogue's limits, EC2's view of the
+/// ENIs.
+pub async fn discover<E: Ec2, I: Imds>(ec2: &E, imds: &I, config: &Config) -> Result<(Node, Vec<ObservedEni>)> {
+    let identity = cloud::imds::identity(imds).await.map_err(cloud_err("reading the instance identity from IMDS"))?;
+    let interfaces = cloud::imds::interfaces(imds).await.map_err(cloud_err("reading the network interfaces from IMDS"))?;
+    let primary = interfaces
+        .iter()
+        .find(|i| i.mac == identity.mac)
+        .or_else(|| interfaces.iter().find(|i| i.device_number == 0))
+        .ok_or_else(|| Error::Startup(format!("IMDS lists no primary network interface (mac {})", identity.mac)))?;
+    let node = Node {
+        limits: limits(&identity.instance_type)?,
+        subnet_id: primary.subnet_id.clone(),
+        vpc_cidrs: primary.vpc_cidrs.clone(),
+        security_groups: primary.security_groups.clone(),
+        identity,
+        attachments: Mutex::new(BTreeMap::new()),
+        flags: Mutex::new(BTreeMap::new()),
+    };
+    let observed = observe_from_ec2(ec2, &node, config, &interfaces).await?;
+    Ok((node, observed))
+}
+
+/// The ENI tags for a new ENI.
+pub fn new_eni_tags(config: &Config, instance_id: &str, now_rfc3339: String) -> BTreeMap<String, String> {
+    let mut tags = config.additional_tags.clone();
+    tags.insert(TAG_INSTANCE_ID.to_owned(), instance_id.to_owned());
+    tags.insert(TAG_CREATED_AT.to_owned(), now_rfc3339);
+    if let Some(cluster) = &config.cluster_name {
+        tags.insert(TAG_CLUSTER.to_owned(), cluster.clone());
+        tags.insert("eks:eni:owner".to_owned(), "amazon-vpc-cni".to_owned());
+    }
+    tags
+}
+
+/// RFC 3339 UTC for a Unix time in seconds (no calendar crate needed for one format).
+///
+/// ```
+/// assert_eq!(ipamd::node::rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+/// assert_eq!(ipamd::node::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+/// ```
+pub fn rfc3339(unix_secs: u64) -> String {
+    let days = unix_secs / 86_400;
+    let rem = unix_secs % 86_400;
+    // Howard Hinnant's civil-from-days, for days since 1970-01-01.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// The route table a pod's address uses: the main table for the primary ENI, else device + 1
+/// (as the VPC CNI numbers them).
+pub fn route_table(device: u32) -> i32 {
+    if device == 0 { 254 } else { i32::try_from(device + 1).unwrap_or(i32::MAX) }
+}
+
+/// An address as a string for the wire.
+pub fn ip_text(ip: Ipv4Addr) -> String {
+    ip.to_string()
+}

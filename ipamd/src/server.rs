@@ -1,0 +1,132 @@
+//! The CNI-facing gRPC service (`rpc.CNIBackend`) on the Unix socket, with the AWS VPC CNI's
+//! semantics (§4.3–§4.4 of the reference): idempotent ADD per key, DEL of an unknown key
+//! reported as `datastore: unknown pod`, a version handshake. eniplan answers bad requests with
+//! precise gRPC errors instead of a bare `Success=false`.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+use tonic::{Request, Response, Status};
+
+use crate::checkpoint::Metadata;
+use crate::driver::{Durable, Event};
+use crate::metrics::Metrics;
+use crate::node::route_table;
+use crate::rpc::c_n_i_backend_server::CNIBackend;
+use crate::rpc::{AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest, IpAllocationMetadata};
+
+/// The service.
+pub struct Service {
+    /// To the pool loop.
+    pub tx: mpsc::Sender<Event>,
+    /// The version clients must present (or "").
+    pub version: String,
+    /// VPC CIDRs for the reply.
+    pub vpc_cidrs: Vec<String>,
+    /// `AWS_VPC_K8S_CNI_EXTERNALSNAT`.
+    pub external_snat: bool,
+    /// `NETWORK_POLICY_ENFORCING_MODE`.
+    pub network_policy_mode: String,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The message the reference daemon and plugin use for an unknown pod on DEL.
+pub const UNKNOWN_POD: &str = "datastore: unknown pod";
+
+fn required(field: &str, value: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} is required and was empty")));
+    }
+    Ok(())
+}
+
+async fn durable(d: Durable) -> Result<(), Status> {
+    match d.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(Status::internal(format!("the checkpoint could not be written ({e}); nothing was assigned"))),
+        Err(_) => Err(Status::unavailable("the daemon is shutting down")),
+    }
+}
+
+impl Service {
+    fn check_version(&self, client: &str) -> Result<(), Status> {
+        if client.is_empty() || client == self.version {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition(format!(
+                "wrong client version {client:?}: this daemon is {:?}; install the CNI plugin from the same release",
+                self.version
+            )))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CNIBackend for Service {
+    async fn add_network(&self, request: Request<AddNetworkRequest>) -> Result<Response<AddNetworkReply>, Status> {
+        let r = request.into_inner();
+        self.check_version(&r.client_version)?;
+        required("ContainerID", &r.container_id)?;
+        required("IfName", &r.if_name)?;
+        required("NetworkName", &r.network_name)?;
+        if r.requires_multi_nic_attachment {
+            return Err(Status::invalid_argument("multi-NIC attachment was requested, but eniplan manages only the default network card (ENABLE_MULTI_NIC is not supported)"));
+        }
+        let key = planner::pool::PodKey { network_name: r.network_name, container_id: r.container_id, if_name: r.if_name };
+        let meta = Metadata { pod_namespace: r.k8s_pod_namespace, pod_name: r.k8s_pod_name, interfaces_count: 1 };
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Add { key: key.clone(), meta, reply: tx }).await.map_err(|_| Status::unavailable("the pool loop has stopped"))?;
+        match rx.await.map_err(|_| Status::unavailable("the pool loop has stopped"))? {
+            Ok((address, ack)) => {
+                if let Err(status) = durable(ack).await {
+                    let _ = self.tx.send(Event::Undo(key)).await;
+                    return Err(status);
+                }
+                Ok(Response::new(AddNetworkReply {
+                    success: true,
+                    ip_allocation_metadata: vec![IpAllocationMetadata {
+                        ipv4_addr: address.ip.to_string(),
+                        ipv6_addr: String::new(),
+                        device_number: i32::try_from(address.device).unwrap_or(i32::MAX),
+                        route_table_id: route_table(address.device),
+                    }],
+                    use_external_snat: self.external_snat,
+                    vpc_v4_cidrs: self.vpc_cidrs.clone(),
+                    network_policy_mode: self.network_policy_mode.clone(),
+                    ..AddNetworkReply::default()
+                }))
+            }
+            Err(reason) => Err(Status::resource_exhausted(format!("no IP address for {key}: {reason}"))),
+        }
+    }
+
+    async fn del_network(&self, request: Request<DelNetworkRequest>) -> Result<Response<DelNetworkReply>, Status> {
+        let r = request.into_inner();
+        self.check_version(&r.client_version)?;
+        self.metrics.del_requests.with_label_values(&[if r.reason.is_empty() { "PodDeleted" } else { r.reason.as_str() }]).inc();
+        required("ContainerID", &r.container_id)?;
+        required("IfName", &r.if_name)?;
+        required("NetworkName", &r.network_name)?;
+        let key = planner::pool::PodKey { network_name: r.network_name, container_id: r.container_id, if_name: r.if_name };
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Event::Del { key, reply: tx }).await.map_err(|_| Status::unavailable("the pool loop has stopped"))?;
+        match rx.await.map_err(|_| Status::unavailable("the pool loop has stopped"))? {
+            Some((address, ack)) => {
+                durable(ack).await?;
+                Ok(Response::new(DelNetworkReply {
+                    success: true,
+                    ip_allocation_metadata: vec![IpAllocationMetadata {
+                        ipv4_addr: address.ip.to_string(),
+                        ipv6_addr: String::new(),
+                        device_number: i32::try_from(address.device).unwrap_or(i32::MAX),
+                        route_table_id: route_table(address.device),
+                    }],
+                    network_policy_mode: self.network_policy_mode.clone(),
+                    ..DelNetworkReply::default()
+                }))
+            }
+            None => Err(Status::not_found(UNKNOWN_POD)),
+        }
+    }
+}
