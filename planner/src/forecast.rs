@@ -44,6 +44,7 @@ use std::time::Duration;
 use ipnetwork::Ipv4Network;
 use serde::Serialize;
 
+use crate::blocks::{EniUsage, SubnetUsage};
 use crate::catalogue::InstanceLimits;
 use crate::error::{Error, Result};
 use crate::footprint::{self, Footprint, Profile, SAMPLE};
@@ -254,25 +255,25 @@ pub struct Forecast {
 
 /// A node shape with its engine profile.
 #[derive(Debug, Clone)]
-struct Shape {
-    limits: &'static InstanceLimits,
-    mode: AddressMode,
-    pods: u32,
-    max_pods: u32,
-    weight: u64,
-    profile: Profile,
+pub(crate) struct Shape {
+    pub(crate) limits: &'static InstanceLimits,
+    pub(crate) mode: AddressMode,
+    pub(crate) pods: u32,
+    pub(crate) max_pods: u32,
+    pub(crate) weight: u64,
+    pub(crate) profile: Profile,
 }
 
 /// Per group: shapes (type × density) with their cumulative weights.
 #[derive(Debug, Clone)]
-struct GroupShapes {
-    shapes: Vec<Shape>,
-    total_weight: u64,
+pub(crate) struct GroupShapes {
+    pub(crate) shapes: Vec<Shape>,
+    pub(crate) total_weight: u64,
 }
 
 impl GroupShapes {
     /// The shape of node `k`: a low-discrepancy walk over the cumulative weights.
-    fn shape_of(&self, k: u32) -> usize {
+    pub(crate) fn shape_of(&self, k: u32) -> usize {
         if self.shapes.len() == 1 {
             return 0;
         }
@@ -290,7 +291,10 @@ impl GroupShapes {
     }
 }
 
-fn build_shapes(cluster: &Cluster, progress: &mut dyn FnMut(Progress)) -> Result<Vec<GroupShapes>> {
+pub(crate) fn build_shapes(
+    cluster: &Cluster,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<GroupShapes>> {
     let total: u64 = cluster
         .groups
         .iter()
@@ -395,6 +399,8 @@ struct Refusal {
 struct Space {
     subnets: Vec<Subnet>,
     others: Vec<u32>,
+    /// Other tenants' addresses placed at random (`used`).
+    scattered: Vec<Vec<Ipv4Addr>>,
     tally: Vec<Tally>,
     placement: Placement,
 }
@@ -416,15 +422,17 @@ impl Space {
         let placement = Placement::Scattered { seed: cluster.seed };
         let mut subnets = Vec::new();
         let mut others = Vec::new();
+        let mut scattered = Vec::new();
         for def in &cluster.subnets {
             let mut s = def.model()?;
             let before = s.free_addresses();
             let taken = s.allocate_ips(def.used, placement)?;
             // Other tenants' addresses are not ours: mark them as such.
-            for a in taken {
+            for &a in &taken {
                 s.release_ip(a)?;
                 s.occupy(a)?;
             }
+            scattered.push(taken);
             others.push(s.usable() - before + def.used);
             subnets.push(s);
         }
@@ -432,6 +440,7 @@ impl Space {
         Ok(Space {
             subnets,
             others,
+            scattered,
             tally: vec![Tally::default(); n],
             placement,
         })
@@ -928,6 +937,81 @@ pub fn forecast(
 
 fn now_space_usage(space: &Space, i: usize) -> Usage {
     space.usage(i)
+}
+
+/// The subnets as they are today: every group at its current node count, placed as the
+/// forecast places them (one entry per node and subnet, named `<group>-<index>`), other tenants'
+/// addresses and taken ranges. This is what `eniplan subnets SPEC` maps.
+pub fn current_usage(
+    cluster: &Cluster,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Vec<SubnetUsage>> {
+    let shapes = build_shapes(cluster, progress)?;
+    let mut space = Space::new(cluster)?;
+    let current: Vec<u32> = cluster.groups.iter().map(|g| g.current).collect();
+    let (nodes, _) = place(cluster, &shapes, &mut space, &current);
+    let mut out: Vec<SubnetUsage> = cluster
+        .subnets
+        .iter()
+        .enumerate()
+        .map(|(i, def)| SubnetUsage {
+            id: def.id.clone(),
+            cidr: def.cidr,
+            az: def.az.clone(),
+            enis: Vec::new(),
+            others: space.scattered[i].clone(),
+            reserved: def.taken.clone(),
+        })
+        .collect();
+    for n in &nodes {
+        let group = &cluster.groups[n.group];
+        let shape = &shapes[n.group].shapes[n.shape];
+        let name = format!("{}-{:04}", group.name, n.index);
+        let owner = format!("{} {}", group.name, shape.limits.name);
+        let h = &n.held;
+        let Some(primary) = h.primary else { continue };
+        let mut singles: Vec<Ipv4Addr> = h
+            .eni_primaries
+            .iter()
+            .chain(&h.ips)
+            .chain(&h.trunks)
+            .copied()
+            .collect();
+        if n.pod_subnet == n.node_subnet {
+            out[n.node_subnet].enis.push(EniUsage {
+                id: name,
+                owner,
+                primary,
+                ips: singles,
+                prefixes: h.prefixes.clone(),
+            });
+        } else {
+            out[n.node_subnet].enis.push(EniUsage {
+                id: name.clone(),
+                owner: owner.clone(),
+                primary,
+                ips: Vec::new(),
+                prefixes: Vec::new(),
+            });
+            if !singles.is_empty() || !h.prefixes.is_empty() {
+                let first = if singles.is_empty() {
+                    None
+                } else {
+                    Some(singles.remove(0))
+                };
+                if let Some(first) = first {
+                    out[n.pod_subnet].enis.push(EniUsage {
+                        id: format!("{name}-pods"),
+                        owner,
+                        primary: first,
+                        ips: singles,
+                        prefixes: h.prefixes.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn growth_series(

@@ -15,11 +15,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod blocks;
+pub mod budget;
 pub mod catalogue;
 pub mod ec2api;
 mod error;
 pub mod footprint;
 pub mod forecast;
+pub mod gates;
+pub mod layout;
 pub mod max_pods;
 pub mod pool;
 pub mod sim;
