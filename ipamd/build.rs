@@ -14,8 +14,18 @@ fn main() {
     let service = tonic_build::manual::Service::builder()
         .name("CNIBackend")
         .package("rpc")
-        .method(method("add_network", "AddNetwork", "AddNetworkRequest", "AddNetworkReply"))
-        .method(method("del_network", "DelNetwork", "DelNetworkRequest", "DelNetworkReply"))
+        .method(method(
+            "add_network",
+            "AddNetwork",
+            "AddNetworkRequest",
+            "AddNetworkReply",
+        ))
+        .method(method(
+            "del_network",
+            "DelNetwork",
+            "DelNetworkRequest",
+            "DelNetworkReply",
+        ))
         .build();
     tonic_build::manual::Builder::new().compile(&[service]);
 }

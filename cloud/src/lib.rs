@@ -18,6 +18,7 @@ pub mod aws;
 mod error;
 pub mod fake;
 mod guard;
+pub mod harness;
 pub mod imds;
 pub mod model;
 

@@ -6,10 +6,7 @@
 //! so no SDK default chain looks for real AWS or the real IMDS).
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpStream};
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use cloud::aws::{AwsEc2, AwsImds, AwsSettings};
@@ -78,89 +75,15 @@ fn fake() -> Fake {
 }
 
 // ------------------------------------------------------------------------------------------
-// The LocalStack harness.
-
-struct HarnessInfo {
-    ec2_endpoint: String,
-    control: String,
-}
-
-fn harness_info() -> &'static HarnessInfo {
-    static INFO: OnceLock<HarnessInfo> = OnceLock::new();
-    INFO.get_or_init(|| {
-        let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../harness/up");
-        let out = std::process::Command::new("bash")
-            .arg(&up)
-            .output()
-            .expect("run harness/up");
-        assert!(
-            out.status.success(),
-            "harness/up failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let var = |name: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("harness/up printed no {name}:\n{text}"))
-                .trim()
-                .to_owned()
-        };
-        HarnessInfo {
-            ec2_endpoint: var("EC2_ENDPOINT"),
-            control: var("HARNESS_CONTROL"),
-        }
-    })
-}
-
-/// A minimal HTTP/1.1 request to a loopback server (no client crate needed for three calls).
-fn http(method: &str, url: &str, body: &str) -> (u16, String) {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest
-        .split_once('/')
-        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
-    let mut stream = TcpStream::connect(host).expect("connect to the harness");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+// The LocalStack harness (cloud::harness starts or reuses it).
 
 struct Harness {
     ec2: AwsEc2,
-    control: String,
 }
 
 async fn harness() -> Harness {
-    let info = harness_info();
-    let settings = AwsSettings {
-        region: Some("us-west-2".into()),
-        ec2_endpoint: Some(info.ec2_endpoint.clone()),
-        imds_endpoint: None,
-        static_credentials: Some(("test".into(), "test".into())),
-        attempt_timeout: Some(Duration::from_secs(30)),
-    };
     Harness {
-        ec2: AwsEc2::new(&settings).await.unwrap(),
-        control: info.control.clone(),
+        ec2: cloud::harness::ec2().await,
     }
 }
 
@@ -171,66 +94,13 @@ impl Env for Harness {
         &self.ec2
     }
     async fn subnet(&self, cidr: &str) -> String {
-        let sdk = self.ec2.sdk();
-        let vpc = sdk
-            .create_vpc()
-            .cidr_block("10.0.0.0/16")
-            .send()
-            .await
-            .unwrap();
-        let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
-        let subnet = sdk
-            .create_subnet()
-            .vpc_id(&vpc_id)
-            .cidr_block(cidr)
-            .availability_zone("us-west-2a")
-            .send()
-            .await
-            .unwrap();
-        subnet
-            .subnet()
-            .and_then(|s| s.subnet_id())
-            .unwrap()
-            .to_owned()
+        cloud::harness::subnet(&self.ec2, cidr).await
     }
     async fn instance(&self, instance_type: &str, subnet: &str) -> String {
-        let sdk = self.ec2.sdk();
-        let images = sdk.describe_images().send().await.unwrap();
-        let ami = images
-            .images()
-            .first()
-            .and_then(|i| i.image_id())
-            .unwrap()
-            .to_owned();
-        let out = sdk
-            .run_instances()
-            .image_id(ami)
-            .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
-            .subnet_id(subnet)
-            .min_count(1)
-            .max_count(1)
-            .send()
-            .await
-            .unwrap();
-        out.instances()
-            .first()
-            .and_then(|i| i.instance_id())
-            .unwrap()
-            .to_owned()
+        cloud::harness::instance(&self.ec2, instance_type, subnet).await
     }
     async fn imds(&self, instance: &str) -> AwsImds {
-        let (status, body) = http(
-            "POST",
-            &format!("{}/imds", self.control),
-            &format!(r#"{{"instance_id": "{instance}"}}"#),
-        );
-        assert_eq!(status, 200, "{body}");
-        let endpoint = body
-            .split('"')
-            .skip_while(|s| *s != "endpoint")
-            .nth(2)
-            .expect("endpoint in the reply")
-            .to_owned();
+        let endpoint = cloud::harness::imds_endpoint(instance);
         AwsImds::new(&AwsSettings {
             imds_endpoint: Some(endpoint),
             ..AwsSettings::default()
@@ -238,11 +108,7 @@ impl Env for Harness {
         .unwrap()
     }
     async fn fail_next(&self, api: &str, code: &str, count: u32) {
-        let body = format!(
-            r#"{{"action": "{api}", "code": "{code}", "probability": 1.0, "count": {count}}}"#
-        );
-        let (status, reply) = http("POST", &format!("{}/faults", self.control), &body);
-        assert_eq!(status, 200, "{reply}");
+        cloud::harness::fault(api, code, 1.0, Some(count));
     }
 }
 

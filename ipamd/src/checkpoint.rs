@@ -23,17 +23,28 @@ pub const VERSION: &str = "vpc-cni-ipam/1";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
     /// Pod namespace.
-    #[serde(rename = "k8sPodNamespace", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "k8sPodNamespace",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub pod_namespace: String,
     /// Pod name.
-    #[serde(rename = "k8sPodName", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "k8sPodName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub pod_name: String,
     /// Addresses the pod holds (1 unless multi-NIC).
     #[serde(rename = "interfacesCount", default, skip_serializing_if = "is_zero")]
     pub interfaces_count: u32,
 }
 
-#[expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if signature")]
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if signature"
+)]
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -71,7 +82,11 @@ fn is_default_metadata(m: &Metadata) -> bool {
 impl Entry {
     /// The CNI key of this entry.
     pub fn key(&self) -> PodKey {
-        PodKey { network_name: self.network_name.clone(), container_id: self.container_id.clone(), if_name: self.if_name.clone() }
+        PodKey {
+            network_name: self.network_name.clone(),
+            container_id: self.container_id.clone(),
+            if_name: self.if_name.clone(),
+        }
     }
 }
 
@@ -88,30 +103,49 @@ pub fn load(path: &Path) -> Result<Vec<Entry>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::Checkpoint { path: path.to_owned(), reason: format!("cannot be read: {e}") }),
+        Err(e) => {
+            return Err(Error::Checkpoint {
+                path: path.to_owned(),
+                reason: format!("cannot be read: {e}"),
+            });
+        }
     };
-    let file: File = serde_json::from_str(&text)
-        .map_err(|e| Error::Checkpoint { path: path.to_owned(), reason: format!("is not valid checkpoint JSON: {e}") })?;
+    let file: File = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+        path: path.to_owned(),
+        reason: format!("is not valid checkpoint JSON: {e}"),
+    })?;
     if file.version != VERSION {
         return Err(Error::Checkpoint {
             path: path.to_owned(),
-            reason: format!("has version {:?}; this daemon reads {VERSION:?}", file.version),
+            reason: format!(
+                "has version {:?}; this daemon reads {VERSION:?}",
+                file.version
+            ),
         });
     }
     Ok(file.allocations)
 }
 
+/// Numbers temporary files, so two writers (a dying daemon and its successor) never share one.
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Writes `entries` atomically.
 pub fn store(path: &Path, entries: &BTreeMap<PodKey, Entry>) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file = File { version: VERSION.to_owned(), allocations: entries.values().cloned().collect() };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let file = File {
+        version: VERSION.to_owned(),
+        allocations: entries.values().cloned().collect(),
+    };
     let json = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
-    // Unique per write, so two writers (a dying daemon and its successor) never share one.
-    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
         ".{}.tmp{}.{seq}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("ipam.json"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("ipam.json"),
         std::process::id()
     ));
     {
@@ -138,7 +172,11 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Starts the writer over `initial` entries, writing them once at start.
     pub fn start(path: PathBuf, initial: BTreeMap<PodKey, Entry>) -> Result<Checkpointer> {
-        store(&path, &initial).map_err(|source| Error::Io { what: "cannot write checkpoint", path: path.clone(), source })?;
+        store(&path, &initial).map_err(|source| Error::Io {
+            what: "cannot write checkpoint",
+            path: path.clone(),
+            source,
+        })?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
         std::thread::Builder::new()
             .name("checkpoint".into())
@@ -161,7 +199,11 @@ impl Checkpointer {
                     while let Ok(op) = rx.try_recv() {
                         apply(op, &mut waiters);
                     }
-                    let result = if dirty { store(&path, &entries).map_err(|e| format!("{}: {e}", path.display())) } else { Ok(()) };
+                    let result = if dirty {
+                        store(&path, &entries).map_err(|e| format!("{}: {e}", path.display()))
+                    } else {
+                        Ok(())
+                    };
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "checkpoint write failed");
                     }
@@ -170,7 +212,11 @@ impl Checkpointer {
                     }
                 }
             })
-            .map_err(|source| Error::Io { what: "cannot start the checkpoint writer for", path: PathBuf::new(), source })?;
+            .map_err(|source| Error::Io {
+                what: "cannot start the checkpoint writer for",
+                path: PathBuf::new(),
+                source,
+            })?;
         Ok(Checkpointer { tx })
     }
 
@@ -215,7 +261,11 @@ mod tests {
             ipv4: Some(ip.into()),
             ipv6: None,
             allocation_timestamp: 1_767_225_600_123_456_789,
-            metadata: Metadata { pod_namespace: "default".into(), pod_name: "web-0".into(), interfaces_count: 1 },
+            metadata: Metadata {
+                pod_namespace: "default".into(),
+                pod_name: "web-0".into(),
+                interfaces_count: 1,
+            },
         }
     }
 
@@ -245,11 +295,17 @@ mod tests {
         let path = d.join("ipam.json");
         std::fs::write(&path, "{not json").unwrap();
         let err = load(&path).unwrap_err();
-        assert!(err.to_string().contains("is not valid checkpoint JSON"), "{err}");
+        assert!(
+            err.to_string().contains("is not valid checkpoint JSON"),
+            "{err}"
+        );
         assert_eq!(err.exit_code(), 3);
         std::fs::write(&path, r#"{"version":"vpc-cni-ipam/2","allocations":[]}"#).unwrap();
         let err = load(&path).unwrap_err();
-        assert!(err.to_string().contains(r#"has version "vpc-cni-ipam/2""#), "{err}");
+        assert!(
+            err.to_string().contains(r#"has version "vpc-cni-ipam/2""#),
+            "{err}"
+        );
         // The file is left alone.
         assert!(std::fs::read_to_string(&path).unwrap().contains("ipam/2"));
     }
@@ -269,7 +325,10 @@ mod tests {
         assert_eq!(on_disk.len(), 99);
         assert!(!on_disk.iter().any(|e| e.container_id == "c7"));
         // No temporary file is left behind.
-        let names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("ipam.json")]);
     }
 }

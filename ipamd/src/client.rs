@@ -15,7 +15,9 @@ pub async fn connect(socket: &Path) -> Result<CNIBackendClient<Channel>, tonic::
     let channel = Endpoint::try_from("http://[::1]:50051")?
         .connect_with_connector(service_fn(move |_: Uri| {
             let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
         }))
         .await?;
     Ok(CNIBackendClient::new(channel))

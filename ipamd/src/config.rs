@@ -100,7 +100,11 @@ pub const DAEMON_VARIABLES: &[&str] = &[
 ];
 
 fn invalid(name: &str, value: &str, expected: &str) -> Error {
-    Error::Config { name: name.to_owned(), value: value.to_owned(), expected: expected.to_owned() }
+    Error::Config {
+        name: name.to_owned(),
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    }
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool> {
@@ -123,17 +127,31 @@ fn parse_bind(name: &str, value: &str) -> Result<Bind> {
 
 /// `host:port`, with `:port` meaning every interface.
 fn parse_addr(name: &str, value: &str) -> Result<SocketAddr> {
-    let full = if value.starts_with(':') { format!("0.0.0.0{value}") } else { value.to_owned() };
-    full.parse().map_err(|_| invalid(name, value, "host:port (e.g. 127.0.0.1:61679) or :port"))
+    let full = if value.starts_with(':') {
+        format!("0.0.0.0{value}")
+    } else {
+        value.to_owned()
+    };
+    full.parse()
+        .map_err(|_| invalid(name, value, "host:port (e.g. 127.0.0.1:61679) or :port"))
 }
 
 impl Config {
     /// Parses the variables (the process environment, or a test's map).
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the one place that reads every variable, in order"
+    )]
     pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Config> {
         let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
         let flag = |k: &str, default: bool| get(k).map_or(Ok(default), |v| parse_bool(k, v));
         let number = |k: &str| -> Result<Option<u64>> {
-            get(k).map(|v| v.parse::<u64>().map_err(|_| invalid(k, v, "a whole number"))).transpose()
+            get(k)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| invalid(k, v, "a whole number"))
+                })
+                .transpose()
         };
 
         // The reference refuses to start when ENABLE_IPv4 is missing; eniplan takes the
@@ -148,44 +166,83 @@ impl Config {
             ));
         }
         if flag("ENABLE_MULTI_NIC", false)? {
-            return Err(invalid("ENABLE_MULTI_NIC", get("ENABLE_MULTI_NIC").unwrap_or(""), "false: eniplan manages the default network card only"));
+            return Err(invalid(
+                "ENABLE_MULTI_NIC",
+                get("ENABLE_MULTI_NIC").unwrap_or(""),
+                "false: eniplan manages the default network card only",
+            ));
         }
 
         let pool = PoolConfig::from_vars(vars)?;
         let max_pods = number("ENIPLAN_MAX_PODS")?
-            .map(|n| u32::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| invalid("ENIPLAN_MAX_PODS", &n.to_string(), "a positive number")))
+            .map(|n| {
+                u32::try_from(n)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| invalid("ENIPLAN_MAX_PODS", &n.to_string(), "a positive number"))
+            })
             .transpose()?;
         let state_dir = PathBuf::from(get("ENIPLAN_STATE_DIR").unwrap_or("/var/run/aws-node"));
-        let checkpoint = get("AWS_VPC_K8S_CNI_BACKING_STORE").map_or_else(|| state_dir.join("ipam.json"), PathBuf::from);
+        let checkpoint = get("AWS_VPC_K8S_CNI_BACKING_STORE")
+            .map_or_else(|| state_dir.join("ipam.json"), PathBuf::from);
         let introspection = if flag("DISABLE_INTROSPECTION", false)? {
             None
         } else {
-            Some(parse_bind("INTROSPECTION_BIND_ADDRESS", get("INTROSPECTION_BIND_ADDRESS").unwrap_or("127.0.0.1:61679"))?)
+            Some(parse_bind(
+                "INTROSPECTION_BIND_ADDRESS",
+                get("INTROSPECTION_BIND_ADDRESS").unwrap_or("127.0.0.1:61679"),
+            )?)
         };
         let metrics = if flag("DISABLE_METRICS", false)? {
             None
         } else {
-            Some(parse_addr("ENIPLAN_METRICS_BIND_ADDRESS", get("ENIPLAN_METRICS_BIND_ADDRESS").unwrap_or(":61678"))?)
+            Some(parse_addr(
+                "ENIPLAN_METRICS_BIND_ADDRESS",
+                get("ENIPLAN_METRICS_BIND_ADDRESS").unwrap_or(":61678"),
+            )?)
         };
         let additional_tags = match get("ADDITIONAL_ENI_TAGS") {
             None => BTreeMap::new(),
             Some(v) => {
-                let map: BTreeMap<String, String> = serde_json::from_str(v)
-                    .map_err(|e| invalid("ADDITIONAL_ENI_TAGS", v, &format!("a JSON object of string tags ({e})")))?;
-                map.into_iter().filter(|(k, _)| !k.contains("k8s.amazonaws.com")).collect()
+                let map: BTreeMap<String, String> = serde_json::from_str(v).map_err(|e| {
+                    invalid(
+                        "ADDITIONAL_ENI_TAGS",
+                        v,
+                        &format!("a JSON object of string tags ({e})"),
+                    )
+                })?;
+                map.into_iter()
+                    .filter(|(k, _)| !k.contains("k8s.amazonaws.com"))
+                    .collect()
             }
         };
-        let network_policy_mode = get("NETWORK_POLICY_ENFORCING_MODE").unwrap_or("").to_ascii_lowercase();
+        let network_policy_mode = get("NETWORK_POLICY_ENFORCING_MODE")
+            .unwrap_or("")
+            .to_ascii_lowercase();
         if !["", "none", "strict", "standard"].contains(&network_policy_mode.as_str()) {
-            return Err(invalid("NETWORK_POLICY_ENFORCING_MODE", &network_policy_mode, "none, strict or standard"));
+            return Err(invalid(
+                "NETWORK_POLICY_ENFORCING_MODE",
+                &network_policy_mode,
+                "none, strict or standard",
+            ));
         }
-        let log_level = get("AWS_VPC_K8S_CNI_LOGLEVEL").unwrap_or("info").to_ascii_lowercase();
+        let log_level = get("AWS_VPC_K8S_CNI_LOGLEVEL")
+            .unwrap_or("info")
+            .to_ascii_lowercase();
         if !["debug", "info", "warn", "error", "fatal", "trace"].contains(&log_level.as_str()) {
-            return Err(invalid("AWS_VPC_K8S_CNI_LOGLEVEL", &log_level, "debug, info, warn, error or fatal"));
+            return Err(invalid(
+                "AWS_VPC_K8S_CNI_LOGLEVEL",
+                &log_level,
+                "debug, info, warn, error or fatal",
+            ));
         }
         let tick = number("ENIPLAN_TICK_INTERVAL_MS")?.unwrap_or(5000);
         if tick == 0 {
-            return Err(invalid("ENIPLAN_TICK_INTERVAL_MS", "0", "a positive number of milliseconds"));
+            return Err(invalid(
+                "ENIPLAN_TICK_INTERVAL_MS",
+                "0",
+                "a positive number of milliseconds",
+            ));
         }
         Ok(Config {
             pool,
@@ -196,7 +253,9 @@ impl Config {
             metrics,
             ec2_endpoint: get("AWS_EC2_ENDPOINT").map(str::to_owned),
             imds_endpoint: get("ENIPLAN_IMDS_ENDPOINT").map(str::to_owned),
-            region: get("AWS_REGION").or(get("AWS_DEFAULT_REGION")).map(str::to_owned),
+            region: get("AWS_REGION")
+                .or(get("AWS_DEFAULT_REGION"))
+                .map(str::to_owned),
             cluster_name: get("CLUSTER_NAME").map(str::to_owned),
             additional_tags,
             manage_untagged_enis: flag("MANAGE_UNTAGGED_ENI", true)?,
@@ -204,9 +263,15 @@ impl Config {
             external_snat: flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?,
             network_policy_mode,
             node_name: get("MY_NODE_NAME").map(str::to_owned),
-            version: get("VPC_CNI_VERSION").unwrap_or(env!("CARGO_PKG_VERSION")).to_owned(),
+            version: get("VPC_CNI_VERSION")
+                .unwrap_or(env!("CARGO_PKG_VERSION"))
+                .to_owned(),
             tick: Duration::from_millis(tick),
-            reconcile: Duration::from_secs(number("ENIPLAN_RECONCILE_INTERVAL_SECS")?.unwrap_or(60).max(1)),
+            reconcile: Duration::from_secs(
+                number("ENIPLAN_RECONCILE_INTERVAL_SECS")?
+                    .unwrap_or(60)
+                    .max(1),
+            ),
             http_timeout: Duration::from_secs(number("HTTP_TIMEOUT")?.unwrap_or(10).max(10)),
             log_level,
         })
@@ -218,7 +283,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -226,9 +294,15 @@ mod tests {
         let c = Config::from_vars(&BTreeMap::new()).unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/var/run/aws-node"));
         assert_eq!(c.checkpoint, PathBuf::from("/var/run/aws-node/ipam.json"));
-        assert_eq!(c.introspection, Some(Bind::Tcp("127.0.0.1:61679".parse().unwrap())));
+        assert_eq!(
+            c.introspection,
+            Some(Bind::Tcp("127.0.0.1:61679".parse().unwrap()))
+        );
         assert_eq!(c.metrics, Some("0.0.0.0:61678".parse().unwrap()));
-        assert_eq!((c.tick, c.reconcile), (Duration::from_secs(5), Duration::from_mins(1)));
+        assert_eq!(
+            (c.tick, c.reconcile),
+            (Duration::from_secs(5), Duration::from_mins(1))
+        );
         assert!(c.manage_untagged_enis && c.leaked_eni_cleanup);
     }
 
@@ -238,15 +312,24 @@ mod tests {
             ("ENIPLAN_STATE_DIR", "/tmp/x"),
             ("INTROSPECTION_BIND_ADDRESS", "unix:/tmp/x/introspect.sock"),
             ("DISABLE_METRICS", "true"),
-            ("ADDITIONAL_ENI_TAGS", r#"{"team":"net","k8s.amazonaws.com/x":"y"}"#),
+            (
+                "ADDITIONAL_ENI_TAGS",
+                r#"{"team":"net","k8s.amazonaws.com/x":"y"}"#,
+            ),
             ("ENIPLAN_MAX_PODS", "58"),
             ("WARM_IP_TARGET", "3"),
         ]))
         .unwrap();
         assert_eq!(c.checkpoint, PathBuf::from("/tmp/x/ipam.json"));
-        assert_eq!(c.introspection, Some(Bind::Unix("/tmp/x/introspect.sock".into())));
+        assert_eq!(
+            c.introspection,
+            Some(Bind::Unix("/tmp/x/introspect.sock".into()))
+        );
         assert_eq!(c.metrics, None);
-        assert_eq!(c.additional_tags, BTreeMap::from([("team".to_owned(), "net".to_owned())]));
+        assert_eq!(
+            c.additional_tags,
+            BTreeMap::from([("team".to_owned(), "net".to_owned())])
+        );
         assert_eq!((c.max_pods, c.pool.warm_ip_target), (Some(58), 3));
     }
 
@@ -257,7 +340,11 @@ mod tests {
             ("ENABLE_IPv4", "false", "IPv4 only"),
             ("INTROSPECTION_BIND_ADDRESS", "nowhere", "host:port"),
             ("ADDITIONAL_ENI_TAGS", "{nope", "JSON object"),
-            ("NETWORK_POLICY_ENFORCING_MODE", "loose", "none, strict or standard"),
+            (
+                "NETWORK_POLICY_ENFORCING_MODE",
+                "loose",
+                "none, strict or standard",
+            ),
             ("WARM_ENI_TARGET", "-1", "whole number"),
             ("ENIPLAN_TICK_INTERVAL_MS", "0", "positive"),
             ("ENABLE_MULTI_NIC", "true", "default network card"),

@@ -118,7 +118,9 @@ pub struct Driver<E> {
 }
 
 fn unix_nanos() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 impl<E: Ec2 + 'static> Driver<E> {
@@ -134,7 +136,10 @@ impl<E: Ec2 + 'static> Driver<E> {
     ) -> Driver<E> {
         let ip_max = {
             let s = pool.snapshot();
-            let per_eni = planner::pool::targets::addresses_per_eni(s.mode, u32::from(exec.node.limits.ipv4_per_eni));
+            let per_eni = planner::pool::targets::addresses_per_eni(
+                s.mode,
+                u32::from(exec.node.limits.ipv4_per_eni),
+            );
             per_eni * s.eni_budget
         };
         Driver {
@@ -165,7 +170,13 @@ impl<E: Ec2 + 'static> Driver<E> {
                 Action::Reply(r) => replies.push(r),
                 Action::Call { op, call, reason } => {
                     tracing::info!(%op, %call, %reason, "EC2 call");
-                    self.decisions.push_back(Decision { time_ms: now.as_millis(), op, call: call.to_string(), reason, outcome: "pending".into() });
+                    self.decisions.push_back(Decision {
+                        time_ms: now.as_millis(),
+                        op,
+                        call: call.to_string(),
+                        reason,
+                        outcome: "pending".into(),
+                    });
                     while self.decisions.len() > DECISIONS_KEPT {
                         self.decisions.pop_front();
                     }
@@ -191,48 +202,61 @@ impl<E: Ec2 + 'static> Driver<E> {
         replies
     }
 
+    fn add(
+        &mut self,
+        key: PodKey,
+        meta: Metadata,
+        reply: oneshot::Sender<Result<(PodAddress, Durable), NoAddress>>,
+    ) {
+        self.metrics.add_requests.inc();
+        let replies = self.step(Input::AddPod { key: key.clone() });
+        let answer = replies.into_iter().find_map(|r| match r {
+            Reply::Assigned { key: k, address } if k == key => Some(Ok(address)),
+            Reply::NoAddress { key: k, reason } if k == key => Some(Err(reason)),
+            _ => None,
+        });
+        match answer {
+            Some(Ok(address)) => {
+                let entry = Entry {
+                    network_name: key.network_name.clone(),
+                    container_id: key.container_id.clone(),
+                    if_name: key.if_name.clone(),
+                    ipv4: Some(address.ip.to_string()),
+                    ipv6: None,
+                    allocation_timestamp: unix_nanos(),
+                    metadata: Metadata {
+                        interfaces_count: 1,
+                        ..meta
+                    },
+                };
+                self.ckpt.put(key, entry);
+                let _ = reply.send(Ok((address, self.ckpt.sync())));
+            }
+            Some(Err(reason)) => {
+                self.metrics.no_available.inc();
+                tracing::warn!(pod = %key, %reason, "no address for pod");
+                self.last_no_address = Some(NoAddressRecord {
+                    time_ms: self.now().as_millis(),
+                    pod: key.to_string(),
+                    message: reason.to_string(),
+                    reason: reason.clone(),
+                });
+                let _ = reply.send(Err(reason));
+            }
+            None => {
+                self.metrics
+                    .ipamd_errors
+                    .with_label_values(&["addPod"])
+                    .inc();
+                let _ = reply.send(Err(NoAddress::NotReady));
+            }
+        }
+    }
+
     /// Handles one event.
     pub fn handle(&mut self, event: Event) {
         match event {
-            Event::Add { key, meta, reply } => {
-                self.metrics.add_requests.inc();
-                let replies = self.step(Input::AddPod { key: key.clone() });
-                let answer = replies.into_iter().find_map(|r| match r {
-                    Reply::Assigned { key: k, address } if k == key => Some(Ok(address)),
-                    Reply::NoAddress { key: k, reason } if k == key => Some(Err(reason)),
-                    _ => None,
-                });
-                match answer {
-                    Some(Ok(address)) => {
-                        let entry = Entry {
-                            network_name: key.network_name.clone(),
-                            container_id: key.container_id.clone(),
-                            if_name: key.if_name.clone(),
-                            ipv4: Some(address.ip.to_string()),
-                            ipv6: None,
-                            allocation_timestamp: unix_nanos(),
-                            metadata: Metadata { interfaces_count: 1, ..meta },
-                        };
-                        self.ckpt.put(key, entry);
-                        let _ = reply.send(Ok((address, self.ckpt.sync())));
-                    }
-                    Some(Err(reason)) => {
-                        self.metrics.no_available.inc();
-                        tracing::warn!(pod = %key, %reason, "no address for pod");
-                        self.last_no_address = Some(NoAddressRecord {
-                            time_ms: self.now().as_millis(),
-                            pod: key.to_string(),
-                            message: reason.to_string(),
-                            reason: reason.clone(),
-                        });
-                        let _ = reply.send(Err(reason));
-                    }
-                    None => {
-                        self.metrics.ipamd_errors.with_label_values(&["addPod"]).inc();
-                        let _ = reply.send(Err(NoAddress::NotReady));
-                    }
-                }
-            }
+            Event::Add { key, meta, reply } => self.add(key, meta, reply),
             Event::Del { key, reply } => {
                 let replies = self.step(Input::DelPod { key: key.clone() });
                 let released = replies.into_iter().find_map(|r| match r {
@@ -269,13 +293,23 @@ impl<E: Ec2 + 'static> Driver<E> {
                 let before = self.pool.snapshot().enis.len();
                 let replies = self.step(Input::Observed { enis });
                 let removed_enis = before.saturating_sub(self.pool.snapshot().enis.len());
-                if removed_enis > 0 && replies.iter().any(|r| matches!(r, Reply::ForceRemoved { .. })) {
+                if removed_enis > 0
+                    && replies
+                        .iter()
+                        .any(|r| matches!(r, Reply::ForceRemoved { .. }))
+                {
                     self.metrics.force_removed_enis.inc();
                 }
-                self.metrics.reconcile.with_label_values(&["eniReconcile"]).inc();
+                self.metrics
+                    .reconcile
+                    .with_label_values(&["eniReconcile"])
+                    .inc();
             }
             Event::Undo(key) => {
-                self.metrics.ipamd_errors.with_label_values(&["checkpoint"]).inc();
+                self.metrics
+                    .ipamd_errors
+                    .with_label_values(&["checkpoint"])
+                    .inc();
                 self.step(Input::DelPod { key });
             }
             Event::Query(reply) => {
@@ -308,7 +342,9 @@ pub fn restore(pool: &mut Pool, entries: &[Entry]) -> BTreeMap<PodKey, Entry> {
     for e in entries {
         match e.ipv4.as_deref().map(str::parse) {
             Some(Ok(ip)) => allocations.push((e.key(), ip)),
-            _ => tracing::warn!(pod = %e.key(), "checkpoint entry without a usable IPv4 address dropped"),
+            _ => {
+                tracing::warn!(pod = %e.key(), "checkpoint entry without a usable IPv4 address dropped");
+            }
         }
     }
     let mut kept = BTreeMap::new();

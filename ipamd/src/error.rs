@@ -29,7 +29,9 @@ pub enum Error {
         source: cloud::CloudError,
     },
     /// The checkpoint file is unreadable, corrupt or of an unknown version.
-    #[error("checkpoint {path}: {reason}; move it aside only if you accept losing pod ownership records")]
+    #[error(
+        "checkpoint {path}: {reason}; move it aside only if you accept losing pod ownership records"
+    )]
     Checkpoint {
         /// The file.
         path: PathBuf,

@@ -30,8 +30,14 @@ fn failure(e: &CloudError) -> Failure {
 }
 
 impl<E: Ec2> Executor<E> {
-    fn record<T>(&self, api: &'static str, r: &Result<T, CloudError>, started: tokio::time::Instant) {
-        self.metrics.ec2_call(api, r.as_ref().err(), started.elapsed());
+    fn record<T>(
+        &self,
+        api: &'static str,
+        r: &Result<T, CloudError>,
+        started: tokio::time::Instant,
+    ) {
+        self.metrics
+            .ec2_call(api, r.as_ref().err(), started.elapsed());
     }
 
     /// Runs `call`; `devices` are the device indexes in use (for a new ENI's attachment).
@@ -42,13 +48,15 @@ impl<E: Ec2> Executor<E> {
                 let t = tokio::time::Instant::now();
                 let r = self.ec2.assign_private_ips(&eni, count).await;
                 self.record("AssignPrivateIpAddresses", &r, t);
-                r.map(|ips| Outcome::IpsAssigned { ips }).map_err(|e| failure(&e))
+                r.map(|ips| Outcome::IpsAssigned { ips })
+                    .map_err(|e| failure(&e))
             }
             Ec2Call::AssignPrefixes { eni, count } => {
                 let t = tokio::time::Instant::now();
                 let r = self.ec2.assign_prefixes(&eni, count).await;
                 self.record("AssignPrivateIpAddresses", &r, t);
-                r.map(|prefixes| Outcome::PrefixesAssigned { prefixes }).map_err(|e| failure(&e))
+                r.map(|prefixes| Outcome::PrefixesAssigned { prefixes })
+                    .map_err(|e| failure(&e))
             }
             Ec2Call::UnassignIps { eni, ips } => {
                 let t = tokio::time::Instant::now();
@@ -65,19 +73,33 @@ impl<E: Ec2> Executor<E> {
             Ec2Call::DeleteEni { eni } => self.delete_eni(&eni).await,
             Ec2Call::DescribeEni { eni } => {
                 let t = tokio::time::Instant::now();
-                let filter = cloud::model::EniFilter { ids: vec![eni], ..Default::default() };
+                let filter = cloud::model::EniFilter {
+                    ids: vec![eni],
+                    ..Default::default()
+                };
                 let r = self.ec2.describe_network_interfaces(&filter).await;
                 self.record("DescribeNetworkInterfaces", &r, t);
                 let enis = r.map_err(|e| failure(&e))?;
                 let e = enis.first().ok_or(Failure::NotFound)?;
-                Ok(Outcome::EniDescribed { ips: e.secondary_ips.clone(), prefixes: e.prefixes.clone() })
+                Ok(Outcome::EniDescribed {
+                    ips: e.secondary_ips.clone(),
+                    prefixes: e.prefixes.clone(),
+                })
             }
         }
     }
 
-    async fn create_eni(&self, ips: u32, prefixes: u32, devices: &BTreeSet<u32>) -> Result<Outcome, Failure> {
+    async fn create_eni(
+        &self,
+        ips: u32,
+        prefixes: u32,
+        devices: &BTreeSet<u32>,
+    ) -> Result<Outcome, Failure> {
         let instance = self.node.identity.instance_id.clone();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_secs();
         let request = CreateEni {
             subnet_id: self.node.subnet_id.clone(),
             description: format!("aws-K8S-{instance}"),
@@ -91,9 +113,12 @@ impl<E: Ec2> Executor<E> {
         let created = self.ec2.create_network_interface(&request).await;
         self.record("CreateNetworkInterface", &created, t);
         let eni = created.map_err(|e| failure(&e))?;
-        let device = (1..).find(|d| !devices.contains(d)).unwrap_or(1);
+        let device = (1..100).find(|d| !devices.contains(d)).unwrap_or(1);
         let t = tokio::time::Instant::now();
-        let attached = self.ec2.attach_network_interface(&eni.id, &instance, device, 0).await;
+        let attached = self
+            .ec2
+            .attach_network_interface(&eni.id, &instance, device, 0)
+            .await;
         self.record("AttachNetworkInterface", &attached, t);
         let attachment = match attached {
             Ok(a) => a,
@@ -103,21 +128,44 @@ impl<E: Ec2> Executor<E> {
                 return Err(failure(&e));
             }
         };
-        self.node.attachments.lock().expect("attachments").insert(eni.id.clone(), attachment.clone());
+        self.node
+            .attachments
+            .lock()
+            .expect("attachments")
+            .insert(eni.id.clone(), attachment.clone());
         let t = tokio::time::Instant::now();
-        let dot = self.ec2.set_delete_on_termination(&eni.id, &attachment, true).await;
+        let dot = self
+            .ec2
+            .set_delete_on_termination(&eni.id, &attachment, true)
+            .await;
         self.record("ModifyNetworkInterfaceAttribute", &dot, t);
         if let Err(e) = dot {
             tracing::warn!(eni = %eni.id, error = %e, "cannot set DeleteOnTermination; freeing the ENI");
             let _ = self.delete_eni(&eni.id).await;
             return Err(failure(&e));
         }
-        self.node.flags.lock().expect("flags").insert(eni.id.clone(), (false, false));
-        Ok(Outcome::EniCreated { eni: eni.id, device, primary_ip: eni.primary_ip, ips: eni.secondary_ips, prefixes: eni.prefixes })
+        self.node
+            .flags
+            .lock()
+            .expect("flags")
+            .insert(eni.id.clone(), (false, false));
+        Ok(Outcome::EniCreated {
+            eni: eni.id,
+            device,
+            primary_ip: eni.primary_ip,
+            ips: eni.secondary_ips,
+            prefixes: eni.prefixes,
+        })
     }
 
     async fn delete_eni(&self, eni: &EniId) -> Result<Outcome, Failure> {
-        let attachment = self.node.attachments.lock().expect("attachments").get(eni).cloned();
+        let attachment = self
+            .node
+            .attachments
+            .lock()
+            .expect("attachments")
+            .get(eni)
+            .cloned();
         if let Some(a) = attachment {
             let t = tokio::time::Instant::now();
             let r = self.ec2.detach_network_interface(&a, false).await;
@@ -126,13 +174,19 @@ impl<E: Ec2> Executor<E> {
                 Ok(()) | Err(CloudError::NotFound { .. }) => {}
                 Err(e) => return Err(failure(&e)),
             }
-            self.node.attachments.lock().expect("attachments").remove(eni);
+            self.node
+                .attachments
+                .lock()
+                .expect("attachments")
+                .remove(eni);
         }
         if self.delete_with_retries(eni).await {
             self.node.flags.lock().expect("flags").remove(eni);
             Ok(Outcome::EniDeleted)
         } else {
-            Err(Failure::Other { message: format!("{eni} could not be deleted; the leaked-ENI sweep will retry") })
+            Err(Failure::Other {
+                message: format!("{eni} could not be deleted; the leaked-ENI sweep will retry"),
+            })
         }
     }
 
@@ -146,7 +200,9 @@ impl<E: Ec2> Executor<E> {
             self.record("DeleteNetworkInterface", &r, t);
             match r {
                 Ok(()) | Err(CloudError::NotFound { .. }) => return true,
-                Err(CloudError::Invalid { code, .. }) if code == "InvalidNetworkInterface.InUse" => {
+                Err(CloudError::Invalid { code, .. })
+                    if code == "InvalidNetworkInterface.InUse" =>
+                {
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(30));
                 }

@@ -30,7 +30,15 @@ pub struct Http {
     pub metrics: Arc<Metrics>,
 }
 
-const COMMANDS: &[&str] = &["/v1/enis", "/v1/eni-configs", "/v1/networkutils-env-settings", "/v1/ipamd-env-settings", "/v1/pool", "/v1/decisions", "/v1/config"];
+const COMMANDS: &[&str] = &[
+    "/v1/enis",
+    "/v1/eni-configs",
+    "/v1/networkutils-env-settings",
+    "/v1/ipamd-env-settings",
+    "/v1/pool",
+    "/v1/decisions",
+    "/v1/config",
+];
 
 async fn view(http: &Http) -> Option<View> {
     let (tx, rx) = oneshot::channel();
@@ -39,11 +47,17 @@ async fn view(http: &Http) -> Option<View> {
 }
 
 fn unavailable() -> Response {
-    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the pool loop is not running").into_response()
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "the pool loop is not running",
+    )
+        .into_response()
 }
 
 async fn enis(State(http): State<Http>) -> Response {
-    let Some(v) = view(&http).await else { return unavailable() };
+    let Some(v) = view(&http).await else {
+        return unavailable();
+    };
     let mut enis = serde_json::Map::new();
     for e in &v.snapshot.enis {
         let mut cidrs: BTreeMap<String, Value> = BTreeMap::new();
@@ -61,7 +75,7 @@ async fn enis(State(http): State<Http>) -> Response {
                     "Address": a.ip.to_string(),
                     "IPAMKey": {"networkName": a.pod.as_ref().map_or("", |p| p.network_name.as_str()), "containerID": "", "ifName": ""},
                     "Assigned": a.pod.is_some(),
-                    "CoolingSinceMs": a.cooling_since.map(|t| t.as_millis()),
+                    "CoolingSinceMs": a.cooling_since.map(planner::pool::Time::as_millis),
                 });
             }
         }
@@ -86,7 +100,8 @@ async fn pool(State(http): State<Http>) -> Response {
 
 async fn decisions(State(http): State<Http>) -> Response {
     match view(&http).await {
-        Some(v) => Json(json!({"decisions": v.decisions, "last_no_address": v.last_no_address})).into_response(),
+        Some(v) => Json(json!({"decisions": v.decisions, "last_no_address": v.last_no_address}))
+            .into_response(),
         None => unavailable(),
     }
 }
@@ -120,7 +135,11 @@ async fn commands() -> Json<Value> {
 }
 
 async fn metrics(State(http): State<Http>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], http.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        http.metrics.render(),
+    )
+        .into_response()
 }
 
 /// The introspection routes.
@@ -139,5 +158,7 @@ pub fn introspection(http: Http) -> Router {
 
 /// The metrics route.
 pub fn metrics_router(http: Http) -> Router {
-    Router::new().route("/metrics", get(metrics)).with_state(http)
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(http)
 }

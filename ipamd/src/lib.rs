@@ -55,8 +55,11 @@ where
     I: Imds + 'static,
 {
     let start = Instant::now();
-    std::fs::create_dir_all(&config.state_dir)
-        .map_err(|source| Error::Io { what: "cannot create the state directory", path: config.state_dir.clone(), source })?;
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| Error::Io {
+        what: "cannot create the state directory",
+        path: config.state_dir.clone(),
+        source,
+    })?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new(&config.version));
     let ec2 = Arc::new(Guarded::new(ec2, RetryPolicy::default()));
@@ -72,19 +75,41 @@ where
     if let Some(note) = pool.mode_note() {
         tracing::warn!("{note}");
     }
-    pool.step(Time(0), Input::Observed { enis: observed.clone() });
+    pool.step(
+        Time(0),
+        Input::Observed {
+            enis: observed.clone(),
+        },
+    );
 
     // 2. Pod ownership from the checkpoint; the writer starts with what was kept.
     let entries = checkpoint::load(&config.checkpoint)?;
     let kept = driver::restore(&mut pool, &entries);
-    tracing::info!(restored = kept.len(), dropped = entries.len() - kept.len(), "checkpoint restored");
+    tracing::info!(
+        restored = kept.len(),
+        dropped = entries.len() - kept.len(),
+        "checkpoint restored"
+    );
     let ckpt = checkpoint::Checkpointer::start(config.checkpoint.clone(), kept)?;
 
     // 3. The loop.
     let node = Arc::new(node);
-    let exec = Arc::new(Executor { ec2: Arc::clone(&ec2), node: Arc::clone(&node), config: Arc::clone(&config), metrics: Arc::clone(&metrics) });
+    let exec = Arc::new(Executor {
+        ec2: Arc::clone(&ec2),
+        node: Arc::clone(&node),
+        config: Arc::clone(&config),
+        metrics: Arc::clone(&metrics),
+    });
     let (tx, rx) = mpsc::channel(4096);
-    let driver = Driver::new(pool, start, exec, tx.clone(), ckpt, Arc::clone(&metrics), &observed);
+    let driver = Driver::new(
+        pool,
+        start,
+        exec,
+        tx.clone(),
+        ckpt,
+        Arc::clone(&metrics),
+        &observed,
+    );
     let loop_task = tokio::spawn(driver.run(rx));
 
     // 4. Pre-scale, then serve.
@@ -94,8 +119,18 @@ where
 
     let background = vec![
         tokio::spawn(ticker(tx.clone(), config.tick)),
-        tokio::spawn(reconciler(Arc::clone(&ec2), imds, Arc::clone(&node), Arc::clone(&config), tx.clone())),
-        tokio::spawn(leak_sweeper(Arc::clone(&ec2), Arc::clone(&node), Arc::clone(&config))),
+        tokio::spawn(reconciler(
+            Arc::clone(&ec2),
+            imds,
+            Arc::clone(&node),
+            Arc::clone(&config),
+            tx.clone(),
+        )),
+        tokio::spawn(leak_sweeper(
+            Arc::clone(&ec2),
+            Arc::clone(&node),
+            Arc::clone(&config),
+        )),
     ];
     wait_for(stage.clone(), Stage::Terminating).await;
     tracing::info!("terminating: the pool no longer grows; pods are still served");
@@ -124,7 +159,9 @@ async fn prescale(tx: &mpsc::Sender<Event>, config: &Config) -> Result<()> {
         let _ = tx.send(Event::Tick).await;
         let (q, r) = oneshot::channel();
         let _ = tx.send(Event::Query(q)).await;
-        let view = r.await.map_err(|_| Error::Startup("the pool loop stopped during pre-scaling".into()))?;
+        let view = r
+            .await
+            .map_err(|_| Error::Startup("the pool loop stopped during pre-scaling".into()))?;
         if view.snapshot.in_flight.is_empty() {
             if config.pool.custom_networking && view.snapshot.total == 0 {
                 return Err(Error::Startup("custom networking: no ENI with pod addresses could be attached (check the ENIConfig subnet)".into()));
@@ -140,11 +177,20 @@ async fn prescale(tx: &mpsc::Sender<Event>, config: &Config) -> Result<()> {
 }
 
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
-    let _ = std::fs::remove_file(path);
-    let l = tokio::net::UnixListener::bind(path).map_err(|source| Error::Io { what: "cannot listen on", path: path.to_owned(), source })?;
     use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|source| Error::Io { what: "cannot restrict", path: path.to_owned(), source })?;
+    let _ = std::fs::remove_file(path);
+    let l = tokio::net::UnixListener::bind(path).map_err(|source| Error::Io {
+        what: "cannot listen on",
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
+        Error::Io {
+            what: "cannot restrict",
+            path: path.to_owned(),
+            source,
+        }
+    })?;
     Ok(l)
 }
 
@@ -160,8 +206,15 @@ async fn serve(
     let socket = config.state_dir.join("ipamd.sock");
     let listener = bind_unix(&socket)?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    reporter.set_serving::<rpc::c_n_i_backend_server::CNIBackendServer<server::Service>>().await;
-    reporter.set_service_status("grpc.health.v1.aws-node", tonic_health::ServingStatus::Serving).await;
+    reporter
+        .set_serving::<rpc::c_n_i_backend_server::CNIBackendServer<server::Service>>()
+        .await;
+    reporter
+        .set_service_status(
+            "grpc.health.v1.aws-node",
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
     let service = server::Service {
         tx: tx.clone(),
         version: config.version.clone(),
@@ -182,7 +235,12 @@ async fn serve(
             tracing::error!(error = %e, "gRPC server stopped");
         }
     }));
-    let http = introspect::Http { tx: tx.clone(), config: Arc::clone(config), subnet_id: node.subnet_id.clone(), metrics: Arc::clone(metrics) };
+    let http = introspect::Http {
+        tx: tx.clone(),
+        config: Arc::clone(config),
+        subnet_id: node.subnet_id.clone(),
+        metrics: Arc::clone(metrics),
+    };
     if let Some(bind) = &config.introspection {
         let router = introspect::introspection(http.clone());
         let exit = wait_for(stage.clone(), Stage::Exit);
@@ -190,7 +248,11 @@ async fn serve(
             Bind::Tcp(addr) => {
                 let l = tokio::net::TcpListener::bind(addr)
                     .await
-                    .map_err(|source| Error::Io { what: "cannot listen on", path: addr.to_string().into(), source })?;
+                    .map_err(|source| Error::Io {
+                        what: "cannot listen on",
+                        path: addr.to_string().into(),
+                        source,
+                    })?;
                 tasks.push(tokio::spawn(async move {
                     let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
                 }));
@@ -206,7 +268,11 @@ async fn serve(
     if let Some(addr) = config.metrics {
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Io { what: "cannot listen on", path: addr.to_string().into(), source })?;
+            .map_err(|source| Error::Io {
+                what: "cannot listen on",
+                path: addr.to_string().into(),
+                source,
+            })?;
         let router = introspect::metrics_router(http);
         let exit = wait_for(stage, Stage::Exit);
         tasks.push(tokio::spawn(async move {
@@ -228,7 +294,13 @@ async fn ticker(tx: mpsc::Sender<Event>, every: Duration) {
 }
 
 /// Compares IMDS with the pool; where they differ (or an ENI is new), EC2 decides.
-async fn reconciler<E: Ec2, I: Imds>(ec2: Arc<E>, imds: I, node: Arc<Node>, config: Arc<Config>, tx: mpsc::Sender<Event>) {
+async fn reconciler<E: Ec2, I: Imds>(
+    ec2: Arc<E>,
+    imds: I,
+    node: Arc<Node>,
+    config: Arc<Config>,
+    tx: mpsc::Sender<Event>,
+) {
     let mut interval = tokio::time::interval(config.reconcile);
     interval.tick().await; // the first tick is immediate; start-up just observed
     loop {
@@ -240,30 +312,61 @@ async fn reconciler<E: Ec2, I: Imds>(ec2: Arc<E>, imds: I, node: Arc<Node>, conf
 }
 
 /// One reconcile pass (also used by tests).
-pub async fn reconcile_once<E: Ec2, I: Imds>(ec2: &E, imds: &I, node: &Node, config: &Config, tx: &mpsc::Sender<Event>) -> Result<()> {
-    let interfaces = cloud::imds::interfaces(imds).await.map_err(|source| Error::Cloud { what: "reconcile: reading IMDS".into(), source })?;
+pub async fn reconcile_once<E: Ec2, I: Imds>(
+    ec2: &E,
+    imds: &I,
+    node: &Node,
+    config: &Config,
+    tx: &mpsc::Sender<Event>,
+) -> Result<()> {
+    let interfaces = cloud::imds::interfaces(imds)
+        .await
+        .map_err(|source| Error::Cloud {
+            what: "reconcile: reading IMDS".into(),
+            source,
+        })?;
     let (q, r) = oneshot::channel();
-    tx.send(Event::Query(q)).await.map_err(|_| Error::Startup("the pool loop stopped".into()))?;
-    let view = r.await.map_err(|_| Error::Startup("the pool loop stopped".into()))?;
+    tx.send(Event::Query(q))
+        .await
+        .map_err(|_| Error::Startup("the pool loop stopped".into()))?;
+    let view = r
+        .await
+        .map_err(|_| Error::Startup("the pool loop stopped".into()))?;
     let agrees = node::observe_from_imds(node, &interfaces).is_some_and(|observed| {
-        observed.iter().filter(|o| !o.unmanaged && !o.trunk).all(|o| {
-            let mut pool_ips: Vec<_> = view.addresses.iter().filter(|a| a.eni == o.id && a.prefix.is_none() && !a.releasing).map(|a| a.ip).collect();
-            let mut pool_prefixes: Vec<_> = view.addresses.iter().filter(|a| a.eni == o.id && !a.releasing).filter_map(|a| a.prefix).collect();
-            pool_ips.sort_unstable();
-            pool_prefixes.sort_unstable();
-            pool_prefixes.dedup();
-            let mut ips = o.ips.clone();
-            ips.sort_unstable();
-            let mut prefixes = o.prefixes.clone();
-            prefixes.sort_unstable();
-            ips == pool_ips && prefixes == pool_prefixes
-        }) && observed.iter().filter(|o| !o.unmanaged).count() == view.snapshot.enis.len()
+        observed
+            .iter()
+            .filter(|o| !o.unmanaged && !o.trunk)
+            .all(|o| {
+                let mut pool_ips: Vec<_> = view
+                    .addresses
+                    .iter()
+                    .filter(|a| a.eni == o.id && a.prefix.is_none() && !a.releasing)
+                    .map(|a| a.ip)
+                    .collect();
+                let mut pool_prefixes: Vec<_> = view
+                    .addresses
+                    .iter()
+                    .filter(|a| a.eni == o.id && !a.releasing)
+                    .filter_map(|a| a.prefix)
+                    .collect();
+                pool_ips.sort_unstable();
+                pool_prefixes.sort_unstable();
+                pool_prefixes.dedup();
+                let mut ips = o.ips.clone();
+                ips.sort_unstable();
+                let mut prefixes = o.prefixes.clone();
+                prefixes.sort_unstable();
+                ips == pool_ips && prefixes == pool_prefixes
+            })
+            && observed.iter().filter(|o| !o.unmanaged).count() == view.snapshot.enis.len()
     });
     if agrees {
         return Ok(());
     }
     let observed = node::observe_from_ec2(ec2, node, config, &interfaces).await?;
-    tx.send(Event::Observed(observed)).await.map_err(|_| Error::Startup("the pool loop stopped".into()))?;
+    tx.send(Event::Observed(observed))
+        .await
+        .map_err(|_| Error::Startup("the pool loop stopped".into()))?;
     Ok(())
 }
 
@@ -283,16 +386,40 @@ async fn leak_sweeper<E: Ec2>(ec2: Arc<E>, node: Arc<Node>, config: Arc<Config>)
 }
 
 /// One sweep; returns the ENIs deleted.
-pub async fn sweep_leaked<E: Ec2>(ec2: &E, node: &Node, config: &Config, now: std::time::SystemTime) -> Result<Vec<NetworkInterface>> {
-    let mut filter = EniFilter { tag_key: Some(node::TAG_INSTANCE_ID.into()), status: Some("available".into()), ..EniFilter::default() };
+pub async fn sweep_leaked<E: Ec2>(
+    ec2: &E,
+    node: &Node,
+    config: &Config,
+    now: std::time::SystemTime,
+) -> Result<Vec<NetworkInterface>> {
+    let mut filter = EniFilter {
+        tag_key: Some(node::TAG_INSTANCE_ID.into()),
+        status: Some("available".into()),
+        ..EniFilter::default()
+    };
     if let Some(c) = &config.cluster_name {
         filter.tags.insert(node::TAG_CLUSTER.into(), c.clone());
     }
-    let candidates = ec2.describe_network_interfaces(&filter).await.map_err(|source| Error::Cloud { what: "leaked-ENI sweep".into(), source })?;
-    let now_secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let candidates = ec2
+        .describe_network_interfaces(&filter)
+        .await
+        .map_err(|source| Error::Cloud {
+            what: "leaked-ENI sweep".into(),
+            source,
+        })?;
+    let now_secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut deleted = Vec::new();
-    for e in candidates.into_iter().filter(|e| e.description.starts_with("aws-K8S-") && e.attachment.is_none()) {
-        match e.tags.get(node::TAG_CREATED_AT).and_then(|t| parse_rfc3339(t)) {
+    for e in candidates
+        .into_iter()
+        .filter(|e| e.description.starts_with("aws-K8S-") && e.attachment.is_none())
+    {
+        match e
+            .tags
+            .get(node::TAG_CREATED_AT)
+            .and_then(|t| parse_rfc3339(t))
+        {
             Some(created) if now_secs.saturating_sub(created) >= 300 => {
                 if ec2.delete_network_interface(&e.id).await.is_ok() {
                     tracing::info!(eni = %e.id, "deleted a leaked ENI");
@@ -301,7 +428,10 @@ pub async fn sweep_leaked<E: Ec2>(ec2: &E, node: &Node, config: &Config, now: st
             }
             Some(_) => {}
             None => {
-                let tags = std::collections::BTreeMap::from([(node::TAG_CREATED_AT.to_owned(), node::rfc3339(now_secs))]);
+                let tags = std::collections::BTreeMap::from([(
+                    node::TAG_CREATED_AT.to_owned(),
+                    node::rfc3339(now_secs),
+                )]);
                 let _ = ec2.create_tags(std::slice::from_ref(&e.id.0), &tags).await;
             }
         }
@@ -316,22 +446,39 @@ pub async fn sweep_leaked<E: Ec2>(ec2: &E, node: &Node, config: &Config, now: st
 /// assert_eq!(ipamd::parse_rfc3339("2026-01-01T00:00:00Z"), Some(1_767_225_600));
 /// assert_eq!(ipamd::parse_rfc3339("garbage"), None);
 /// ```
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 19
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || bytes[10] != b'T'
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+    {
         return None;
     }
-    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
-    let (y, m, d, hh, mm, ss) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 || y < 1970 {
+    let field = |r: std::ops::Range<usize>| text.get(r)?.parse::<u64>().ok();
+    let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+    let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+        || year < 1970
+    {
         return None;
     }
-    // Days from civil (Howard Hinnant), for y ≥ 1970.
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+    // Days from civil (Howard Hinnant), for years from 1970.
+    let (year, month) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = (era * 146_097 + day_of_era).checked_sub(719_468)?;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }

@@ -24,8 +24,15 @@ fn main() -> ExitCode {
         other => other,
     })
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ipamd: cannot start the runtime: {e}");
@@ -43,14 +50,25 @@ fn main() -> ExitCode {
 }
 
 async fn daemon(config: Config) -> Result<(), Error> {
-    let imds = AwsImds::new(&AwsSettings { imds_endpoint: config.imds_endpoint.clone(), ..AwsSettings::default() })
-        .map_err(|source| Error::Cloud { what: "configuring IMDS".into(), source })?;
+    let imds = AwsImds::new(&AwsSettings {
+        imds_endpoint: config.imds_endpoint.clone(),
+        ..AwsSettings::default()
+    })
+    .map_err(|source| Error::Cloud {
+        what: "configuring IMDS".into(),
+        source,
+    })?;
     let region = match &config.region {
         Some(r) => r.clone(),
-        None => cloud::imds::identity(&imds)
-            .await
-            .map_err(|source| Error::Cloud { what: "reading the region from IMDS".into(), source })?
-            .region,
+        None => {
+            cloud::imds::identity(&imds)
+                .await
+                .map_err(|source| Error::Cloud {
+                    what: "reading the region from IMDS".into(),
+                    source,
+                })?
+                .region
+        }
     };
     let ec2 = AwsEc2::new(&AwsSettings {
         region: Some(region),
@@ -60,10 +78,21 @@ async fn daemon(config: Config) -> Result<(), Error> {
         attempt_timeout: Some(config.http_timeout),
     })
     .await
-    .map_err(|source| Error::Cloud { what: "configuring EC2".into(), source })?;
+    .map_err(|source| Error::Cloud {
+        what: "configuring EC2".into(),
+        source,
+    })?;
     let (stage_tx, stage_rx) = watch::channel(Stage::Running);
-    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io { what: "cannot handle", path: "SIGTERM".into(), source })?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|source| Error::Io { what: "cannot handle", path: "SIGINT".into(), source })?;
+    let mut term = signal(SignalKind::terminate()).map_err(|source| Error::Io {
+        what: "cannot handle",
+        path: "SIGTERM".into(),
+        source,
+    })?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|source| Error::Io {
+        what: "cannot handle",
+        path: "SIGINT".into(),
+        source,
+    })?;
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => {

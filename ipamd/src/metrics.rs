@@ -123,40 +123,131 @@ fn to_i64(n: u32) -> i64 {
 
 impl Metrics {
     /// A registry with every metric.
+    #[expect(clippy::too_many_lines, reason = "one declaration per metric")]
     pub fn new(version: &str) -> Metrics {
         let r = Registry::new();
         let api_latency = HistogramVec::new(
-            HistogramOpts::new("awscni_aws_api_latency_ms", "AWS API call latency in ms")
-                .buckets(vec![5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10_000.0]),
+            HistogramOpts::new("awscni_aws_api_latency_ms", "AWS API call latency in ms").buckets(
+                vec![
+                    5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10_000.0,
+                ],
+            ),
             &["api", "error", "status"],
         )
         .expect("valid metric");
-        r.register(Box::new(api_latency.clone())).expect("unique metric");
+        r.register(Box::new(api_latency.clone()))
+            .expect("unique metric");
         let m = Metrics {
-            eni_max: gauge(&r, "awscni_eni_max", "ENIs the pool may use (limit minus unmanaged ENIs)"),
+            eni_max: gauge(
+                &r,
+                "awscni_eni_max",
+                "ENIs the pool may use (limit minus unmanaged ENIs)",
+            ),
             ip_max: gauge(&r, "awscni_ip_max", "Addresses the pool may hold"),
-            eni_allocated: gauge(&r, "awscni_eni_allocated", "ENIs held, primary and trunk included"),
+            eni_allocated: gauge(
+                &r,
+                "awscni_eni_allocated",
+                "ENIs held, primary and trunk included",
+            ),
             total_ips: gauge(&r, "awscni_total_ip_addresses", "Pod-usable addresses held"),
-            assigned_ips: gauge(&r, "awscni_assigned_ip_addresses", "Addresses assigned to pods"),
+            assigned_ips: gauge(
+                &r,
+                "awscni_assigned_ip_addresses",
+                "Addresses assigned to pods",
+            ),
             total_prefixes: gauge(&r, "awscni_total_ipv4_prefixes", "IPv4 /28 prefixes held"),
-            assigned_per_eni: gauge_vec(&r, "awscni_assigned_ip_per_eni", "Addresses assigned to pods, per ENI", &["eni"]),
-            no_available: counter(&r, "awscni_no_available_ip_addresses", "Pod ADDs that found no address"),
+            assigned_per_eni: gauge_vec(
+                &r,
+                "awscni_assigned_ip_per_eni",
+                "Addresses assigned to pods, per ENI",
+                &["eni"],
+            ),
+            no_available: counter(
+                &r,
+                "awscni_no_available_ip_addresses",
+                "Pod ADDs that found no address",
+            ),
             add_requests: counter(&r, "awscni_add_ip_req_count", "AddNetwork requests"),
-            del_requests: counter_vec(&r, "awscni_del_ip_req_count", "DelNetwork requests", &["reason"]),
-            force_removed_ips: counter(&r, "awscni_force_removed_ips", "Addresses removed by reconcile while a pod held them"),
-            force_removed_enis: counter(&r, "awscni_force_removed_enis", "ENIs removed by reconcile while pods held addresses on them"),
-            reconcile: counter_vec(&r, "awscni_reconcile_count", "Reconcile passes by kind", &["fn"]),
+            del_requests: counter_vec(
+                &r,
+                "awscni_del_ip_req_count",
+                "DelNetwork requests",
+                &["reason"],
+            ),
+            force_removed_ips: counter(
+                &r,
+                "awscni_force_removed_ips",
+                "Addresses removed by reconcile while a pod held them",
+            ),
+            force_removed_enis: counter(
+                &r,
+                "awscni_force_removed_enis",
+                "ENIs removed by reconcile while pods held addresses on them",
+            ),
+            reconcile: counter_vec(
+                &r,
+                "awscni_reconcile_count",
+                "Reconcile passes by kind",
+                &["fn"],
+            ),
             api_latency,
-            api_errors: counter_vec(&r, "awscni_aws_api_error_count", "AWS API errors by code", &["api", "error"]),
-            ec2_requests: counter_vec(&r, "awscni_ec2api_req_count", "EC2 requests by API", &["fn"]),
-            ec2_errors: counter_vec(&r, "awscni_ec2api_error_count", "EC2 failures by API", &["fn"]),
-            ipamd_errors: counter_vec(&r, "awscni_ipamd_error_count", "Internal errors by function", &["fn"]),
-            build_info: gauge_vec(&r, "awscni_build_info", "Build information", &["version", "goversion"]),
-            cooling: gauge(&r, "eniplan_pool_cooling_addresses", "Addresses cooling down after a pod released them"),
-            available: gauge(&r, "eniplan_pool_available_addresses", "Addresses assignable now"),
-            ec2_calls: counter_vec(&r, "eniplan_ec2_calls_total", "EC2 calls by API and outcome (ok or the error code)", &["api", "outcome"]),
-            subnet_available: gauge_vec(&r, "eniplan_subnet_available_addresses", "Free addresses of the node's subnets, as EC2 reports them", &["subnet"]),
-            in_flight: gauge(&r, "eniplan_ec2_calls_in_flight", "EC2 calls the pool is waiting for"),
+            api_errors: counter_vec(
+                &r,
+                "awscni_aws_api_error_count",
+                "AWS API errors by code",
+                &["api", "error"],
+            ),
+            ec2_requests: counter_vec(
+                &r,
+                "awscni_ec2api_req_count",
+                "EC2 requests by API",
+                &["fn"],
+            ),
+            ec2_errors: counter_vec(
+                &r,
+                "awscni_ec2api_error_count",
+                "EC2 failures by API",
+                &["fn"],
+            ),
+            ipamd_errors: counter_vec(
+                &r,
+                "awscni_ipamd_error_count",
+                "Internal errors by function",
+                &["fn"],
+            ),
+            build_info: gauge_vec(
+                &r,
+                "awscni_build_info",
+                "Build information",
+                &["version", "goversion"],
+            ),
+            cooling: gauge(
+                &r,
+                "eniplan_pool_cooling_addresses",
+                "Addresses cooling down after a pod released them",
+            ),
+            available: gauge(
+                &r,
+                "eniplan_pool_available_addresses",
+                "Addresses assignable now",
+            ),
+            ec2_calls: counter_vec(
+                &r,
+                "eniplan_ec2_calls_total",
+                "EC2 calls by API and outcome (ok or the error code)",
+                &["api", "outcome"],
+            ),
+            subnet_available: gauge_vec(
+                &r,
+                "eniplan_subnet_available_addresses",
+                "Free addresses of the node's subnets, as EC2 reports them",
+                &["subnet"],
+            ),
+            in_flight: gauge(
+                &r,
+                "eniplan_ec2_calls_in_flight",
+                "EC2 calls the pool is waiting for",
+            ),
             registry: r,
         };
         m.build_info.with_label_values(&[version, "rust"]).set(1);
@@ -167,16 +258,20 @@ impl Metrics {
     pub fn observe(&self, s: &PoolSnapshot, ip_max: u32) {
         self.eni_max.set(to_i64(s.eni_budget));
         self.ip_max.set(to_i64(ip_max));
-        self.eni_allocated.set(i64::try_from(s.enis.len()).unwrap_or(i64::MAX));
+        self.eni_allocated
+            .set(i64::try_from(s.enis.len()).unwrap_or(i64::MAX));
         self.total_ips.set(to_i64(s.total));
         self.assigned_ips.set(to_i64(s.assigned));
         self.total_prefixes.set(to_i64(s.prefixes));
         self.cooling.set(to_i64(s.cooling));
         self.available.set(to_i64(s.available));
-        self.in_flight.set(i64::try_from(s.in_flight.len()).unwrap_or(i64::MAX));
+        self.in_flight
+            .set(i64::try_from(s.in_flight.len()).unwrap_or(i64::MAX));
         self.assigned_per_eni.reset();
         for e in &s.enis {
-            self.assigned_per_eni.with_label_values(&[e.id.0.as_str()]).set(to_i64(e.assigned));
+            self.assigned_per_eni
+                .with_label_values(&[e.id.0.as_str()])
+                .set(to_i64(e.assigned));
         }
     }
 
@@ -186,9 +281,13 @@ impl Metrics {
         let status = code.clone().unwrap_or_else(|| "200".to_owned());
         #[expect(clippy::cast_precision_loss, reason = "milliseconds fit an f64")]
         let ms = took.as_millis() as f64;
-        self.api_latency.with_label_values(&[api, if error.is_some() { "true" } else { "false" }, &status]).observe(ms);
+        self.api_latency
+            .with_label_values(&[api, if error.is_some() { "true" } else { "false" }, &status])
+            .observe(ms);
         self.ec2_requests.with_label_values(&[api]).inc();
-        self.ec2_calls.with_label_values(&[api, code.as_deref().unwrap_or("ok")]).inc();
+        self.ec2_calls
+            .with_label_values(&[api, code.as_deref().unwrap_or("ok")])
+            .inc();
         if let Some(c) = code {
             self.ec2_errors.with_label_values(&[api]).inc();
             self.api_errors.with_label_values(&[api, &c]).inc();
@@ -208,11 +307,15 @@ pub fn error_code(e: &CloudError) -> String {
     match e {
         CloudError::Throttled { .. } => "RequestLimitExceeded".to_owned(),
         CloudError::InsufficientCidrBlocks { .. } => "InsufficientCidrBlocks".to_owned(),
-        CloudError::InsufficientFreeAddresses { .. } => "InsufficientFreeAddressesInSubnet".to_owned(),
+        CloudError::InsufficientFreeAddresses { .. } => {
+            "InsufficientFreeAddressesInSubnet".to_owned()
+        }
         CloudError::IpLimitExceeded { .. } => "PrivateIpAddressLimitExceeded".to_owned(),
         CloudError::AttachmentLimitExceeded { .. } => "AttachmentLimitExceeded".to_owned(),
         CloudError::Unauthorized { .. } => "UnauthorizedOperation".to_owned(),
-        CloudError::NotFound { code, .. } | CloudError::Invalid { code, .. } | CloudError::Other { code, .. } => code.clone(),
+        CloudError::NotFound { code, .. }
+        | CloudError::Invalid { code, .. }
+        | CloudError::Other { code, .. } => code.clone(),
         CloudError::Transient { .. } => "Transient".to_owned(),
         _ => "Other".to_owned(),
     }

@@ -43,7 +43,10 @@ pub struct Node {
 }
 
 fn cloud_err(what: &str) -> impl FnOnce(cloud::CloudError) -> Error + '_ {
-    move |source| Error::Cloud { what: what.to_owned(), source }
+    move |source| Error::Cloud {
+        what: what.to_owned(),
+        source,
+    }
 }
 
 /// The instance's limits: the catalogue's entry. An unknown type stops start-up with its name
@@ -64,17 +67,28 @@ fn unmanaged(config: &Config, instance_id: &str, e: &NetworkInterface) -> bool {
     if e.interface_type == InterfaceType::EfaOnly {
         return true;
     }
-    if e.tags.get(TAG_INSTANCE_ID).is_some_and(|v| v == instance_id) {
+    if e.tags
+        .get(TAG_INSTANCE_ID)
+        .is_some_and(|v| v == instance_id)
+    {
         return false;
     }
     !config.manage_untagged_enis
 }
 
 /// The engine's view of the ENIs, from EC2 (authoritative) for the ENIs IMDS lists.
-pub async fn observe_from_ec2<E: Ec2>(ec2: &E, node: &Node, config: &Config, interfaces: &[ImdsInterface]) -> Result<Vec<ObservedEni>> {
+pub async fn observe_from_ec2<E: Ec2>(
+    ec2: &E,
+    node: &Node,
+    config: &Config,
+    interfaces: &[ImdsInterface],
+) -> Result<Vec<ObservedEni>> {
     let ids: Vec<EniId> = interfaces.iter().map(|i| i.interface_id.clone()).collect();
     let described = ec2
-        .describe_network_interfaces(&EniFilter { ids, ..EniFilter::default() })
+        .describe_network_interfaces(&EniFilter {
+            ids,
+            ..EniFilter::default()
+        })
         .await
         .map_err(cloud_err("describing the node's ENIs"))?;
     let by_id: BTreeMap<&EniId, &NetworkInterface> = described.iter().map(|e| (&e.id, e)).collect();
@@ -123,14 +137,27 @@ pub fn observe_from_imds(node: &Node, interfaces: &[ImdsInterface]) -> Option<Ve
 
 /// Discovers the node: IMDS identity and interfaces, the catalogue's limits, EC2's view of the
 /// ENIs.
-pub async fn discover<E: Ec2, I: Imds>(ec2: &E, imds: &I, config: &Config) -> Result<(Node, Vec<ObservedEni>)> {
-    let identity = cloud::imds::identity(imds).await.map_err(cloud_err("reading the instance identity from IMDS"))?;
-    let interfaces = cloud::imds::interfaces(imds).await.map_err(cloud_err("reading the network interfaces from IMDS"))?;
+pub async fn discover<E: Ec2, I: Imds>(
+    ec2: &E,
+    imds: &I,
+    config: &Config,
+) -> Result<(Node, Vec<ObservedEni>)> {
+    let identity = cloud::imds::identity(imds)
+        .await
+        .map_err(cloud_err("reading the instance identity from IMDS"))?;
+    let interfaces = cloud::imds::interfaces(imds)
+        .await
+        .map_err(cloud_err("reading the network interfaces from IMDS"))?;
     let primary = interfaces
         .iter()
         .find(|i| i.mac == identity.mac)
         .or_else(|| interfaces.iter().find(|i| i.device_number == 0))
-        .ok_or_else(|| Error::Startup(format!("IMDS lists no primary network interface (mac {})", identity.mac)))?;
+        .ok_or_else(|| {
+            Error::Startup(format!(
+                "IMDS lists no primary network interface (mac {})",
+                identity.mac
+            ))
+        })?;
     let node = Node {
         limits: limits(&identity.instance_type)?,
         subnet_id: primary.subnet_id.clone(),
@@ -145,7 +172,11 @@ pub async fn discover<E: Ec2, I: Imds>(ec2: &E, imds: &I, config: &Config) -> Re
 }
 
 /// The ENI tags for a new ENI.
-pub fn new_eni_tags(config: &Config, instance_id: &str, now_rfc3339: String) -> BTreeMap<String, String> {
+pub fn new_eni_tags(
+    config: &Config,
+    instance_id: &str,
+    now_rfc3339: String,
+) -> BTreeMap<String, String> {
     let mut tags = config.additional_tags.clone();
     tags.insert(TAG_INSTANCE_ID.to_owned(), instance_id.to_owned());
     tags.insert(TAG_CREATED_AT.to_owned(), now_rfc3339);
@@ -175,13 +206,22 @@ pub fn rfc3339(unix_secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + u64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
 }
 
 /// The route table a pod's address uses: the main table for the primary ENI, else device + 1
 /// (as the VPC CNI numbers them).
 pub fn route_table(device: u32) -> i32 {
-    if device == 0 { 254 } else { i32::try_from(device + 1).unwrap_or(i32::MAX) }
+    if device == 0 {
+        254
+    } else {
+        i32::try_from(device + 1).unwrap_or(i32::MAX)
+    }
 }
 
 /// An address as a string for the wire.

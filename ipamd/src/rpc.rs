@@ -2,7 +2,10 @@
 //! numbers as in its `rpc/rpc.proto`), so its `aws-cni` plugin and eniplan's plugin can both talk
 //! to this daemon. Messages are written out by hand (prost derive); `build.rs` generates the
 //! service plumbing. `docs/ipamd.md` lists the schema.
-#![allow(missing_docs, reason = "generated service code and wire structs mirror the proto")]
+#![allow(
+    missing_docs,
+    reason = "generated service code and wire structs mirror the proto"
+)]
 #![allow(clippy::pedantic, reason = "generated code")]
 #![allow(unused_qualifications, reason = "generated code")]
 

@@ -13,7 +13,9 @@ use crate::driver::{Durable, Event};
 use crate::metrics::Metrics;
 use crate::node::route_table;
 use crate::rpc::c_n_i_backend_server::CNIBackend;
-use crate::rpc::{AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest, IpAllocationMetadata};
+use crate::rpc::{
+    AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest, IpAllocationMetadata,
+};
 
 /// The service.
 pub struct Service {
@@ -36,7 +38,9 @@ pub const UNKNOWN_POD: &str = "datastore: unknown pod";
 
 fn required(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
-        return Err(Status::invalid_argument(format!("{field} is required and was empty")));
+        return Err(Status::invalid_argument(format!(
+            "{field} is required and was empty"
+        )));
     }
     Ok(())
 }
@@ -44,7 +48,9 @@ fn required(field: &str, value: &str) -> Result<(), Status> {
 async fn durable(d: Durable) -> Result<(), Status> {
     match d.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(Status::internal(format!("the checkpoint could not be written ({e}); nothing was assigned"))),
+        Ok(Err(e)) => Err(Status::internal(format!(
+            "the checkpoint could not be written ({e}); nothing was assigned"
+        ))),
         Err(_) => Err(Status::unavailable("the daemon is shutting down")),
     }
 }
@@ -64,20 +70,43 @@ impl Service {
 
 #[tonic::async_trait]
 impl CNIBackend for Service {
-    async fn add_network(&self, request: Request<AddNetworkRequest>) -> Result<Response<AddNetworkReply>, Status> {
+    async fn add_network(
+        &self,
+        request: Request<AddNetworkRequest>,
+    ) -> Result<Response<AddNetworkReply>, Status> {
         let r = request.into_inner();
         self.check_version(&r.client_version)?;
         required("ContainerID", &r.container_id)?;
         required("IfName", &r.if_name)?;
         required("NetworkName", &r.network_name)?;
         if r.requires_multi_nic_attachment {
-            return Err(Status::invalid_argument("multi-NIC attachment was requested, but eniplan manages only the default network card (ENABLE_MULTI_NIC is not supported)"));
+            return Err(Status::invalid_argument(
+                "multi-NIC attachment was requested, but eniplan manages only the default network card (ENABLE_MULTI_NIC is not supported)",
+            ));
         }
-        let key = planner::pool::PodKey { network_name: r.network_name, container_id: r.container_id, if_name: r.if_name };
-        let meta = Metadata { pod_namespace: r.k8s_pod_namespace, pod_name: r.k8s_pod_name, interfaces_count: 1 };
+        let key = planner::pool::PodKey {
+            network_name: r.network_name,
+            container_id: r.container_id,
+            if_name: r.if_name,
+        };
+        let meta = Metadata {
+            pod_namespace: r.k8s_pod_namespace,
+            pod_name: r.k8s_pod_name,
+            interfaces_count: 1,
+        };
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Event::Add { key: key.clone(), meta, reply: tx }).await.map_err(|_| Status::unavailable("the pool loop has stopped"))?;
-        match rx.await.map_err(|_| Status::unavailable("the pool loop has stopped"))? {
+        self.tx
+            .send(Event::Add {
+                key: key.clone(),
+                meta,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?;
+        match rx
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?
+        {
             Ok((address, ack)) => {
                 if let Err(status) = durable(ack).await {
                     let _ = self.tx.send(Event::Undo(key)).await;
@@ -97,21 +126,43 @@ impl CNIBackend for Service {
                     ..AddNetworkReply::default()
                 }))
             }
-            Err(reason) => Err(Status::resource_exhausted(format!("no IP address for {key}: {reason}"))),
+            Err(reason) => Err(Status::resource_exhausted(format!(
+                "no IP address for {key}: {reason}"
+            ))),
         }
     }
 
-    async fn del_network(&self, request: Request<DelNetworkRequest>) -> Result<Response<DelNetworkReply>, Status> {
+    async fn del_network(
+        &self,
+        request: Request<DelNetworkRequest>,
+    ) -> Result<Response<DelNetworkReply>, Status> {
         let r = request.into_inner();
         self.check_version(&r.client_version)?;
-        self.metrics.del_requests.with_label_values(&[if r.reason.is_empty() { "PodDeleted" } else { r.reason.as_str() }]).inc();
+        self.metrics
+            .del_requests
+            .with_label_values(&[if r.reason.is_empty() {
+                "PodDeleted"
+            } else {
+                r.reason.as_str()
+            }])
+            .inc();
         required("ContainerID", &r.container_id)?;
         required("IfName", &r.if_name)?;
         required("NetworkName", &r.network_name)?;
-        let key = planner::pool::PodKey { network_name: r.network_name, container_id: r.container_id, if_name: r.if_name };
+        let key = planner::pool::PodKey {
+            network_name: r.network_name,
+            container_id: r.container_id,
+            if_name: r.if_name,
+        };
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Event::Del { key, reply: tx }).await.map_err(|_| Status::unavailable("the pool loop has stopped"))?;
-        match rx.await.map_err(|_| Status::unavailable("the pool loop has stopped"))? {
+        self.tx
+            .send(Event::Del { key, reply: tx })
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?;
+        match rx
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?
+        {
             Some((address, ack)) => {
                 durable(ack).await?;
                 Ok(Response::new(DelNetworkReply {

@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cloud::Ec2;
 use cloud::fake::{FakeEc2, FakeImds};
 use cloud::model::EniFilter;
-use cloud::Ec2;
 use ipamd::Stage;
 use ipamd::client::{add_request, connect, del_request};
 use ipamd::config::Config;
@@ -30,7 +30,9 @@ fn temp_dir(name: &str) -> PathBuf {
 fn node(instance_type: &str, cidr: &str) -> (FakeEc2, String) {
     let ec2 = FakeEc2::new();
     let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
-    let subnet = ec2.create_subnet(&vpc, cidr.parse().unwrap(), "us-west-2a").unwrap();
+    let subnet = ec2
+        .create_subnet(&vpc, cidr.parse().unwrap(), "us-west-2a")
+        .unwrap();
     let instance = ec2.run_instance(instance_type, &subnet).unwrap();
     (ec2, instance)
 }
@@ -50,7 +52,12 @@ fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
 
 async fn start(ec2: &FakeEc2, instance: &str, dir: &Path, extra: &[(&str, &str)]) -> Daemon {
     let (stage, rx) = watch::channel(Stage::Running);
-    let task = tokio::spawn(ipamd::run(config(dir, extra), ec2.clone(), FakeImds::new(ec2, instance), rx));
+    let task = tokio::spawn(ipamd::run(
+        config(dir, extra),
+        ec2.clone(),
+        FakeImds::new(ec2, instance),
+        rx,
+    ));
     // Ready when the socket answers.
     for _ in 0..200 {
         if connect(&dir.join("ipamd.sock")).await.is_ok() {
@@ -58,7 +65,11 @@ async fn start(ec2: &FakeEc2, instance: &str, dir: &Path, extra: &[(&str, &str)]
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Daemon { dir: dir.to_owned(), stage, task }
+    Daemon {
+        dir: dir.to_owned(),
+        stage,
+        task,
+    }
 }
 
 impl Daemon {
@@ -72,11 +83,20 @@ impl Daemon {
 }
 
 async fn enis(ec2: &FakeEc2, instance: &str) -> Vec<cloud::model::NetworkInterface> {
-    ec2.describe_network_interfaces(&EniFilter { instance_id: Some(instance.into()), ..EniFilter::default() }).await.unwrap()
+    ec2.describe_network_interfaces(&EniFilter {
+        instance_id: Some(instance.into()),
+        ..EniFilter::default()
+    })
+    .await
+    .unwrap()
 }
 
 async fn secondary_count(ec2: &FakeEc2, instance: &str) -> usize {
-    enis(ec2, instance).await.iter().map(|e| e.secondary_ips.len() + 16 * e.prefixes.len()).sum()
+    enis(ec2, instance)
+        .await
+        .iter()
+        .map(|e| e.secondary_ips.len() + 16 * e.prefixes.len())
+        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,25 +109,54 @@ async fn warms_up_serves_pods_and_persists_them() {
     let mut client = connect(&d.socket()).await.unwrap();
     let mut ips = BTreeSet::new();
     for i in 0..12 {
-        let reply = client.add_network(add_request(&format!("c{i}"), "default", &format!("p{i}"))).await.unwrap().into_inner();
+        let reply = client
+            .add_network(add_request(&format!("c{i}"), "default", &format!("p{i}")))
+            .await
+            .unwrap()
+            .into_inner();
         assert!(reply.success);
         assert_eq!(reply.vpc_v4_cidrs, vec!["10.0.0.0/16".to_owned()]);
         ips.insert(reply.ip_allocation_metadata[0].ipv4_addr.clone());
     }
     assert_eq!(ips.len(), 12, "every pod has its own address");
     // ADD is idempotent per key.
-    let again = client.add_network(add_request("c3", "default", "p3")).await.unwrap().into_inner();
+    let again = client
+        .add_network(add_request("c3", "default", "p3"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(ips.contains(&again.ip_allocation_metadata[0].ipv4_addr));
     // The checkpoint holds the 12 pods, in the reference format.
     let entries = ipamd::checkpoint::load(&dir.join("ipam.json")).unwrap();
     assert_eq!(entries.len(), 12);
-    assert_eq!(entries.iter().filter_map(|e| e.ipv4.clone()).collect::<BTreeSet<_>>(), ips);
+    assert_eq!(
+        entries
+            .iter()
+            .filter_map(|e| e.ipv4.clone())
+            .collect::<BTreeSet<_>>(),
+        ips
+    );
     // DEL releases; a second DEL is the reference's "unknown pod".
-    let del = client.del_network(del_request("c0", "default", "p0")).await.unwrap().into_inner();
+    let del = client
+        .del_network(del_request("c0", "default", "p0"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(del.success);
-    let err = client.del_network(del_request("c0", "default", "p0")).await.unwrap_err();
-    assert_eq!((err.code(), err.message()), (tonic::Code::NotFound, "datastore: unknown pod"));
-    assert_eq!(ipamd::checkpoint::load(&dir.join("ipam.json")).unwrap().len(), 11);
+    let err = client
+        .del_network(del_request("c0", "default", "p0"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), err.message()),
+        (tonic::Code::NotFound, "datastore: unknown pod")
+    );
+    assert_eq!(
+        ipamd::checkpoint::load(&dir.join("ipam.json"))
+            .unwrap()
+            .len(),
+        11
+    );
     d.stop().await;
 }
 
@@ -129,19 +178,40 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
     assert_eq!(err.code(), tonic::Code::FailedPrecondition);
     let mut multi = add_request("c1", "default", "p");
     multi.requires_multi_nic_attachment = true;
-    assert_eq!(client.add_network(multi).await.unwrap_err().code(), tonic::Code::InvalidArgument);
-    let err = client.del_network(del_request("never-added", "default", "p")).await.unwrap_err();
+    assert_eq!(
+        client.add_network(multi).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    let err = client
+        .del_network(del_request("never-added", "default", "p"))
+        .await
+        .unwrap_err();
     assert_eq!(err.message(), "datastore: unknown pod");
     // Garbage bytes on the socket: the connection fails, the daemon keeps serving.
     {
         use tokio::io::AsyncWriteExt as _;
         let mut raw = tokio::net::UnixStream::connect(d.socket()).await.unwrap();
-        let _ = raw.write_all(b"GET / HTTP/1.0\r\n\r\n\x00\x01garbage").await;
+        let _ = raw
+            .write_all(b"GET / HTTP/1.0\r\n\r\n\x00\x01garbage")
+            .await;
     }
-    let ok = client.add_network(add_request("c1", "default", "p")).await.unwrap().into_inner();
+    let ok = client
+        .add_network(add_request("c1", "default", "p"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(ok.success);
-    assert!(ipamd::checkpoint::load(&dir.join("ipam.json")).unwrap().len() == 1);
-    assert_eq!(secondary_count(&ec2, &instance).await, before, "nothing changed in EC2 for the bad requests");
+    assert!(
+        ipamd::checkpoint::load(&dir.join("ipam.json"))
+            .unwrap()
+            .len()
+            == 1
+    );
+    assert_eq!(
+        secondary_count(&ec2, &instance).await,
+        before,
+        "nothing changed in EC2 for the bad requests"
+    );
     d.stop().await;
 }
 
@@ -153,8 +223,15 @@ async fn a_restart_keeps_pod_ownership_and_never_double_assigns() {
     let mut client = connect(&d.socket()).await.unwrap();
     let mut owned = BTreeMap::new();
     for i in 0..5 {
-        let r = client.add_network(add_request(&format!("c{i}"), "ns", "p")).await.unwrap().into_inner();
-        owned.insert(format!("c{i}"), r.ip_allocation_metadata[0].ipv4_addr.clone());
+        let r = client
+            .add_network(add_request(&format!("c{i}"), "ns", "p"))
+            .await
+            .unwrap()
+            .into_inner();
+        owned.insert(
+            format!("c{i}"),
+            r.ip_allocation_metadata[0].ipv4_addr.clone(),
+        );
     }
     // Crash: the task is dropped without a clean shutdown.
     d.task.abort();
@@ -163,11 +240,23 @@ async fn a_restart_keeps_pod_ownership_and_never_double_assigns() {
     let mut client = connect(&d.socket()).await.unwrap();
     // The same keys get the same addresses back; new pods get other ones.
     for (c, ip) in &owned {
-        let r = client.add_network(add_request(c, "ns", "p")).await.unwrap().into_inner();
+        let r = client
+            .add_network(add_request(c, "ns", "p"))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(&r.ip_allocation_metadata[0].ipv4_addr, ip);
     }
-    let fresh = client.add_network(add_request("new", "ns", "p")).await.unwrap().into_inner();
-    assert!(!owned.values().any(|ip| *ip == fresh.ip_allocation_metadata[0].ipv4_addr));
+    let fresh = client
+        .add_network(add_request("new", "ns", "p"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !owned
+            .values()
+            .any(|ip| *ip == fresh.ip_allocation_metadata[0].ipv4_addr)
+    );
     d.stop().await;
 }
 
@@ -177,7 +266,14 @@ async fn a_corrupt_checkpoint_stops_startup() {
     let dir = temp_dir("corrupt");
     std::fs::write(dir.join("ipam.json"), "{\"version\":\"vpc-cni-ipam/9\"}").unwrap();
     let (_stage, rx) = watch::channel(Stage::Running);
-    let err = ipamd::run(config(&dir, &[]), ec2.clone(), FakeImds::new(&ec2, &instance), rx).await.unwrap_err();
+    let err = ipamd::run(
+        config(&dir, &[]),
+        ec2.clone(),
+        FakeImds::new(&ec2, &instance),
+        rx,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.exit_code(), 3);
     assert!(err.to_string().contains("vpc-cni-ipam/9"), "{err}");
 }
@@ -186,11 +282,27 @@ async fn a_corrupt_checkpoint_stops_startup() {
 async fn prefix_delegation_warms_up_with_prefixes() {
     let (ec2, instance) = node("t3.small", "10.0.0.0/20");
     let dir = temp_dir("pd");
-    let d = start(&ec2, &instance, &dir, &[("ENABLE_PREFIX_DELEGATION", "true"), ("WARM_PREFIX_TARGET", "1")]).await;
+    let d = start(
+        &ec2,
+        &instance,
+        &dir,
+        &[
+            ("ENABLE_PREFIX_DELEGATION", "true"),
+            ("WARM_PREFIX_TARGET", "1"),
+        ],
+    )
+    .await;
     let e = enis(&ec2, &instance).await;
-    assert_eq!((e.len(), e[0].prefixes.len(), e[0].secondary_ips.len()), (1, 1, 0));
+    assert_eq!(
+        (e.len(), e[0].prefixes.len(), e[0].secondary_ips.len()),
+        (1, 1, 0)
+    );
     let mut client = connect(&d.socket()).await.unwrap();
-    let r = client.add_network(add_request("c", "ns", "p")).await.unwrap().into_inner();
+    let r = client
+        .add_network(add_request("c", "ns", "p"))
+        .await
+        .unwrap()
+        .into_inner();
     let ip: std::net::Ipv4Addr = r.ip_allocation_metadata[0].ipv4_addr.parse().unwrap();
     assert!(e[0].prefixes[0].contains(ip));
     d.stop().await;

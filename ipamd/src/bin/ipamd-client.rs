@@ -6,18 +6,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: ipamd-client add|del CONTAINER_ID [--socket PATH] [--namespace NS] [--pod NAME]");
+    eprintln!(
+        "usage: ipamd-client add|del CONTAINER_ID [--socket PATH] [--namespace NS] [--pod NAME]"
+    );
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (Some(verb), Some(container)) = (args.first(), args.get(1)) else { return usage() };
+    let (Some(verb), Some(container)) = (args.first(), args.get(1)) else {
+        return usage();
+    };
     let mut socket = PathBuf::from("/var/run/aws-node/ipamd.sock");
     let (mut namespace, mut pod) = ("default".to_owned(), container.clone());
     let mut rest = args[2..].iter();
     while let Some(flag) = rest.next() {
-        let Some(value) = rest.next() else { return usage() };
+        let Some(value) = rest.next() else {
+            return usage();
+        };
         match flag.as_str() {
             "--socket" => socket = PathBuf::from(value),
             "--namespace" => namespace.clone_from(value),
@@ -25,7 +31,12 @@ fn main() -> ExitCode {
             _ => return usage(),
         }
     }
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return ExitCode::from(3) };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::from(3);
+    };
     runtime.block_on(async {
         let mut client = match ipamd::client::connect(&socket).await {
             Ok(c) => c,
@@ -35,8 +46,14 @@ fn main() -> ExitCode {
             }
         };
         let result = match verb.as_str() {
-            "add" => client.add_network(ipamd::client::add_request(container, &namespace, &pod)).await.map(|r| format!("{:?}", r.into_inner())),
-            "del" => client.del_network(ipamd::client::del_request(container, &namespace, &pod)).await.map(|r| format!("{:?}", r.into_inner())),
+            "add" => client
+                .add_network(ipamd::client::add_request(container, &namespace, &pod))
+                .await
+                .map(|r| format!("{:?}", r.into_inner())),
+            "del" => client
+                .del_network(ipamd::client::del_request(container, &namespace, &pod))
+                .await
+                .map(|r| format!("{:?}", r.into_inner())),
             _ => return usage(),
         };
         match result {

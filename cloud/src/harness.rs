@@ -1,0 +1,212 @@
+//! Test support: start (or reuse) the LocalStack harness (`harness/up`) and drive it: provision
+//! VPCs, subnets and instances through the SDK, get an IMDS endpoint for an instance, inject
+//! faults. Used by the contract suite and the daemon's end-to-end tests; everything talks to
+//! 127.0.0.1 only.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::aws::{AwsEc2, AwsSettings};
+
+/// Where the harness listens.
+#[derive(Debug, Clone)]
+pub struct HarnessInfo {
+    /// `EC2_ENDPOINT`.
+    pub ec2_endpoint: String,
+    /// `HARNESS_CONTROL`.
+    pub control: String,
+}
+
+/// Starts the harness once per process (or reuses a running one) and returns its endpoints.
+///
+/// # Panics
+/// When `harness/up` fails: a test that needs EC2 cannot run without it.
+pub fn info() -> &'static HarnessInfo {
+    static INFO: OnceLock<HarnessInfo> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../harness/up");
+        let out = std::process::Command::new("bash")
+            .arg(&up)
+            .output()
+            .expect("run harness/up");
+        assert!(
+            out.status.success(),
+            "harness/up failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let var = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("harness/up printed no {name}:\n{text}"))
+                .trim()
+                .to_owned()
+        };
+        HarnessInfo {
+            ec2_endpoint: var("EC2_ENDPOINT"),
+            control: var("HARNESS_CONTROL"),
+        }
+    })
+}
+
+/// A minimal HTTP/1.1 request to a loopback server; returns the status and the body.
+///
+/// # Panics
+/// When the server cannot be reached.
+pub fn http(method: &str, url: &str, body: &str) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or((rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let mut stream = TcpStream::connect(host).expect("connect to the harness");
+    stream
+        .set_read_timeout(Some(Duration::from_mins(1)))
+        .expect("timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write the request");
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .expect("read the response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The harness's settings for an AWS client.
+pub fn settings() -> AwsSettings {
+    AwsSettings {
+        region: Some("us-west-2".into()),
+        ec2_endpoint: Some(info().ec2_endpoint.clone()),
+        imds_endpoint: None,
+        static_credentials: Some(("test".into(), "test".into())),
+        attempt_timeout: Some(Duration::from_secs(30)),
+    }
+}
+
+/// A client of the harness's EC2.
+///
+/// # Panics
+/// When the client cannot be configured.
+pub async fn ec2() -> AwsEc2 {
+    AwsEc2::new(&settings())
+        .await
+        .expect("a harness EC2 client")
+}
+
+/// Creates a VPC (10.0.0.0/16) with one subnet of `cidr`; returns the subnet id.
+///
+/// # Panics
+/// When EC2 refuses.
+pub async fn subnet(ec2: &AwsEc2, cidr: &str) -> String {
+    let sdk = ec2.sdk();
+    let vpc = sdk
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .expect("CreateVpc");
+    let vpc_id = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("a VPC id")
+        .to_owned();
+    let subnet = sdk
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block(cidr)
+        .availability_zone("us-west-2a")
+        .send()
+        .await
+        .expect("CreateSubnet");
+    subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("a subnet id")
+        .to_owned()
+}
+
+/// Runs one instance of `instance_type` in `subnet`; returns its id.
+///
+/// # Panics
+/// When EC2 refuses.
+pub async fn instance(ec2: &AwsEc2, instance_type: &str, subnet: &str) -> String {
+    let sdk = ec2.sdk();
+    let images = sdk.describe_images().send().await.expect("DescribeImages");
+    let ami = images
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .expect("an AMI")
+        .to_owned();
+    let out = sdk
+        .run_instances()
+        .image_id(ami)
+        .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+        .subnet_id(subnet)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    out.instances()
+        .first()
+        .and_then(|i| i.instance_id())
+        .expect("an instance id")
+        .to_owned()
+}
+
+/// An IMDS endpoint serving `instance`.
+///
+/// # Panics
+/// When the harness refuses.
+pub fn imds_endpoint(instance: &str) -> String {
+    let (status, body) = http(
+        "POST",
+        &format!("{}/imds", info().control),
+        &format!(r#"{{"instance_id": "{instance}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    body.split('"')
+        .skip_while(|s| *s != "endpoint")
+        .nth(2)
+        .expect("an endpoint in the reply")
+        .to_owned()
+}
+
+/// Adds a fault rule (see `harness/README.md`): calls of `action` (or `*`) fail with `code`.
+///
+/// # Panics
+/// When the harness refuses.
+pub fn fault(action: &str, code: &str, probability: f64, count: Option<u32>) {
+    let count = count.map_or_else(|| "null".to_owned(), |c| c.to_string());
+    let body = format!(
+        r#"{{"action": "{action}", "code": "{code}", "probability": {probability}, "count": {count}, "seed": 7}}"#
+    );
+    let (status, reply) = http("POST", &format!("{}/faults", info().control), &body);
+    assert_eq!(status, 200, "{reply}");
+}
+
+/// Removes every fault rule.
+///
+/// # Panics
+/// When the harness refuses.
+pub fn clear_faults() {
+    let (status, reply) = http("DELETE", &format!("{}/faults", info().control), "");
+    assert_eq!(status, 200, "{reply}");
+}
