@@ -45,6 +45,31 @@ pub enum Command {
     /// instance type's limits) and prints, per step, the ENIs, addresses and prefixes held, free
     /// and cooling, and every EC2 call made.
     Simulate(SimulateArgs),
+    /// Forecast a cluster's subnets from its spec: addresses by use, headroom at peak, the most
+    /// nodes each group reaches, time to exhaustion, /28 fragmentation under churn.
+    ///
+    /// Every node shape runs the warm-pool engine (the one ipamd runs); nodes are placed on the
+    /// subnets' real address space at random like EC2 places them (seeded), and a churn window
+    /// is replayed step by step. See docs/planning.md.
+    Forecast(ForecastArgs),
+    /// The /28 block map of subnets (free, partly used, full, prefix, reserved), a
+    /// fragmentation score, and the ENIs whose release frees the most /28s.
+    ///
+    /// From the spec (today's nodes, placed as the forecast places them) or, with --live, from
+    /// EC2: one paginated DescribeNetworkInterfaces filtered on each subnet.
+    Subnets(SubnetsArgs),
+    /// Plan custom networking: per-AZ pod subnets carved from a secondary CIDR, sized for the
+    /// node groups at peak with headroom; ENIConfig manifests, ipamd settings, Terraform.
+    Layout(LayoutArgs),
+    /// The EC2 calls a scale-up (or node-recycle wave) makes, replayed against EC2's token
+    /// buckets: time until the last pod has an address, and settings that shorten it.
+    #[command(name = "api-budget")]
+    ApiBudget(ApiBudgetArgs),
+    /// A capacity report for CI (Markdown for a job summary, JSON, JUnit XML) with gates: exit
+    /// 1 when a gate fails.
+    Report(ReportArgs),
+    /// Print the JSON Schema of the cluster spec (docs/cluster-spec.schema.json).
+    Schema,
 }
 
 /// Output formats.
@@ -174,6 +199,258 @@ pub struct SimulateArgs {
     /// Output format [default: table].
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
+}
+
+/// Output formats of the planning commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableOutput {
+    /// Aligned tables for terminals.
+    Table,
+    /// Everything as one JSON document.
+    Json,
+    /// Markdown tables (fit a GitHub job summary).
+    Markdown,
+}
+
+impl From<TableOutput> for Output {
+    fn from(o: TableOutput) -> Output {
+        match o {
+            TableOutput::Table => Output::Table,
+            TableOutput::Json => Output::Json,
+            TableOutput::Markdown => Output::Markdown,
+        }
+    }
+}
+
+/// `--progress` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A progress bar on stderr when it is a terminal.
+    Auto,
+    /// Never.
+    Never,
+}
+
+/// Options every spec-driven command shares.
+#[derive(Debug, Args)]
+pub struct SpecOptions {
+    /// The cluster spec (YAML or JSON; see docs/planning.md and docs/cluster-spec.schema.json).
+    #[arg(value_name = "SPEC")]
+    pub spec: std::path::PathBuf,
+
+    /// Length of the simulated churn window (24h, 90m, 2d).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub window: String,
+
+    /// How far ahead to follow growth (90d, 12w, 2y).
+    #[arg(long, value_name = "DAYS", default_value = "730d")]
+    pub horizon: String,
+
+    /// Progress bar on stderr (shown only on a terminal).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+}
+
+/// Arguments of `eniplan forecast`.
+#[derive(Debug, Args)]
+pub struct ForecastArgs {
+    #[command(flatten)]
+    pub spec: SpecOptions,
+
+    /// Write a picture: addresses over time per subnet with the exhaustion point (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<std::path::PathBuf>,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: TableOutput,
+}
+
+/// Arguments of `eniplan subnets`.
+#[derive(Debug, Args)]
+pub struct SubnetsArgs {
+    /// The cluster spec (not needed with --live and --subnet).
+    #[arg(value_name = "SPEC", required_unless_present = "live")]
+    pub spec: Option<std::path::PathBuf>,
+
+    /// Only these subnets (ids; repeatable or comma-separated). With --live and no SPEC, the
+    /// subnets to read.
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    pub subnet: Vec<String>,
+
+    /// Read the subnets from EC2 instead of the spec (credentials from the AWS SDK's default
+    /// chain).
+    #[arg(long)]
+    pub live: bool,
+
+    /// AWS region for --live [default: the SDK's chain: AWS_REGION, profile, IMDS].
+    #[arg(long, value_name = "REGION", requires = "live")]
+    pub region: Option<String>,
+
+    /// EC2 endpoint for --live (e.g. a LocalStack).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AWS_EC2_ENDPOINT",
+        hide_env_values = true,
+        requires = "live"
+    )]
+    pub endpoint: Option<String>,
+
+    /// ENIs listed as drain candidates per subnet.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top: usize,
+
+    /// Print the block map (one character per /28) in table output [default: for subnets of
+    /// 1024 blocks (/18) or fewer].
+    #[arg(long, conflicts_with = "no_map")]
+    pub map: bool,
+
+    /// Do not print the block map.
+    #[arg(long)]
+    pub no_map: bool,
+
+    /// Write a picture of the block maps (SVG).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<std::path::PathBuf>,
+
+    /// Progress bar on stderr (shown only on a terminal).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: TableOutput,
+}
+
+/// `eniplan layout --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutFormat {
+    /// ENIConfig manifests and the ipamd settings.
+    Yaml,
+    /// Terraform (HCL) for the subnets.
+    Terraform,
+    /// The plan as JSON.
+    Json,
+}
+
+/// Arguments of `eniplan layout`.
+#[derive(Debug, Args)]
+pub struct LayoutArgs {
+    /// The cluster spec.
+    #[arg(value_name = "SPEC")]
+    pub spec: std::path::PathBuf,
+
+    /// The CIDR to carve into pod subnets (a VPC secondary CIDR, e.g. 100.64.0.0/16).
+    #[arg(long, value_name = "CIDR")]
+    pub cidr: String,
+
+    /// AZs to create pod subnets in [default: every AZ a node group runs in].
+    #[arg(long, value_name = "AZ", value_delimiter = ',')]
+    pub azs: Vec<String>,
+
+    /// Room over the peak demand.
+    #[arg(long, value_name = "PERCENT", default_value = "30%")]
+    pub headroom: String,
+
+    /// Security groups for the ENIConfigs (repeatable) [default: none, so the node's].
+    #[arg(long = "security-group", value_name = "SG")]
+    pub security_groups: Vec<String>,
+
+    /// What to print.
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub format: LayoutFormat,
+}
+
+/// Arguments of `eniplan api-budget`.
+#[derive(Debug, Args)]
+pub struct ApiBudgetArgs {
+    /// The cluster spec.
+    #[arg(value_name = "SPEC")]
+    pub spec: std::path::PathBuf,
+
+    /// New nodes in the wave (a scale-up, or the replacements of a recycle).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub scale_up: u32,
+
+    /// Only this node group [default: every group, in proportion to its size].
+    #[arg(long, value_name = "NAME")]
+    pub node_group: Option<String>,
+
+    /// Launch the nodes in batches of N (a recycle wave) [default: all at once].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
+
+    /// Time between batches.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        requires = "batch"
+    )]
+    pub interval: String,
+
+    /// Time one EC2 call takes.
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub latency_ms: u64,
+
+    /// Share of each bucket's refill this cluster may use (other callers share the account).
+    #[arg(long, value_name = "PERCENT", default_value = "100%")]
+    pub share: String,
+
+    /// Progress bar on stderr (shown only on a terminal).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressMode,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: TableOutput,
+}
+
+/// `eniplan report --format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Markdown (fits a GitHub job summary: `>> $GITHUB_STEP_SUMMARY`).
+    Markdown,
+    /// JSON: the checks and the whole forecast.
+    Json,
+    /// JUnit XML: one test case per check.
+    Junit,
+}
+
+/// Arguments of `eniplan report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub spec: SpecOptions,
+
+    /// What to print.
+    #[arg(long, value_enum, default_value = "markdown")]
+    pub format: ReportFormat,
+
+    /// Fail when a subnet keeps less than this share of its addresses free at peak.
+    #[arg(long, value_name = "PERCENT")]
+    pub fail_under_headroom: Option<String>,
+
+    /// Fail when a subnet runs out within this time under the growth rates.
+    #[arg(long, value_name = "DAYS")]
+    pub fail_if_exhausted_within: Option<String>,
+
+    /// Fail when a subnet's free /28s drop below N during the churn window.
+    #[arg(long, value_name = "N")]
+    pub fail_under_free_blocks: Option<u32>,
+
+    /// Fail when a prefix request finds no free /28 although addresses remain.
+    #[arg(long)]
+    pub fail_if_fragmented: bool,
+
+    /// Fail when a node cannot give every pod of its density an address.
+    #[arg(long)]
+    pub fail_if_unserved: bool,
+
+    /// Fail when a node group's peak does not fit its subnets.
+    #[arg(long)]
+    pub fail_if_over_capacity: bool,
 }
 
 /// Arguments of `eniplan instance-types`.

@@ -2,14 +2,15 @@
 //!
 //! Exit codes (documented in docs/cli.md):
 //! * 0 — success;
-//! * 1 — the command ran but the answer is negative (no type matched the filters; later: a
-//!   capacity gate failed);
+//! * 1 — the command ran but the answer is negative (no type matched the filters; a capacity
+//!   gate of `eniplan report` failed);
 //! * 2 — bad input (unknown instance type, invalid flag value, pattern matching nothing);
 //! * 3 — internal or I/O error.
 
 mod args;
 mod commands;
 mod render;
+mod svg;
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ pub struct Report {
     pub stdout: String,
     /// Written to stderr, one `note: ` line each.
     pub notes: Vec<String>,
+    /// The command ran but its answer is negative (a CI gate failed): exit 1 after writing.
+    pub negative: bool,
 }
 
 /// Why a command failed, and so which exit code it gets.
@@ -65,6 +68,15 @@ fn main() -> ExitCode {
         args::Command::MaxPods(a) => commands::max_pods::run(a),
         args::Command::InstanceTypes(a) => commands::instance_types::run(a),
         args::Command::Simulate(a) => commands::simulate::run(a),
+        args::Command::Forecast(a) => commands::forecast::run(a),
+        args::Command::Subnets(a) => commands::subnets::run(a),
+        args::Command::Layout(a) => commands::layout::run(a),
+        args::Command::ApiBudget(a) => commands::api_budget::run(a),
+        args::Command::Report(a) => commands::report::run(a),
+        args::Command::Schema => Ok(Report {
+            stdout: planner::spec::schema_json(),
+            ..Report::default()
+        }),
     };
     match result {
         Ok(report) => emit(&report).into(),
@@ -99,5 +111,9 @@ fn emit(report: &Report) -> Exit {
     for note in &report.notes {
         let _ = writeln!(err, "note: {note}");
     }
-    Exit::Success
+    if report.negative {
+        Exit::Negative
+    } else {
+        Exit::Success
+    }
 }

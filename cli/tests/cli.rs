@@ -464,3 +464,323 @@ snap!(
 );
 snap!(simulate_needs_pods_or_trace, ["simulate", "-t", "m5.large"]);
 snap!(help_simulate, ["simulate", "--help"]);
+
+// Capacity planning (issue 6): every command and format, exit codes. The specs are the worked
+// examples of docs/planning.md.
+const DEFAULT: &str = "../docs/examples/three-az-default.yaml";
+const WARM_IP: &str = "../docs/examples/three-az-warm-ip.yaml";
+const PD: &str = "../docs/examples/pd-fragmented.yaml";
+const CN: &str = "../docs/examples/custom-networking.yaml";
+
+snap!(forecast_three_az_default, ["forecast", DEFAULT]);
+snap!(forecast_three_az_warm_ip_target, ["forecast", WARM_IP]);
+snap!(forecast_pd_fragmented, ["forecast", PD]);
+snap!(
+    forecast_markdown,
+    ["forecast", CN, "--output", "markdown", "--window", "2h"]
+);
+snap!(
+    forecast_json,
+    [
+        "forecast",
+        PD,
+        "--output",
+        "json",
+        "--window",
+        "1h",
+        "--horizon",
+        "90d"
+    ]
+);
+snap!(forecast_bad_spec, ["forecast", "tests/data/bad-spec.yaml"]);
+snap!(
+    forecast_yaml_syntax_error,
+    ["forecast", "tests/data/syntax-error.yaml"]
+);
+snap!(forecast_missing_spec, ["forecast", "tests/data/nope.yaml"]);
+snap!(
+    forecast_bad_window,
+    ["forecast", DEFAULT, "--window", "forever"]
+);
+snap!(forecast_plain_is_refused, ["forecast", PD, "-o", "plain"]);
+snap!(
+    subnets_live_without_spec_or_ids,
+    ["subnets", "--live", "--region", "eu-west-1"]
+);
+snap!(subnets_pd_fragmented, ["subnets", PD]);
+snap!(
+    subnets_markdown_one_subnet,
+    [
+        "subnets", DEFAULT, "--subnet", "subnet-b", "--output", "markdown", "--top", "3"
+    ]
+);
+snap!(
+    subnets_json,
+    ["subnets", PD, "--output", "json", "--no-map", "--top", "2"]
+);
+snap!(
+    subnets_unknown_subnet,
+    ["subnets", PD, "--subnet", "subnet-x"]
+);
+snap!(subnets_live_needs_subnets, ["subnets", "--live"]);
+snap!(layout_yaml, ["layout", CN, "--cidr", "100.64.0.0/16"]);
+snap!(
+    layout_terraform,
+    [
+        "layout",
+        CN,
+        "--cidr",
+        "100.64.0.0/16",
+        "--format",
+        "terraform"
+    ]
+);
+snap!(
+    layout_json_outside_vpc,
+    [
+        "layout",
+        CN,
+        "--cidr",
+        "100.65.0.0/16",
+        "--format",
+        "json",
+        "--headroom",
+        "50%"
+    ]
+);
+snap!(
+    layout_security_groups_and_azs,
+    [
+        "layout",
+        CN,
+        "--cidr",
+        "100.64.0.0/16",
+        "--security-group",
+        "sg-0123",
+        "--azs",
+        "eu-west-1a,eu-west-1b,eu-west-1c"
+    ]
+);
+snap!(
+    layout_does_not_fit,
+    ["layout", CN, "--cidr", "100.64.0.0/17"]
+);
+snap!(
+    layout_overlaps_a_subnet,
+    ["layout", CN, "--cidr", "10.0.0.0/16"]
+);
+snap!(layout_bad_cidr, ["layout", CN, "--cidr", "100.64.0.0"]);
+snap!(
+    api_budget_default,
+    ["api-budget", DEFAULT, "--scale-up", "500"]
+);
+snap!(
+    api_budget_batches_markdown,
+    [
+        "api-budget",
+        WARM_IP,
+        "--scale-up",
+        "200",
+        "--batch",
+        "50",
+        "--interval",
+        "30s",
+        "--output",
+        "markdown"
+    ]
+);
+snap!(
+    api_budget_json,
+    ["api-budget", PD, "--scale-up", "20", "--output", "json"]
+);
+snap!(
+    api_budget_unknown_group,
+    ["api-budget", CN, "--scale-up", "10", "--node-group", "gpu"]
+);
+snap!(
+    report_markdown_passes,
+    [
+        "report",
+        WARM_IP,
+        "--window",
+        "1h",
+        "--fail-if-exhausted-within",
+        "90d",
+        "--fail-if-fragmented"
+    ]
+);
+snap!(
+    report_markdown_fails,
+    [
+        "report",
+        DEFAULT,
+        "--window",
+        "1h",
+        "--fail-under-headroom",
+        "20%",
+        "--fail-if-exhausted-within",
+        "1y",
+        "--fail-if-over-capacity"
+    ]
+);
+snap!(
+    report_junit_fragmented,
+    [
+        "report",
+        PD,
+        "--format",
+        "junit",
+        "--fail-if-fragmented",
+        "--fail-under-free-blocks",
+        "4",
+        "--fail-if-unserved"
+    ]
+);
+snap!(
+    report_json_no_gates,
+    [
+        "report",
+        PD,
+        "--format",
+        "json",
+        "--window",
+        "1h",
+        "--horizon",
+        "30d"
+    ]
+);
+snap!(
+    report_bad_gate_value,
+    ["report", DEFAULT, "--fail-under-headroom", "lots"]
+);
+snap!(help_forecast, ["forecast", "--help"]);
+snap!(help_subnets, ["subnets", "--help"]);
+snap!(help_layout, ["layout", "--help"]);
+snap!(help_api_budget, ["api-budget", "--help"]);
+snap!(help_report, ["report", "--help"]);
+
+fn run(args: &[&str]) -> std::process::Output {
+    eniplan().args(args).output().unwrap()
+}
+
+#[test]
+fn report_exit_codes_zero_one_two() {
+    let pass = run(&[
+        "report",
+        WARM_IP,
+        "--window",
+        "1h",
+        "--fail-under-headroom",
+        "10%",
+    ]);
+    assert_eq!(pass.status.code(), Some(0));
+    let fail = run(&[
+        "report",
+        DEFAULT,
+        "--window",
+        "1h",
+        "--fail-under-headroom",
+        "20%",
+    ]);
+    assert_eq!(fail.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&fail.stdout).contains("**FAIL**"),
+        "the report is printed even when a gate fails"
+    );
+    let bad = run(&["report", "tests/data/bad-spec.yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(bad.stdout.is_empty(), "nothing on stdout for bad input");
+}
+
+#[test]
+fn junit_report_is_well_formed_xml_with_one_case_per_check() {
+    let out = run(&[
+        "report",
+        DEFAULT,
+        "--window",
+        "1h",
+        "--format",
+        "junit",
+        "--fail-under-headroom",
+        "20%",
+        "--fail-if-over-capacity",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&text);
+    let (mut cases, mut failures) = (0, 0);
+    loop {
+        match reader.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"testcase" => cases += 1,
+            quick_xml::events::Event::Start(e) if e.name().as_ref() == b"failure" => {
+                failures += 1;
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    // Three subnets for the headroom gate, one group for the capacity gate.
+    assert_eq!((cases, failures), (4, 4));
+}
+
+#[test]
+fn plots_are_svg_documents() {
+    let dir = std::env::temp_dir().join(format!("eniplan-plot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let forecast_svg = dir.join("forecast.svg");
+    let map_svg = dir.join("map.svg");
+    let out = run(&[
+        "forecast",
+        PD,
+        "--window",
+        "6h",
+        "--plot",
+        forecast_svg.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let svg = std::fs::read_to_string(&forecast_svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("polyline"), "the addresses-over-time lines");
+    assert!(svg.contains("<path d="), "the /28 exhaustion marker");
+    let out = run(&["subnets", PD, "--plot", map_svg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let svg = std::fs::read_to_string(&map_svg).unwrap();
+    // A /21 has 128 blocks: one rectangle each, plus the legend's five and the background.
+    assert_eq!(svg.matches("<rect").count(), 128 + 5 + 1);
+    quick_xml::Reader::from_str(&svg)
+        .read_event()
+        .expect("well-formed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn progress_is_silent_when_stderr_is_not_a_terminal() {
+    let out = run(&["forecast", DEFAULT, "--window", "1h"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn committed_json_schema_matches_the_spec_types() {
+    let out = run(&["schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let committed = std::fs::read_to_string("../docs/cluster-spec.schema.json").unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed,
+        "docs/cluster-spec.schema.json is stale: run `cargo run -p eniplan -- schema > docs/cluster-spec.schema.json`"
+    );
+}
+
+#[test]
+fn worked_examples_are_valid_against_the_schema_fields() {
+    // Every example parses and validates (the docs promise they run as written).
+    for spec in [DEFAULT, WARM_IP, PD, CN] {
+        let text = std::fs::read_to_string(spec).unwrap();
+        planner::spec::load(&text).unwrap_or_else(|e| panic!("{spec}: {e}"));
+    }
+}

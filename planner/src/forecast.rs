@@ -18,7 +18,8 @@
 //!    promise a node the address space cannot hold.
 //! 4. A timeline replays the churn window (24 h by default, 5-minute steps): each node follows
 //!    its shape's churn cycle (prefixes and addresses come and go), nodes are recycled at the
-//!    node churn rate (a new node gets new, random addresses), groups grow. Every failed
+//!    node churn rate (the replacement is launched first, with new random addresses, then the
+//!    old node terminates, as a rolling update does), groups grow. Every failed
 //!    allocation is recorded; a prefix failure while 16 or more addresses are free is
 //!    fragmentation.
 //!
@@ -647,34 +648,56 @@ fn new_node(cluster: &Cluster, shapes: &[GroupShapes], g: usize, k: u32) -> Plac
     }
 }
 
-/// Places `counts[g]` nodes of each group (interleaved), each holding its shape's peak.
-/// Returns the nodes that fit and, per group, the first refusal.
+/// What a placement left out.
+#[derive(Debug, Clone, Default)]
+struct Placed {
+    nodes: Vec<PlacedNode>,
+    /// The first refusal per group.
+    refused: Vec<Option<Refusal>>,
+    /// The first refusal per subnet.
+    by_subnet: Vec<Option<Refusal>>,
+    /// Nodes (group, index) that did not fit.
+    unplaced: Vec<(usize, u32)>,
+}
+
+/// Places `counts[g]` nodes of each group (interleaved), each holding its shape's peak. A node
+/// that does not fit is left out and placing goes on, so every subnet that runs out says so.
+/// With `only`, nodes that touch no subnet of `only` are skipped (subnets fill independently).
 fn place(
     cluster: &Cluster,
     shapes: &[GroupShapes],
     space: &mut Space,
     counts: &[u32],
-) -> (Vec<PlacedNode>, Vec<Option<Refusal>>) {
-    let mut nodes = Vec::new();
-    let mut refused: Vec<Option<Refusal>> = vec![None; counts.len()];
+    only: Option<usize>,
+) -> Placed {
+    let mut out = Placed {
+        refused: vec![None; counts.len()],
+        by_subnet: vec![None; space.subnets.len()],
+        ..Placed::default()
+    };
     let most = counts.iter().copied().max().unwrap_or(0);
     for k in 0..most {
         for (g, &count) in counts.iter().enumerate() {
-            if k >= count || refused[g].is_some() {
+            if k >= count {
                 continue;
             }
             let mut node = new_node(cluster, shapes, g, k);
+            if only.is_some_and(|i| node.node_subnet != i && node.pod_subnet != i) {
+                continue;
+            }
             let f = shapes[g].shapes[node.shape].profile.peak;
             match space.fit(&mut node, &f) {
-                Ok(()) => nodes.push(node),
+                Ok(()) => out.nodes.push(node),
                 Err(r) => {
                     space.release(&mut node);
-                    refused[g] = Some(r);
+                    out.refused[g].get_or_insert(r);
+                    out.by_subnet[r.subnet].get_or_insert(r);
+                    out.unplaced.push((g, k));
                 }
             }
         }
     }
-    (nodes, refused)
+    out
 }
 
 /// Adds nodes of group `g` after `from` until one is refused; returns how many fit in all.
@@ -764,8 +787,8 @@ pub fn forecast(
     // Now.
     let current: Vec<u32> = cluster.groups.iter().map(|g| g.current).collect();
     let mut now_space = empty.clone();
-    let (now_nodes, now_refused) = place(cluster, &shapes, &mut now_space, &current);
-    for (g, r) in now_refused.iter().enumerate() {
+    let now = place(cluster, &shapes, &mut now_space, &current, None);
+    for (g, r) in now.refused.iter().enumerate() {
         if let Some(r) = r {
             notes.push(format!(
                 "node group {}: its {} current nodes do not fit today: subnet {} refused with {}",
@@ -780,23 +803,15 @@ pub fn forecast(
     // Peak.
     let peak: Vec<u32> = cluster.groups.iter().map(|g| g.max).collect();
     let mut peak_space = empty.clone();
-    let (peak_nodes, _) = place(cluster, &shapes, &mut peak_space, &peak);
+    let at_peak = place(cluster, &shapes, &mut peak_space, &peak, None);
     let mut unplaced = vec![0u32; cluster.subnets.len()];
     let mut shortfall = vec![0u32; cluster.subnets.len()];
-    {
-        let mut placed_per_group = vec![0u32; peak.len()];
-        for n in &peak_nodes {
-            placed_per_group[n.group] += 1;
-        }
-        for (g, &want) in peak.iter().enumerate() {
-            for k in placed_per_group[g]..want {
-                let (ns, ps) = subnets_of(cluster, g, k);
-                let f = shapes[g].shapes[shapes[g].shape_of(k)].profile.peak;
-                unplaced[ns] += 1;
-                shortfall[ns] = shortfall[ns].saturating_add(1);
-                shortfall[ps] = shortfall[ps].saturating_add(f.subnet_addresses() - 1);
-            }
-        }
+    for &(g, k) in &at_peak.unplaced {
+        let (ns, ps) = subnets_of(cluster, g, k);
+        let f = shapes[g].shapes[shapes[g].shape_of(k)].profile.peak;
+        unplaced[ns] += 1;
+        shortfall[ns] = shortfall[ns].saturating_add(1);
+        shortfall[ps] = shortfall[ps].saturating_add(f.subnet_addresses() - 1);
     }
 
     // Max nodes per group, the others as now.
@@ -808,7 +823,7 @@ pub fn forecast(
             .map(|(i, &c)| if i == g { 0 } else { c })
             .collect();
         let mut space = empty.clone();
-        let _ = place(cluster, &shapes, &mut space, &others);
+        let _ = place(cluster, &shapes, &mut space, &others, None);
         let bound = count_bound(cluster, &shapes, &space, g, 0);
         let (max_nodes, limit) = fill(cluster, &shapes, &mut space, g, 0);
         progress(Progress {
@@ -851,48 +866,57 @@ pub fn forecast(
         });
     }
 
-    // Growth: the first day the grown cluster no longer fits (binary search: fitting is
-    // monotone in the node counts, which grow with the day).
-    let fits = |day: u32| -> Option<Refusal> {
+    // Growth: per subnet, the first day its share of the grown cluster no longer fits
+    // (bisection: the node counts only grow with the day; subnets fill independently, so each
+    // is placed alone).
+    let refused_in = |day: u32, i: usize| -> bool {
         let mut space = empty.clone();
         let counts = counts_at_day(cluster, day);
-        let (_, refused) = place(cluster, &shapes, &mut space, &counts);
-        refused.into_iter().flatten().next()
+        place(cluster, &shapes, &mut space, &counts, Some(i)).by_subnet[i].is_some()
     };
     let grows = cluster.groups.iter().any(|g| g.growth_per_month > 0.0);
-    let mut exhaustion: Option<(u32, Refusal)> = None;
-    if let Some(r) = now_refused.iter().flatten().next() {
-        exhaustion = Some((0, *r));
-    } else if grows && let Some(r) = fits(options.horizon_days) {
-        let (mut lo, mut hi, mut refusal_at_hi) = (0u32, options.horizon_days, r);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            match fits(mid) {
-                Some(r) => {
+    let mut subnet_days: Vec<Option<u32>> = vec![None; cluster.subnets.len()];
+    for (i, day) in subnet_days.iter_mut().enumerate() {
+        if now.by_subnet[i].is_some() {
+            *day = Some(0);
+        } else if grows && refused_in(options.horizon_days, i) {
+            let (mut lo, mut hi) = (0u32, options.horizon_days);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                if refused_in(mid, i) {
                     hi = mid;
-                    refusal_at_hi = r;
+                } else {
+                    lo = mid;
                 }
-                None => lo = mid,
             }
+            *day = Some(hi);
         }
-        exhaustion = Some((hi, refusal_at_hi));
+        progress(Progress {
+            phase: "growth",
+            done: i as u64 + 1,
+            total: cluster.subnets.len() as u64,
+        });
     }
-    if let Some((day, _)) = exhaustion {
-        for g in &mut groups {
-            let group = cluster.groups.iter().find(|x| x.name == g.name);
-            if group.is_some_and(|x| x.growth_per_month > 0.0) || day == 0 {
-                g.days_to_exhaustion = Some(day);
-            }
-        }
+    let exhaustion: Option<u32> = subnet_days.iter().flatten().copied().min();
+    for (g, out) in groups.iter_mut().enumerate() {
+        let group = &cluster.groups[g];
+        let mine: Vec<usize> = group
+            .node_subnets
+            .values()
+            .flatten()
+            .chain(group.pod_subnets.values())
+            .copied()
+            .collect();
+        out.days_to_exhaustion = mine.iter().filter_map(|&i| subnet_days[i]).min();
     }
     // Growth series per subnet: used addresses by day, counted from the peak footprints.
-    let series_days = exhaustion.map_or(options.horizon_days, |(d, _)| {
+    let series_days = exhaustion.map_or(options.horizon_days, |d| {
         (d + d / 4 + 1).min(options.horizon_days)
     });
     let growth_series = growth_series(cluster, &shapes, &empty, series_days);
 
     // The churn window.
-    let windows = timeline(cluster, &shapes, &now_space, now_nodes, options, progress);
+    let windows = timeline(cluster, &shapes, &now_space, now.nodes, options, progress);
 
     let subnets = cluster
         .subnets
@@ -904,7 +928,7 @@ pub fn forecast(
             // Free addresses at peak minus what the nodes that did not fit would still need.
             let headroom = 100.0 * (f64::from(peak_usage.free) - f64::from(shortfall[i]))
                 / f64::from(s.usable());
-            let days = exhaustion.and_then(|(d, r)| (r.subnet == i).then_some(d));
+            let days = subnet_days[i];
             SubnetForecast {
                 id: def.id.clone(),
                 cidr: def.cidr,
@@ -930,7 +954,7 @@ pub fn forecast(
         horizon_days: options.horizon_days,
         subnets,
         groups,
-        days_to_exhaustion: exhaustion.map(|(d, _)| d),
+        days_to_exhaustion: exhaustion,
         notes,
     })
 }
@@ -949,7 +973,7 @@ pub fn current_usage(
     let shapes = build_shapes(cluster, progress)?;
     let mut space = Space::new(cluster)?;
     let current: Vec<u32> = cluster.groups.iter().map(|g| g.current).collect();
-    let (nodes, _) = place(cluster, &shapes, &mut space, &current);
+    let nodes = place(cluster, &shapes, &mut space, &current, None).nodes;
     let mut out: Vec<SubnetUsage> = cluster
         .subnets
         .iter()
@@ -1107,6 +1131,8 @@ fn timeline(
             group: group.to_owned(),
         };
         w.shortages += 1;
+        w.min_free_blocks = w.min_free_blocks.min(r.free_blocks);
+        w.min_free_addresses = w.min_free_addresses.min(r.free_addresses);
         if w.first_shortage.is_none() {
             w.first_shortage = Some(shortage.clone());
         }
@@ -1152,7 +1178,23 @@ fn timeline(
                 }
                 let i = members[recycle_next[g] % members.len()];
                 recycle_next[g] += 1;
-                space.release(&mut nodes[i]);
+                // Launch the replacement first (a rolling update surges), then terminate the
+                // old node; a replacement that gets no addresses leaves the old node running.
+                let mut fresh = PlacedNode {
+                    held: Held::default(),
+                    ..nodes[i].clone()
+                };
+                let f = shapes[g].shapes[fresh.shape].profile.cycle[0];
+                match space.fit(&mut fresh, &f) {
+                    Ok(()) => {
+                        space.release(&mut nodes[i]);
+                        nodes[i] = fresh;
+                    }
+                    Err(r) => {
+                        space.release(&mut fresh);
+                        record(&mut windows, &r, minute, &group.name);
+                    }
+                }
             }
         }
         // Every node follows its shape's churn cycle (phase-shifted per node).

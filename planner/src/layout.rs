@@ -356,6 +356,13 @@ pub fn eniconfigs(layout: &Layout, security_groups: &[String]) -> String {
         layout.cluster
     );
     for s in &layout.subnets {
+        let _ = writeln!(
+            out,
+            "#   {}: {} ({} usable), {} addresses at peak ({} nodes), {:.1} % free",
+            s.az, s.cidr, s.usable, s.needed, s.nodes, s.headroom_percent
+        );
+    }
+    for s in &layout.subnets {
         let _ = write!(
             out,
             "---\napiVersion: crd.k8s.amazonaws.com/v1alpha1\nkind: ENIConfig\nmetadata:\n  name: {}\nspec:\n  subnet: subnet-for-{}  # {} in {}\n",

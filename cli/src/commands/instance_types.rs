@@ -105,6 +105,6 @@ pub fn run(args: &InstanceTypesArgs) -> Result<Report, CliError> {
     };
     Ok(Report {
         stdout,
-        notes: Vec::new(),
+        ..Report::default()
     })
 }

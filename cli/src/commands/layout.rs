@@ -1,0 +1,46 @@
+//! `eniplan layout`: custom-networking plans.
+
+use planner::layout::{self, Request};
+
+use super::common;
+use crate::args::{LayoutArgs, LayoutFormat};
+use crate::{CliError, Report, render};
+
+pub fn run(args: &LayoutArgs) -> Result<Report, CliError> {
+    let cluster = common::read_spec(&args.spec)?;
+    let bad = || {
+        CliError::Usage(format!(
+            "--cidr {:?}: expected an IPv4 CIDR with its prefix length, such as 100.64.0.0/16",
+            args.cidr
+        ))
+    };
+    if !args.cidr.contains('/') {
+        return Err(bad());
+    }
+    let cidr = args.cidr.trim().parse().map_err(|_| bad())?;
+    let headroom = planner::gates::parse_percent("--headroom", &args.headroom)? / 100.0;
+    let plan = layout::plan(
+        &cluster,
+        &Request {
+            cidr,
+            azs: args.azs.clone(),
+            headroom,
+        },
+    )?;
+    let mut notes = Vec::new();
+    if !plan.in_vpc {
+        notes.push(format!(
+            "{cidr} is not one of the spec's vpc_cidrs: the Terraform associates it with the VPC first"
+        ));
+    }
+    let stdout = match args.format {
+        LayoutFormat::Yaml => layout::eniconfigs(&plan, &args.security_groups),
+        LayoutFormat::Terraform => layout::terraform(&plan),
+        LayoutFormat::Json => render::json(&plan)?,
+    };
+    Ok(Report {
+        stdout,
+        notes,
+        negative: false,
+    })
+}
