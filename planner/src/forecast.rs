@@ -447,6 +447,35 @@ impl Space {
         })
     }
 
+    /// A copy holding only the subnets in `keep` (the others are tiny stand-ins a placement
+    /// restricted to `keep` never touches), so per-subnet searches do not copy every subnet.
+    fn subset(&self, keep: &std::collections::BTreeSet<usize>) -> Result<Space> {
+        let stand_in = Subnet::new(Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 28).map_err(|_| {
+            Error::InvalidPrefix {
+                prefix: "0.0.0.0/28".into(),
+                reason: "a stand-in subnet".into(),
+            }
+        })?)?;
+        Ok(Space {
+            subnets: self
+                .subnets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if keep.contains(&i) {
+                        s.clone()
+                    } else {
+                        stand_in.clone()
+                    }
+                })
+                .collect(),
+            others: self.others.clone(),
+            scattered: Vec::new(),
+            tally: self.tally.clone(),
+            placement: self.placement,
+        })
+    }
+
     fn usage(&self, i: usize) -> Usage {
         let s = &self.subnets[i];
         let t = self.tally[i];
@@ -620,6 +649,36 @@ impl Space {
     }
 }
 
+/// The indices below `count` of group `g`'s nodes that use subnet `i` (as node or pod
+/// subnet), ascending: the inverse of [`subnets_of`], by stride.
+fn indices_in(cluster: &Cluster, g: usize, count: u32, i: usize) -> Vec<u32> {
+    let group = &cluster.groups[g];
+    let n_az = u32::try_from(group.azs.len()).unwrap_or(1).max(1);
+    let mut out = Vec::new();
+    for (ai, az) in (0u32..).zip(&group.azs) {
+        let list = &group.node_subnets[az];
+        let pod = group
+            .pod_subnets
+            .get(az)
+            .copied()
+            .filter(|_| group.custom_networking);
+        if pod == Some(i) {
+            out.extend((ai..count).step_by(n_az as usize));
+            continue;
+        }
+        let n = u32::try_from(list.len()).unwrap_or(1).max(1);
+        for (pos, &sub) in (0u32..).zip(list) {
+            if sub == i {
+                let first = ai + n_az * pos;
+                out.extend((first..count).step_by((n_az * n) as usize));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// Where node `k` of group `g` goes: (node subnet, pod subnet).
 fn subnets_of(cluster: &Cluster, g: usize, k: u32) -> (usize, usize) {
     let group = &cluster.groups[g];
@@ -675,16 +734,21 @@ fn place(
         by_subnet: vec![None; space.subnets.len()],
         ..Placed::default()
     };
-    let most = counts.iter().copied().max().unwrap_or(0);
-    for k in 0..most {
-        for (g, &count) in counts.iter().enumerate() {
-            if k >= count {
-                continue;
-            }
+    // The node indices of each group to place: all of them, or (with `only`) those whose
+    // subnets include `only`, enumerated by stride so the cost follows the subnet's nodes.
+    let lists: Vec<Vec<u32>> = counts
+        .iter()
+        .enumerate()
+        .map(|(g, &count)| match only {
+            None => (0..count).collect(),
+            Some(i) => indices_in(cluster, g, count, i),
+        })
+        .collect();
+    let most = lists.iter().map(Vec::len).max().unwrap_or(0);
+    for p in 0..most {
+        for (g, list) in lists.iter().enumerate() {
+            let Some(&k) = list.get(p) else { continue };
             let mut node = new_node(cluster, shapes, g, k);
-            if only.is_some_and(|i| node.node_subnet != i && node.pod_subnet != i) {
-                continue;
-            }
             let f = shapes[g].shapes[node.shape].profile.peak;
             match space.fit(&mut node, &f) {
                 Ok(()) => out.nodes.push(node),
@@ -753,6 +817,25 @@ fn count_bound(
             return k;
         }
     }
+}
+
+/// For each subnet, the subnets a node using it may also use (itself, and with custom
+/// networking the node or pod subnet of the same AZ).
+fn paired_subnets(cluster: &Cluster) -> Vec<std::collections::BTreeSet<usize>> {
+    let mut out: Vec<std::collections::BTreeSet<usize>> = (0..cluster.subnets.len())
+        .map(|i| std::collections::BTreeSet::from([i]))
+        .collect();
+    for g in &cluster.groups {
+        for (az, list) in &g.node_subnets {
+            if let Some(&p) = g.pod_subnets.get(az).filter(|_| g.custom_networking) {
+                for &n in list {
+                    out[n].insert(p);
+                    out[p].insert(n);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn counts_at_day(cluster: &Cluster, day: u32) -> Vec<u32> {
@@ -869,21 +952,22 @@ pub fn forecast(
     // Growth: per subnet, the first day its share of the grown cluster no longer fits
     // (bisection: the node counts only grow with the day; subnets fill independently, so each
     // is placed alone).
-    let refused_in = |day: u32, i: usize| -> bool {
-        let mut space = empty.clone();
+    let paired = paired_subnets(cluster);
+    let refused_in = |day: u32, i: usize| -> Result<bool> {
+        let mut space = empty.subset(&paired[i])?;
         let counts = counts_at_day(cluster, day);
-        place(cluster, &shapes, &mut space, &counts, Some(i)).by_subnet[i].is_some()
+        Ok(place(cluster, &shapes, &mut space, &counts, Some(i)).by_subnet[i].is_some())
     };
     let grows = cluster.groups.iter().any(|g| g.growth_per_month > 0.0);
     let mut subnet_days: Vec<Option<u32>> = vec![None; cluster.subnets.len()];
     for (i, day) in subnet_days.iter_mut().enumerate() {
         if now.by_subnet[i].is_some() {
             *day = Some(0);
-        } else if grows && refused_in(options.horizon_days, i) {
+        } else if grows && refused_in(options.horizon_days, i)? {
             let (mut lo, mut hi) = (0u32, options.horizon_days);
             while hi - lo > 1 {
                 let mid = lo + (hi - lo) / 2;
-                if refused_in(mid, i) {
+                if refused_in(mid, i)? {
                     hi = mid;
                 } else {
                     lo = mid;
@@ -1162,20 +1246,20 @@ fn timeline(
         }
         // Node churn: replace the longest-running nodes of each group.
         for (g, group) in cluster.groups.iter().enumerate() {
+            if group.node_churn_per_day == 0.0 {
+                continue;
+            }
+            let members: Vec<usize> = nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| x.group == g)
+                .map(|(i, _)| i)
+                .collect();
             #[expect(clippy::cast_precision_loss, reason = "node counts are far below 2^52")]
-            let n = nodes.iter().filter(|x| x.group == g).count() as f64;
+            let n = members.len() as f64;
             recycle_debt[g] += group.node_churn_per_day * n * step_days;
-            while recycle_debt[g] >= 1.0 {
+            while recycle_debt[g] >= 1.0 && !members.is_empty() {
                 recycle_debt[g] -= 1.0;
-                let members: Vec<usize> = nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| x.group == g)
-                    .map(|(i, _)| i)
-                    .collect();
-                if members.is_empty() {
-                    break;
-                }
                 let i = members[recycle_next[g] % members.len()];
                 recycle_next[g] += 1;
                 // Launch the replacement first (a rolling update surges), then terminate the
@@ -1309,6 +1393,41 @@ node_groups:
         let d = g.days_to_exhaustion.unwrap();
         assert_eq!(d, 197, "{d}");
         assert_eq!(g.subnets[0].days_to_exhaustion, Some(197));
+    }
+
+    #[test]
+    fn indices_in_to_exactly_the_nodes_subnets_of_places_there() {
+        let c = load(
+            r"
+vpc_cidrs: [10.0.0.0/16, 100.64.0.0/16]
+subnets:
+  - { id: a1, cidr: 10.0.0.0/24, az: z1 }
+  - { id: a2, cidr: 10.0.1.0/24, az: z1 }
+  - { id: b1, cidr: 10.0.2.0/24, az: z2 }
+  - { id: pa, cidr: 100.64.0.0/24, az: z1 }
+  - { id: pb, cidr: 100.64.1.0/24, az: z2 }
+node_groups:
+  - { name: g, instance_types: [m5.large], nodes: 50, pods: { per_node: 5 } }
+  - name: cn
+    instance_types: [m5.large]
+    nodes: 50
+    pod_subnets: { z1: pa, z2: pb }
+    cni: { AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG: true }
+    pods: { per_node: 5 }
+",
+        )
+        .unwrap();
+        for g in 0..2 {
+            for i in 0..c.subnets.len() {
+                let brute: Vec<u32> = (0..47)
+                    .filter(|&k| {
+                        let (ns, ps) = subnets_of(&c, g, k);
+                        ns == i || ps == i
+                    })
+                    .collect();
+                assert_eq!(indices_in(&c, g, 47, i), brute, "group {g} subnet {i}");
+            }
+        }
     }
 
     #[test]

@@ -68,3 +68,86 @@ pub fn catalogue_entry() -> impl Strategy<Value = &'static InstanceLimits> {
     let all = planner::catalogue::all();
     (0..all.len()).prop_map(move |i| &all[i])
 }
+
+/// Instance types used by the generated cluster specs (small and large, Nitro and Xen).
+pub const SPEC_TYPES: &[&str] = &[
+    "t3.small",
+    "t3.medium",
+    "m5.large",
+    "m5.xlarge",
+    "c5.4xlarge",
+    "m4.large",
+    "r6g.2xlarge",
+];
+
+/// VPC CNI settings the generated specs use (YAML flow maps).
+pub const SPEC_SETTINGS: &[&str] = &[
+    "{}",
+    "{ WARM_ENI_TARGET: 0 }",
+    "{ WARM_IP_TARGET: 3 }",
+    "{ WARM_IP_TARGET: 5, MINIMUM_IP_TARGET: 12 }",
+    "{ ENABLE_PREFIX_DELEGATION: true, WARM_PREFIX_TARGET: 1 }",
+    "{ ENABLE_PREFIX_DELEGATION: true, WARM_IP_TARGET: 8 }",
+    "{ MAX_ENI: 2 }",
+];
+
+/// A small cluster spec: one subnet of /22 to /26 (others may use some of it), one node
+/// group of one to three types, a density, churn, growth.
+pub fn small_cluster_spec() -> impl Strategy<Value = String> {
+    (
+        22u8..=26,
+        0u32..=40,
+        proptest::collection::vec(0..SPEC_TYPES.len(), 1..=3),
+        0..SPEC_SETTINGS.len(),
+        (1u32..=60, 1u32..=40),
+        (0u32..=50, 0u32..=100, 0u32..=50),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(len, used, types, setting, (nodes, pods), (growth, churn, node_churn), seed)| {
+                let types: Vec<&str> = types.iter().map(|&i| SPEC_TYPES[i]).collect();
+                format!(
+                    "vpc_cidrs: [10.0.0.0/16]
+seed: {seed}
+subnets: [{{ id: s, cidr: 10.0.0.0/{len}, az: z1, used: {used} }}]
+node_groups:
+  - name: g
+    instance_types: [{}]
+    nodes: {{ min: 1, max: {nodes} }}
+    cni: {}
+    pods: {{ per_node: {pods}, growth_percent_per_month: {growth}, churn_percent_per_hour: {churn}, node_churn_percent_per_day: {node_churn} }}
+",
+                    types.join(", "),
+                    SPEC_SETTINGS[setting]
+                )
+            },
+        )
+}
+
+/// A cluster spec for layouts: one to three groups over one to three AZs, up to 3,000 nodes.
+pub fn layout_cluster_spec() -> impl Strategy<Value = String> {
+    (
+        1usize..=3,
+        proptest::collection::vec(
+            (0..SPEC_TYPES.len(), 0..SPEC_SETTINGS.len(), 1u32..=1000, 1u32..=60),
+            1..=3,
+        ),
+    )
+        .prop_map(|(azs, groups)| {
+            let mut s = String::from("vpc_cidrs: [10.0.0.0/16]\nsubnets:\n");
+            for a in 0..azs {
+                s.push_str(&format!(
+                    "  - {{ id: s{a}, cidr: 10.0.{}.0/20, az: z{a} }}\n",
+                    a * 16
+                ));
+            }
+            s.push_str("node_groups:\n");
+            for (i, (t, setting, nodes, pods)) in groups.into_iter().enumerate() {
+                s.push_str(&format!(
+                    "  - {{ name: g{i}, instance_types: [{}], nodes: {nodes}, cni: {}, pods: {{ per_node: {pods} }} }}\n",
+                    SPEC_TYPES[t], SPEC_SETTINGS[setting]
+                ));
+            }
+            s
+        })
+}
