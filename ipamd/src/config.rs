@@ -50,6 +50,10 @@ pub struct Config {
     pub manage_untagged_enis: bool,
     /// `DISABLE_LEAKED_ENI_CLEANUP`.
     pub leaked_eni_cleanup: bool,
+    /// `ENIPLAN_LEAK_SWEEP_INTERVAL_SECS` (default 3600): how often leaked ENIs are swept.
+    pub leak_sweep_interval: Duration,
+    /// `ENIPLAN_LEAK_MIN_AGE_SECS` (default 300): an unattached ENI younger than this is kept.
+    pub leak_min_age: Duration,
     /// `AWS_VPC_K8S_CNI_EXTERNALSNAT` (echoed to the plugin).
     pub external_snat: bool,
     /// `NETWORK_POLICY_ENFORCING_MODE` (echoed to the plugin).
@@ -89,6 +93,8 @@ pub const DAEMON_VARIABLES: &[&str] = &[
     "ADDITIONAL_ENI_TAGS",
     "MANAGE_UNTAGGED_ENI",
     "DISABLE_LEAKED_ENI_CLEANUP",
+    "ENIPLAN_LEAK_SWEEP_INTERVAL_SECS",
+    "ENIPLAN_LEAK_MIN_AGE_SECS",
     "AWS_VPC_K8S_CNI_EXTERNALSNAT",
     "NETWORK_POLICY_ENFORCING_MODE",
     "MY_NODE_NAME",
@@ -260,6 +266,12 @@ impl Config {
             additional_tags,
             manage_untagged_enis: flag("MANAGE_UNTAGGED_ENI", true)?,
             leaked_eni_cleanup: !flag("DISABLE_LEAKED_ENI_CLEANUP", false)?,
+            leak_sweep_interval: Duration::from_secs(
+                number("ENIPLAN_LEAK_SWEEP_INTERVAL_SECS")?
+                    .unwrap_or(3600)
+                    .max(1),
+            ),
+            leak_min_age: Duration::from_secs(number("ENIPLAN_LEAK_MIN_AGE_SECS")?.unwrap_or(300)),
             external_snat: flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?,
             network_policy_mode,
             node_name: get("MY_NODE_NAME").map(str::to_owned),

@@ -283,8 +283,9 @@ impl<E: Ec2 + 'static> Driver<E> {
                         Err(f) => f.to_string(),
                     };
                 }
-                if let Err(f) = &result {
-                    tracing::warn!(%op, failure = %f, "EC2 call failed");
+                match &result {
+                    Err(f) => tracing::warn!(%op, failure = %f, "EC2 call failed"),
+                    Ok(o) => tracing::debug!(%op, outcome = ?o, "EC2 call done"),
                 }
                 self.step(Input::Outcome { op, result });
             }

@@ -363,7 +363,7 @@ pub async fn reconcile_once<E: Ec2, I: Imds>(
     if agrees {
         return Ok(());
     }
-    let observed = node::observe_from_ec2(ec2, node, config, &interfaces).await?;
+    let observed = node::observe_from_ec2(ec2, node, config).await?;
     tx.send(Event::Observed(observed))
         .await
         .map_err(|_| Error::Startup("the pool loop stopped".into()))?;
@@ -376,7 +376,8 @@ async fn leak_sweeper<E: Ec2>(ec2: Arc<E>, node: Arc<Node>, config: Arc<Config>)
     if !config.leaked_eni_cleanup {
         return;
     }
-    let mut interval = tokio::time::interval(Duration::from_hours(1));
+    let mut interval = tokio::time::interval(config.leak_sweep_interval);
+    interval.tick().await; // the first tick is immediate
     loop {
         interval.tick().await;
         if let Err(e) = sweep_leaked(&*ec2, &node, &config, std::time::SystemTime::now()).await {
@@ -395,6 +396,7 @@ pub async fn sweep_leaked<E: Ec2>(
     let mut filter = EniFilter {
         tag_key: Some(node::TAG_INSTANCE_ID.into()),
         status: Some("available".into()),
+        vpc_id: node.vpc_id.get().cloned(),
         ..EniFilter::default()
     };
     if let Some(c) = &config.cluster_name {
@@ -420,7 +422,7 @@ pub async fn sweep_leaked<E: Ec2>(
             .get(node::TAG_CREATED_AT)
             .and_then(|t| parse_rfc3339(t))
         {
-            Some(created) if now_secs.saturating_sub(created) >= 300 => {
+            Some(created) if now_secs.saturating_sub(created) >= config.leak_min_age.as_secs() => {
                 if ec2.delete_network_interface(&e.id).await.is_ok() {
                     tracing::info!(eni = %e.id, "deleted a leaked ENI");
                     deleted.push(e);
@@ -436,7 +438,6 @@ pub async fn sweep_leaked<E: Ec2>(
             }
         }
     }
-    let _ = node;
     Ok(deleted)
 }
 

@@ -40,6 +40,8 @@ pub struct Node {
     pub attachments: Mutex<BTreeMap<EniId, String>>,
     /// Trunk and unmanaged flags learned from EC2, by ENI.
     pub flags: Mutex<BTreeMap<EniId, (bool, bool)>>,
+    /// The VPC, learned from EC2 at start-up.
+    pub vpc_id: std::sync::OnceLock<String>,
 }
 
 fn cloud_err(what: &str) -> impl FnOnce(cloud::CloudError) -> Error + '_ {
@@ -76,39 +78,37 @@ fn unmanaged(config: &Config, instance_id: &str, e: &NetworkInterface) -> bool {
     !config.manage_untagged_enis
 }
 
-/// The engine's view of the ENIs, from EC2 (authoritative) for the ENIs IMDS lists.
+/// The engine's view of the ENIs from EC2, which is authoritative: every ENI attached to the
+/// instance (IMDS can lag behind a new attachment or address).
 pub async fn observe_from_ec2<E: Ec2>(
     ec2: &E,
     node: &Node,
     config: &Config,
-    interfaces: &[ImdsInterface],
 ) -> Result<Vec<ObservedEni>> {
-    let ids: Vec<EniId> = interfaces.iter().map(|i| i.interface_id.clone()).collect();
+    let filter = EniFilter {
+        instance_id: Some(node.identity.instance_id.clone()),
+        ..EniFilter::default()
+    };
     let described = ec2
-        .describe_network_interfaces(&EniFilter {
-            ids,
-            ..EniFilter::default()
-        })
+        .describe_network_interfaces(&filter)
         .await
         .map_err(cloud_err("describing the node's ENIs"))?;
-    let by_id: BTreeMap<&EniId, &NetworkInterface> = described.iter().map(|e| (&e.id, e)).collect();
     let mut out = Vec::new();
     let mut attachments = node.attachments.lock().expect("attachments");
     let mut flags = node.flags.lock().expect("flags");
-    for i in interfaces {
-        let Some(e) = by_id.get(&i.interface_id) else {
-            // Detached between the two reads: the next reconcile will not see it either.
-            continue;
-        };
-        if let Some(a) = &e.attachment {
-            attachments.insert(e.id.clone(), a.id.clone());
+    for e in &described {
+        let Some(a) = &e.attachment else { continue };
+        if a.network_card_index != 0 {
+            continue; // eniplan manages the default card
         }
+        attachments.insert(e.id.clone(), a.id.clone());
+        let _ = node.vpc_id.set(e.vpc_id.clone());
         let trunk = e.interface_type == InterfaceType::Trunk;
         let unmanaged = unmanaged(config, &node.identity.instance_id, e);
         flags.insert(e.id.clone(), (trunk, unmanaged));
         out.push(ObservedEni {
             id: e.id.clone(),
-            device: i.device_number,
+            device: a.device_index,
             primary_ip: e.primary_ip,
             ips: e.secondary_ips.clone(),
             prefixes: e.prefixes.clone(),
@@ -116,6 +116,7 @@ pub async fn observe_from_ec2<E: Ec2>(
             unmanaged,
         });
     }
+    out.sort_by_key(|o| o.device);
     Ok(out)
 }
 
@@ -166,8 +167,9 @@ pub async fn discover<E: Ec2, I: Imds>(
         identity,
         attachments: Mutex::new(BTreeMap::new()),
         flags: Mutex::new(BTreeMap::new()),
+        vpc_id: std::sync::OnceLock::new(),
     };
-    let observed = observe_from_ec2(ec2, &node, config, &interfaces).await?;
+    let observed = observe_from_ec2(ec2, &node, config).await?;
     Ok((node, observed))
 }
 

@@ -289,6 +289,7 @@ async fn prefix_delegation_warms_up_with_prefixes() {
         &[
             ("ENABLE_PREFIX_DELEGATION", "true"),
             ("WARM_PREFIX_TARGET", "1"),
+            ("ENIPLAN_MAX_PODS", "110"),
         ],
     )
     .await;
@@ -305,5 +306,13 @@ async fn prefix_delegation_warms_up_with_prefixes() {
         .into_inner();
     let ip: std::net::Ipv4Addr = r.ip_allocation_metadata[0].ipv4_addr.parse().unwrap();
     assert!(e[0].prefixes[0].contains(ip));
+    // 15 free < 16: the next tick asks for a second prefix.
+    for _ in 0..100 {
+        if enis(&ec2, &instance).await[0].prefixes.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(enis(&ec2, &instance).await[0].prefixes.len(), 2);
     d.stop().await;
 }

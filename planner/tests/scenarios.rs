@@ -1158,3 +1158,24 @@ fn s_33_prefix_addresses_from_the_base_expired_preferred_after_cooldown() {
     assert_eq!(add(&mut pool, 5, "d").as_deref(), Some("10.1.1.3"));
     assert_eq!(add(&mut pool, 40, "e").as_deref(), Some("10.1.1.1"));
 }
+
+#[test]
+fn s_37_stale_observations_do_not_remove_what_ec2_just_granted() {
+    // IMDS lags EC2: an observation taken before an ENI was attached must not remove it. After
+    // the reconcile cooldown, a real disappearance is honoured.
+    let mut s = sim("m5.large", &[], UNCAPPED);
+    let stale = s.node.ec2.observed(); // the primary only
+    s.node.add_pod("p0");
+    s.node.input(Input::Tick); // 8 free < 9: a second ENI
+    assert_eq!(s.enis(), 2);
+    let replies = s.node.input(Input::Observed {
+        enis: stale.clone(),
+    });
+    assert!(replies.is_empty(), "{replies:?}");
+    assert_eq!(s.enis(), 2, "the new ENI survives a stale observation");
+    s.assert_consistent();
+    // 61 s later the same observation means the ENI is really gone.
+    s.node.now = s.node.now + Duration::from_secs(61);
+    s.node.input(Input::Observed { enis: stale });
+    assert_eq!(s.enis(), 1);
+}

@@ -69,16 +69,19 @@ struct Block {
     cooling: u8,
     /// Handed back to EC2; waiting for the outcome. Not assignable, not counted.
     releasing: bool,
+    /// When EC2 gave it to the pool: an observation older than the grant may not show it yet.
+    added_at: Time,
 }
 
 impl Block {
-    fn new(prefix: bool) -> Block {
+    fn new(prefix: bool, added_at: Time) -> Block {
         Block {
             prefix,
             slots: vec![Slot::Free; if prefix { 16 } else { 1 }],
             used: 0,
             cooling: 0,
             releasing: false,
+            added_at,
         }
     }
     fn size(&self) -> u32 {
@@ -1167,13 +1170,15 @@ impl Pool {
         for ip in ips {
             let ip = ip_u32(*ip);
             if ip != primary {
-                eni.blocks.entry(ip).or_insert_with(|| Block::new(false));
+                eni.blocks
+                    .entry(ip)
+                    .or_insert_with(|| Block::new(false, self.now));
             }
         }
         for p in prefixes {
             eni.blocks
                 .entry(ip_u32(p.network()))
-                .or_insert_with(|| Block::new(true));
+                .or_insert_with(|| Block::new(true, self.now));
         }
         self.rebuild();
     }
@@ -1381,13 +1386,16 @@ impl Pool {
             .filter(|(ip, _)| *ip != primary)
             .collect();
         seen.extend(prefixes.iter().map(|p| (ip_u32(p.network()), true)));
+        // An observation may predate what EC2 just granted (IMDS lags): blocks younger than the
+        // reconcile cooldown are kept even when it does not show them.
+        let horizon = self.now - self.config.reconcile_cooldown;
         let gone: Vec<u32> = eni
             .blocks
             .iter()
             .filter(|(base, b)| !b.releasing && seen.get(base) != Some(&b.prefix))
+            .filter(|(_, b)| b.added_at <= horizon)
             .map(|(&base, _)| base)
             .collect();
-        let horizon = self.now - self.config.reconcile_cooldown;
         let new: Vec<(u32, bool)> = seen
             .iter()
             .filter(|(base, _)| !eni.blocks.contains_key(base))
@@ -1419,7 +1427,7 @@ impl Pool {
         }
         if let Some(eni) = self.enis.get_mut(&device) {
             for (base, prefix) in new {
-                eni.blocks.insert(base, Block::new(prefix));
+                eni.blocks.insert(base, Block::new(prefix, self.now));
             }
             // Per-ENI counters from scratch.
             eni.assigned = eni.blocks.values().map(|b| u32::from(b.used)).sum();
@@ -1482,10 +1490,13 @@ impl Pool {
         }
         self.unmanaged.retain(|id| present.contains(id));
         // ENIs EC2 no longer shows (and that are not being created or deleted by us) are gone.
+        // Likewise an ENI the pool attached moments ago may be missing from a stale observation.
+        let horizon = self.now - self.config.reconcile_cooldown;
         let vanished: Vec<u32> = self
             .enis
             .values()
             .filter(|e| !present.contains(&e.id) && e.busy.is_none())
+            .filter(|e| first || e.added_at <= horizon)
             .map(|e| e.device)
             .collect();
         for d in vanished {

@@ -1,0 +1,737 @@
+//! The real `ipamd` binary against the LocalStack harness (started by the tests, or reused):
+//! warm-up, churn through the socket, crash safety under `kill -9`, injected EC2 faults. After
+//! every scenario EC2 (as the harness sees it) and the daemon's snapshot must agree.
+//!
+//! The tests share the harness's fault rules, so they run one at a time (a global lock).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cloud::Ec2;
+use cloud::aws::AwsEc2;
+use cloud::model::EniFilter;
+use ipamd::client::{add_request, connect, del_request};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+struct Node {
+    ec2: AwsEc2,
+    instance: String,
+    subnet: String,
+    imds: String,
+    dir: PathBuf,
+}
+
+async fn node(name: &str, instance_type: &str, cidr: &str) -> Node {
+    let ec2 = cloud::harness::ec2().await;
+    let subnet = cloud::harness::subnet(&ec2, cidr).await;
+    let instance = cloud::harness::instance(&ec2, instance_type, &subnet).await;
+    let imds = cloud::harness::imds_endpoint(&instance);
+    let dir = std::env::temp_dir().join(format!("eniplan-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    Node {
+        ec2,
+        instance,
+        subnet,
+        imds,
+        dir,
+    }
+}
+
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Node {
+    fn socket(&self) -> PathBuf {
+        self.dir.join("ipamd.sock")
+    }
+
+    /// Starts the real binary and waits until its socket answers.
+    async fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        let log = self.dir.join("ipamd.log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipamd"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ENIPLAN_STATE_DIR", &self.dir)
+            .env("AWS_EC2_ENDPOINT", &cloud::harness::info().ec2_endpoint)
+            .env("ENIPLAN_IMDS_ENDPOINT", &self.imds)
+            .env("AWS_REGION", "us-west-2")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "INTROSPECTION_BIND_ADDRESS",
+                format!("unix:{}", self.dir.join("introspect.sock").display()),
+            )
+            .env("DISABLE_METRICS", "true")
+            .env("ENIPLAN_TICK_INTERVAL_MS", "200")
+            .env("ENIPLAN_RECONCILE_INTERVAL_SECS", "2")
+            .env("AWS_VPC_K8S_CNI_LOGLEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(out);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start ipamd");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if connect(&self.socket()).await.is_ok() {
+                break;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "ipamd exited ({status}) before serving:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ipamd did not serve within 90 s:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Daemon { child, log }
+    }
+
+    /// GET an introspection path over the Unix socket.
+    async fn introspect(&self, path: &str) -> Value {
+        let mut s = tokio::net::UnixStream::connect(self.dir.join("introspect.sock"))
+            .await
+            .unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {out}"))
+    }
+
+    /// Waits until the pool has no EC2 call in flight (twice in a row), then returns its view.
+    async fn at_rest(&self) -> Value {
+        let deadline = Instant::now() + Duration::from_mins(1);
+        let mut quiet = 0;
+        loop {
+            let v = self.introspect("/v1/pool").await;
+            if v["snapshot"]["in_flight"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+            {
+                quiet += 1;
+                if quiet == 3 {
+                    return v;
+                }
+            } else {
+                quiet = 0;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pool never came to rest: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// EC2's secondary addresses and prefixes on the instance's ENIs.
+    async fn ec2_view(&self) -> (BTreeSet<Ipv4Addr>, BTreeSet<String>) {
+        let enis = self
+            .ec2
+            .describe_network_interfaces(&EniFilter {
+                instance_id: Some(self.instance.clone()),
+                ..EniFilter::default()
+            })
+            .await
+            .unwrap();
+        let ips = enis
+            .iter()
+            .flat_map(|e| e.secondary_ips.iter().copied())
+            .collect();
+        let prefixes = enis
+            .iter()
+            .flat_map(|e| e.prefixes.iter().map(ToString::to_string))
+            .collect();
+        (ips, prefixes)
+    }
+
+    /// The pool's addresses and prefixes (as `/v1/pool` shows them) equal EC2's.
+    async fn assert_agrees(&self) -> Value {
+        let view = self.at_rest().await;
+        let mut ips = BTreeSet::new();
+        let mut prefixes = BTreeSet::new();
+        for a in view["addresses"].as_array().unwrap() {
+            match a["prefix"].as_str() {
+                Some(p) => {
+                    prefixes.insert(p.to_owned());
+                }
+                None => {
+                    ips.insert(a["ip"].as_str().unwrap().parse::<Ipv4Addr>().unwrap());
+                }
+            }
+        }
+        let (ec2_ips, ec2_prefixes) = self.ec2_view().await;
+        assert_eq!(ips, ec2_ips, "secondary IPs: pool vs EC2");
+        assert_eq!(prefixes, ec2_prefixes, "prefixes: pool vs EC2");
+        view
+    }
+
+    /// Unattached ENIs that this node's daemon created (tagged with the instance id).
+    async fn leaked_enis(&self) -> usize {
+        let filter = EniFilter {
+            subnet_id: Some(self.subnet.clone()),
+            status: Some("available".into()),
+            tags: BTreeMap::from([(
+                ipamd::node::TAG_INSTANCE_ID.to_owned(),
+                self.instance.clone(),
+            )]),
+            ..EniFilter::default()
+        };
+        self.ec2
+            .describe_network_interfaces(&filter)
+            .await
+            .unwrap()
+            .len()
+    }
+}
+
+impl Daemon {
+    fn kill9(mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+    fn stop(mut self) {
+        // SIGTERM twice: stop growing, then exit.
+        let pid = self.child.id().to_string();
+        for _ in 0..2 {
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "ipamd did not exit on SIGTERM:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn total(view: &Value) -> u64 {
+    view["snapshot"]["total"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_secondary_ips_m5_large() {
+    let _serial = SERIAL.lock().await;
+    let n = node("sip-m5", "m5.large", "10.0.16.0/20").await;
+    let d = n.start(&[]).await;
+    let view = n.assert_agrees().await;
+    // WARM_ENI_TARGET=1: one ENI's worth, 9 addresses on the primary.
+    assert_eq!(total(&view), 9);
+    assert_eq!(view["snapshot"]["enis"].as_array().unwrap().len(), 1);
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_ip_targets_m5_large() {
+    let _serial = SERIAL.lock().await;
+    let n = node("targets-m5", "m5.large", "10.0.32.0/20").await;
+    let d = n
+        .start(&[("WARM_IP_TARGET", "5"), ("MINIMUM_IP_TARGET", "10")])
+        .await;
+    let view = n.assert_agrees().await;
+    let per_eni: Vec<u64> = view["snapshot"]["enis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["addresses"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        per_eni,
+        [9, 1],
+        "MINIMUM_IP_TARGET=10 on m5.large: the primary full, then one more"
+    );
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_secondary_ips_t3_small() {
+    let _serial = SERIAL.lock().await;
+    let n = node("sip-t3", "t3.small", "10.0.48.0/20").await;
+    let d = n.start(&[]).await;
+    let view = n.assert_agrees().await;
+    assert_eq!(total(&view), 3, "S-41: t3.small holds 3 addresses at rest");
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_up_prefix_delegation_t3_small_and_m5_large() {
+    let _serial = SERIAL.lock().await;
+    for (name, ty, cidr) in [
+        ("pd-t3", "t3.small", "10.0.64.0/20"),
+        ("pd-m5", "m5.large", "10.0.80.0/20"),
+    ] {
+        let n = node(name, ty, cidr).await;
+        // A prefix-delegation node's kubelet runs with the recommended max pods (110), not the
+        // secondary-IP value that would stop the pool at one prefix on t3.small (S-12).
+        let d = n
+            .start(&[
+                ("ENABLE_PREFIX_DELEGATION", "true"),
+                ("WARM_PREFIX_TARGET", "1"),
+                ("ENIPLAN_MAX_PODS", "110"),
+            ])
+            .await;
+        let view = n.assert_agrees().await;
+        assert_eq!(
+            (view["snapshot"]["prefixes"].as_u64(), total(&view)),
+            (Some(1), 16),
+            "{ty}"
+        );
+        // A pod gets an address from the prefix; the pool then adds a second prefix.
+        let mut client = connect(&n.socket()).await.unwrap();
+        let r = client
+            .add_network(add_request("c0", "ns", "p"))
+            .await
+            .unwrap()
+            .into_inner();
+        let ip: Ipv4Addr = r.ip_allocation_metadata[0].ipv4_addr.parse().unwrap();
+        let view = n.assert_agrees().await;
+        assert_eq!(view["snapshot"]["prefixes"].as_u64(), Some(2), "{ty}");
+        let first: ipnetwork::Ipv4Network = view["addresses"][0]["prefix"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            first.contains(ip),
+            "{ty}: the pod's address comes from the first prefix"
+        );
+        d.stop();
+    }
+}
+
+/// Live pods as the clients know them, checked for double assignment on every acknowledged ADD.
+#[derive(Default)]
+struct Ledger {
+    /// address → (pod, being deleted)
+    by_ip: BTreeMap<String, (String, bool)>,
+    /// pod → address
+    pods: BTreeMap<String, String>,
+}
+
+impl Ledger {
+    fn added(&mut self, pod: &str, ip: &str) {
+        if let Some((holder, deleting)) = self.by_ip.get(ip) {
+            assert!(
+                holder == pod || *deleting,
+                "{ip} given to {pod} while {holder} still holds it"
+            );
+        }
+        if let Some(old) = self.pods.get(pod) {
+            assert_eq!(old, ip, "{pod} got a second address");
+        }
+        self.by_ip.insert(ip.to_owned(), (pod.to_owned(), false));
+        self.pods.insert(pod.to_owned(), ip.to_owned());
+    }
+    fn deleting(&mut self, pod: &str) {
+        if let Some(ip) = self.pods.get(pod)
+            && let Some(e) = self.by_ip.get_mut(ip)
+        {
+            e.1 = true;
+        }
+    }
+    fn deleted(&mut self, pod: &str, ip: &str) {
+        assert_eq!(
+            self.pods.remove(pod).as_deref(),
+            Some(ip),
+            "DEL of {pod} released another address"
+        );
+        if self.by_ip.get(ip).is_some_and(|(h, _)| h == pod) {
+            self.by_ip.remove(ip);
+        }
+    }
+}
+
+fn rng(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// `ops` random ADD/DEL calls from one client, sharing the ledger with the others.
+async fn churn(
+    socket: PathBuf,
+    ledger: Arc<std::sync::Mutex<Ledger>>,
+    worker: u64,
+    ops: usize,
+    max_live: usize,
+) {
+    let mut client = connect(&socket).await.unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15 ^ (worker + 1);
+    let mut mine: Vec<String> = Vec::new();
+    let mut next = 0;
+    for _ in 0..ops {
+        let add = mine.is_empty() || (mine.len() < max_live && rng(&mut seed).is_multiple_of(2));
+        if add {
+            let pod = format!("w{worker}-{next}");
+            next += 1;
+            match client.add_network(add_request(&pod, "churn", &pod)).await {
+                Ok(r) => {
+                    let ip = r.into_inner().ip_allocation_metadata[0].ipv4_addr.clone();
+                    ledger.lock().unwrap().added(&pod, &ip);
+                    mine.push(pod);
+                }
+                Err(status) => {
+                    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                }
+            }
+        } else {
+            let idx = usize::try_from(rng(&mut seed) % mine.len() as u64).unwrap();
+            let pod = mine.swap_remove(idx);
+            ledger.lock().unwrap().deleting(&pod);
+            let r = client
+                .del_network(del_request(&pod, "churn", &pod))
+                .await
+                .expect("every delete of a live pod releases")
+                .into_inner();
+            ledger
+                .lock()
+                .unwrap()
+                .deleted(&pod, &r.ip_allocation_metadata[0].ipv4_addr);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_of_2000_requests_never_double_assigns_and_ec2_matches_at_rest() {
+    let _serial = SERIAL.lock().await;
+    let n = node("churn", "m5.xlarge", "10.0.96.0/20").await;
+    let d = n
+        .start(&[("WARM_IP_TARGET", "5"), ("IP_COOLDOWN_PERIOD", "0")])
+        .await;
+    let ledger = Arc::new(std::sync::Mutex::new(Ledger::default()));
+    let workers: Vec<_> = (0..4)
+        .map(|w| tokio::spawn(churn(n.socket(), Arc::clone(&ledger), w, 500, 10)))
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let live = ledger.lock().unwrap().pods.len();
+    let view = n.assert_agrees().await;
+    assert_eq!(
+        view["snapshot"]["pods"].as_u64(),
+        Some(live as u64),
+        "the daemon and the clients agree on the live pods"
+    );
+    // Drain: every delete releases, and EC2 still matches.
+    let pods: Vec<String> = ledger.lock().unwrap().pods.keys().cloned().collect();
+    let mut client = connect(&n.socket()).await.unwrap();
+    for pod in pods {
+        client
+            .del_network(del_request(&pod, "churn", &pod))
+            .await
+            .unwrap();
+    }
+    let view = n.assert_agrees().await;
+    assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(0));
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(clippy::too_many_lines, reason = "one scenario, read top to bottom")]
+async fn kill_9_twenty_times_during_churn_loses_nothing_and_leaks_nothing() {
+    let _serial = SERIAL.lock().await;
+    let n = node("crash", "m5.large", "10.0.112.0/20").await;
+    let env = [
+        ("WARM_IP_TARGET", "3"),
+        ("IP_COOLDOWN_PERIOD", "0"),
+        ("ENIPLAN_LEAK_SWEEP_INTERVAL_SECS", "1"),
+        ("ENIPLAN_LEAK_MIN_AGE_SECS", "0"),
+    ];
+    let mut live: BTreeMap<String, String> = BTreeMap::new();
+    let mut seed = 42u64;
+    let mut next = 0;
+    for round in 0..20 {
+        let d = n.start(&env).await;
+        let mut client = connect(&n.socket()).await.unwrap();
+        // Ownership survived the crash: every live pod gets its own address back.
+        for (pod, ip) in &live {
+            let r = client
+                .add_network(add_request(pod, "crash", pod))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                &r.ip_allocation_metadata[0].ipv4_addr, ip,
+                "round {round}: {pod} lost its address"
+            );
+        }
+        // Churn in the background; kill -9 at a random moment.
+        let socket = n.socket();
+        let ops: Vec<(bool, String)> = (0..40)
+            .map(|_| {
+                if live.len() < 12 && (live.is_empty() || rng(&mut seed).is_multiple_of(2)) {
+                    next += 1;
+                    (true, format!("k{next}"))
+                } else {
+                    let keys: Vec<&String> = live.keys().collect();
+                    (
+                        false,
+                        keys[usize::try_from(rng(&mut seed) % keys.len() as u64).unwrap()].clone(),
+                    )
+                }
+            })
+            .collect();
+        let task = tokio::spawn(async move {
+            let mut client = connect(&socket).await.unwrap();
+            let mut done: Vec<(bool, String, Option<String>)> = Vec::new();
+            for (add, pod) in ops {
+                let r = if add {
+                    client
+                        .add_network(add_request(&pod, "crash", &pod))
+                        .await
+                        .map(|r| r.into_inner().ip_allocation_metadata[0].ipv4_addr.clone())
+                } else {
+                    client
+                        .del_network(del_request(&pod, "crash", &pod))
+                        .await
+                        .map(|r| r.into_inner().ip_allocation_metadata[0].ipv4_addr.clone())
+                };
+                if let Ok(ip) = r {
+                    done.push((add, pod, Some(ip)))
+                } else {
+                    done.push((add, pod, None));
+                    break; // the daemon died under us
+                }
+            }
+            done
+        });
+        tokio::time::sleep(Duration::from_millis(rng(&mut seed) % 400)).await;
+        d.kill9();
+        for (add, pod, ip) in task.await.unwrap() {
+            match (add, ip) {
+                (true, Some(ip)) => {
+                    assert!(
+                        !live.iter().any(|(p, i)| *i == ip && *p != pod),
+                        "round {round}: {ip} given twice"
+                    );
+                    live.insert(pod, ip);
+                }
+                (false, Some(_)) => {
+                    live.remove(&pod);
+                }
+                // Unanswered: the kubelet would retry. An ADD retried later gets its address
+                // (or a new one); a DEL is retried now, after the restart below.
+                (true, None) => {}
+                (false, None) => {
+                    let d = n.start(&env).await;
+                    let mut c = connect(&n.socket()).await.unwrap();
+                    let _ = c.del_network(del_request(&pod, "crash", &pod)).await;
+                    live.remove(&pod);
+                    d.kill9();
+                }
+            }
+        }
+    }
+    // Clean up: every live pod deleted, the pool at rest, EC2 equal to the pool, no leaked ENI.
+    let d = n.start(&env).await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    for (pod, ip) in &live {
+        let r = client
+            .add_network(add_request(pod, "crash", pod))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&r.ip_allocation_metadata[0].ipv4_addr, ip);
+        client
+            .del_network(del_request(pod, "crash", pod))
+            .await
+            .unwrap();
+    }
+    // Pods whose ADD was cut short may still hold an address: the checkpoint lists them.
+    for entry in ipamd::checkpoint::load(&n.dir.join("ipam.json")).unwrap() {
+        let _ = client
+            .del_network(del_request(
+                &entry.container_id,
+                "crash",
+                &entry.container_id,
+            ))
+            .await;
+    }
+    let view = n.assert_agrees().await;
+    assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n.leaked_enis().await > 0 {
+        assert!(Instant::now() < deadline, "leaked ENIs were not swept");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
+    let _serial = SERIAL.lock().await;
+    let n = node("faults", "m5.large", "10.0.128.0/20").await;
+    cloud::harness::fault("*", "RequestLimitExceeded", 0.3, None);
+    cloud::harness::fault("AssignPrivateIpAddresses", "InternalError", 0.2, None);
+    let d = n
+        .start(&[("WARM_IP_TARGET", "4"), ("IP_COOLDOWN_PERIOD", "0")])
+        .await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    for i in 0..15 {
+        let pod = format!("f{i}");
+        // Under faults a pod may have to wait for the pool: retry as the kubelet does.
+        let mut tries = 0;
+        loop {
+            match client.add_network(add_request(&pod, "faults", &pod)).await {
+                Ok(_) => break,
+                Err(s) if s.code() == tonic::Code::ResourceExhausted && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(s) => panic!("{pod}: {s:?}"),
+            }
+        }
+    }
+    cloud::harness::clear_faults();
+    let view = n.assert_agrees().await;
+    assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(15));
+    assert!(
+        total(&view) >= 19,
+        "the pool recovered to its target: {}",
+        total(&view)
+    );
+    assert_eq!(n.leaked_enis().await, 0);
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insufficient_cidr_blocks_backs_off_then_recovers() {
+    let _serial = SERIAL.lock().await;
+    let n = node("cidr", "m5.large", "10.0.144.0/20").await;
+    let d = n
+        .start(&[
+            ("ENABLE_PREFIX_DELEGATION", "true"),
+            ("WARM_PREFIX_TARGET", "1"),
+        ])
+        .await;
+    n.assert_agrees().await;
+    cloud::harness::fault(
+        "AssignPrivateIpAddresses",
+        "InsufficientCidrBlocks",
+        1.0,
+        None,
+    );
+    let mut client = connect(&n.socket()).await.unwrap();
+    // Fill the first prefix: the pool wants a second one and EC2 refuses.
+    for i in 0..16 {
+        client
+            .add_network(add_request(&format!("c{i}"), "ns", "p"))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let err = client
+        .add_network(add_request("c16", "ns", "p"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("InsufficientCidrBlocks"),
+        "{}",
+        err.message()
+    );
+    let decisions = n.introspect("/v1/decisions").await;
+    let failed = decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["outcome"] == "InsufficientCidrBlocks")
+        .count();
+    assert!(
+        (1..=2).contains(&failed),
+        "a refusal and at most one retry, then a back-off, not a storm: {decisions}"
+    );
+    assert!(
+        decisions["last_no_address"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("subnet has no room")
+    );
+    cloud::harness::clear_faults();
+    d.stop();
+    // A restart clears the back-off; the pool recovers and matches EC2.
+    let d = n
+        .start(&[
+            ("ENABLE_PREFIX_DELEGATION", "true"),
+            ("WARM_PREFIX_TARGET", "1"),
+        ])
+        .await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    client
+        .add_network(add_request("c16", "ns", "p"))
+        .await
+        .unwrap();
+    let view = n.assert_agrees().await;
+    assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(17));
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_on_the_socket_change_nothing() {
+    let _serial = SERIAL.lock().await;
+    let n = node("bad", "t3.small", "10.0.160.0/20").await;
+    let d = n.start(&[]).await;
+    let before = n.assert_agrees().await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    let mut empty = add_request("x", "ns", "p");
+    empty.container_id.clear();
+    assert_eq!(
+        client.add_network(empty).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+    let mut old = add_request("x", "ns", "p");
+    old.client_version = "v1".into();
+    assert_eq!(
+        client.add_network(old).await.unwrap_err().code(),
+        tonic::Code::FailedPrecondition
+    );
+    assert_eq!(
+        client
+            .del_network(del_request("nobody", "ns", "p"))
+            .await
+            .unwrap_err()
+            .message(),
+        "datastore: unknown pod"
+    );
+    {
+        let mut raw = tokio::net::UnixStream::connect(n.socket()).await.unwrap();
+        let _ = raw.write_all(&[0xff; 64]).await;
+    }
+    let after = n.assert_agrees().await;
+    assert_eq!(before["snapshot"]["total"], after["snapshot"]["total"]);
+    assert_eq!(after["snapshot"]["pods"].as_u64(), Some(0));
+    assert!(
+        ipamd::checkpoint::load(&n.dir.join("ipam.json"))
+            .unwrap()
+            .is_empty()
+    );
+    d.stop();
+}
