@@ -516,7 +516,7 @@ async fn kill_9_twenty_times_during_churn_loses_nothing_and_leaks_nothing() {
                         .map(|r| r.into_inner().ip_allocation_metadata[0].ipv4_addr.clone())
                 };
                 if let Ok(ip) = r {
-                    done.push((add, pod, Some(ip)))
+                    done.push((add, pod, Some(ip)));
                 } else {
                     done.push((add, pod, None));
                     break; // the daemon died under us
