@@ -189,6 +189,18 @@ pub enum Error {
         /// The prefix length of the smallest CIDR that would hold them.
         suggested_prefix: u8,
     },
+    /// One AZ alone needs a pod subnet larger than AWS allows.
+    #[error(
+        "AZ {az} needs a pod subnet of {needed} addresses, but an AWS subnet is at most a /16 (65536); short by {short_by}. Split its node groups over more AZs, lower --headroom, or use prefix delegation"
+    )]
+    LayoutSubnetTooLarge {
+        /// The AZ.
+        az: String,
+        /// Addresses (a power of two) its subnet would need.
+        needed: u64,
+        /// `needed − 65536`.
+        short_by: u64,
+    },
 }
 
 /// One problem of a cluster spec.

@@ -122,7 +122,8 @@ fn prefix_len_for(size: u64) -> u8 {
 }
 
 /// Plans the layout. Refuses ([`Error::LayoutDoesNotFit`]) when the subnets need more than the
-/// CIDR holds, saying by how much; [`Error::InvalidArgument`] when the CIDR overlaps a subnet of
+/// CIDR holds, saying by how much, and ([`Error::LayoutSubnetTooLarge`]) when one AZ needs more
+/// than a /16; [`Error::InvalidArgument`] when the CIDR overlaps a subnet of
 /// the spec or a group runs in an AZ the request leaves out.
 #[expect(clippy::too_many_lines, reason = "demand, sizing, carving, in order")]
 pub fn plan(cluster: &Cluster, request: &Request) -> Result<Layout> {
@@ -221,17 +222,12 @@ pub fn plan(cluster: &Cluster, request: &Request) -> Result<Layout> {
         let prefixes = u32::try_from(prefixes).unwrap_or(u32::MAX);
         let needed = singles.saturating_add(prefixes.saturating_mul(BLOCK_SIZE));
         let size = size_for(needed, prefixes, singles, request.headroom);
-        if size > 1 << (32 - MIN_SUBNET_PREFIX_LEN) {
-            return Err(Error::LayoutDoesNotFit {
-                cidr: cidr.to_string(),
+        let largest = 1u64 << (32 - MIN_SUBNET_PREFIX_LEN);
+        if size > largest {
+            return Err(Error::LayoutSubnetTooLarge {
+                az: az.clone(),
                 needed: size,
-                available: u64::from(cidr.size()),
-                short_by: size.saturating_sub(u64::from(cidr.size())).max(1),
-                detail: format!(
-                    "{az} alone needs a /{} but AWS subnets are at most /16: split its node groups over more AZs or use prefix delegation",
-                    prefix_len_for(size)
-                ),
-                suggested_prefix: prefix_len_for(size),
+                short_by: size - largest,
             });
         }
         wanted.push((az.clone(), size, nodes, needed, prefixes));

@@ -6,6 +6,11 @@
 //! * [`catalogue`] — the embedded EC2 instance catalogue (ENI and address limits, trunking,
 //!   vCPUs) for 1391 instance types, generated from `data/`.
 //! * [`max_pods`] — max pods for every VPC CNI mode, with the arithmetic spelled out.
+//! * [`subnet`] — one subnet's address space: AWS-reserved addresses, aligned /28 prefixes.
+//! * [`pool`] and [`sim`] — the warm-pool engine and the in-memory EC2 it runs against.
+//! * Capacity planning: [`spec`] (the cluster spec), [`footprint`] (a node shape run through
+//!   the engine), [`forecast`] (subnets over time), [`blocks`] (/28 maps), [`layout`]
+//!   (custom networking), [`budget`] (EC2 API budgets), [`gates`] (CI checks).
 //!
 //! ```
 //! use planner::{catalogue, max_pods};

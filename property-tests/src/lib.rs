@@ -1,5 +1,7 @@
 //! Strategies shared by the property suites in `tests/`.
 
+use std::fmt::Write as _;
+
 use planner::catalogue::{Hypervisor, InstanceLimits};
 use planner::max_pods::{CniVersion, Options};
 use proptest::prelude::*;
@@ -136,17 +138,15 @@ pub fn layout_cluster_spec() -> impl Strategy<Value = String> {
         .prop_map(|(azs, groups)| {
             let mut s = String::from("vpc_cidrs: [10.0.0.0/16]\nsubnets:\n");
             for a in 0..azs {
-                s.push_str(&format!(
-                    "  - {{ id: s{a}, cidr: 10.0.{}.0/20, az: z{a} }}\n",
-                    a * 16
-                ));
+                let _ = writeln!(s, "  - {{ id: s{a}, cidr: 10.0.{}.0/20, az: z{a} }}", a * 16);
             }
             s.push_str("node_groups:\n");
             for (i, (t, setting, nodes, pods)) in groups.into_iter().enumerate() {
-                s.push_str(&format!(
-                    "  - {{ name: g{i}, instance_types: [{}], nodes: {nodes}, cni: {}, pods: {{ per_node: {pods} }} }}\n",
+                let _ = writeln!(
+                    s,
+                    "  - {{ name: g{i}, instance_types: [{}], nodes: {nodes}, cni: {}, pods: {{ per_node: {pods} }} }}",
                     SPEC_TYPES[t], SPEC_SETTINGS[setting]
-                ));
+                );
             }
             s
         })

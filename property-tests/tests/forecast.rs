@@ -189,8 +189,12 @@ proptest! {
             }
             Err(planner::Error::LayoutDoesNotFit { needed, available, short_by, .. }) => {
                 prop_assert_eq!(available, u64::from(cidr.size()));
-                prop_assert!(short_by >= 1);
-                prop_assert!(short_by == needed - available || needed > 65_536);
+                prop_assert!(needed > available);
+                prop_assert_eq!(short_by, needed - available);
+            }
+            Err(planner::Error::LayoutSubnetTooLarge { needed, short_by, .. }) => {
+                prop_assert!(needed > 65_536);
+                prop_assert_eq!(short_by, needed - 65_536);
             }
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }
