@@ -476,6 +476,15 @@ snap!(forecast_three_az_default, ["forecast", DEFAULT]);
 snap!(forecast_three_az_warm_ip_target, ["forecast", WARM_IP]);
 snap!(forecast_pd_fragmented, ["forecast", PD]);
 snap!(
+    forecast_two_subnets_per_az_custom_networking_and_sgp,
+    [
+        "forecast",
+        "tests/data/two-subnets-per-az.yaml",
+        "--window",
+        "3h"
+    ]
+);
+snap!(
     forecast_markdown,
     ["forecast", CN, "--output", "markdown", "--window", "2h"]
 );

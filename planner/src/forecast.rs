@@ -231,6 +231,80 @@ pub struct GroupForecast {
     pub days_to_exhaustion: Option<u32>,
 }
 
+/// One AZ: its subnets added up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AzForecast {
+    /// The AZ.
+    pub az: String,
+    /// Its subnets, in spec order.
+    pub subnets: Vec<String>,
+    /// Usable addresses of its subnets.
+    pub usable: u32,
+    /// Every category summed over its subnets, now (nodes counted once each; fragmentation:
+    /// the largest of its subnets').
+    pub now: Usage,
+    /// The same at peak.
+    pub peak: Usage,
+    /// Free at peak (minus what nodes that do not fit still need), percent of usable.
+    pub headroom_percent: f64,
+    /// The first of its subnets' days to exhaustion.
+    pub days_to_exhaustion: Option<u32>,
+}
+
+fn add_usage(a: &mut Usage, b: &Usage) {
+    a.nodes += b.nodes;
+    a.pods += b.pods;
+    a.warm += b.warm;
+    a.node_primaries += b.node_primaries;
+    a.eni_primaries += b.eni_primaries;
+    a.trunks += b.trunks;
+    a.others += b.others;
+    a.used += b.used;
+    a.free += b.free;
+    a.free_blocks += b.free_blocks;
+    a.fragmentation = a.fragmentation.max(b.fragmentation);
+}
+
+fn by_az(subnets: &[SubnetForecast]) -> Vec<AzForecast> {
+    let mut out: Vec<AzForecast> = Vec::new();
+    // Per AZ: free at peak minus what the nodes that do not fit still need, in addresses.
+    let mut room: Vec<f64> = Vec::new();
+    for s in subnets {
+        let i = if let Some(i) = out.iter().position(|a| a.az == s.az) {
+            i
+        } else {
+            out.push(AzForecast {
+                az: s.az.clone(),
+                subnets: Vec::new(),
+                usable: 0,
+                now: Usage::default(),
+                peak: Usage::default(),
+                headroom_percent: 0.0,
+                days_to_exhaustion: None,
+            });
+            room.push(0.0);
+            out.len() - 1
+        };
+        let a = &mut out[i];
+        a.subnets.push(s.id.clone());
+        a.usable += s.usable;
+        add_usage(&mut a.now, &s.now);
+        add_usage(&mut a.peak, &s.peak);
+        room[i] += s.headroom_percent / 100.0 * f64::from(s.usable);
+        a.headroom_percent = 100.0 * room[i] / f64::from(a.usable);
+        a.days_to_exhaustion = match (a.days_to_exhaustion, s.days_to_exhaustion) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+    }
+    // A node with custom networking uses two subnets of its AZ: count it once, by its primary.
+    for a in &mut out {
+        a.now.nodes = a.now.node_primaries;
+        a.peak.nodes = a.peak.node_primaries;
+    }
+    out
+}
+
 /// The whole forecast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forecast {
@@ -244,6 +318,8 @@ pub struct Forecast {
     pub horizon_days: u32,
     /// Per subnet, in spec order.
     pub subnets: Vec<SubnetForecast>,
+    /// Per AZ, in order of first appearance.
+    pub azs: Vec<AzForecast>,
     /// Per node group, in spec order.
     pub groups: Vec<GroupForecast>,
     /// Days until the first subnet runs out under growth.
@@ -1002,7 +1078,7 @@ pub fn forecast(
     // The churn window.
     let windows = timeline(cluster, &shapes, &now_space, now.nodes, options, progress);
 
-    let subnets = cluster
+    let subnets: Vec<SubnetForecast> = cluster
         .subnets
         .iter()
         .enumerate()
@@ -1036,6 +1112,7 @@ pub fn forecast(
         seed: cluster.seed,
         window_hours: options.window.as_secs_f64() / 3600.0,
         horizon_days: options.horizon_days,
+        azs: by_az(&subnets),
         subnets,
         groups,
         days_to_exhaustion: exhaustion,

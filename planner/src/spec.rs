@@ -815,7 +815,13 @@ pub fn validate(spec: &SpecFile) -> Result<Cluster> {
             );
         }
         for t in &types {
-            let most = densities.iter().map(|(p, _)| *p).max().unwrap_or(0);
+            // Pods on branch ENIs (security groups for pods) need no pool address.
+            let most_pods = densities.iter().map(|(p, _)| *p).max().unwrap_or(0);
+            let most = if t.config.pod_eni && t.limits.trunking {
+                crate::footprint::round_u32(f64::from(most_pods) * (1.0 - sgp))
+            } else {
+                most_pods
+            };
             let cap = max_pods::max_pods(
                 t.limits,
                 &max_pods::Options {
@@ -830,7 +836,7 @@ pub fn validate(spec: &SpecFile) -> Result<Cluster> {
             .min(t.config.max_pods);
             if most > cap {
                 notes.push(format!(
-                    "{path}: {most} pods per node exceed what a {} holds ({cap} pod addresses, max pods {}); the rest are reported as unserved",
+                    "{path}: {most} pods per node need pool addresses, more than a {} holds ({cap} pod addresses, max pods {}); the rest are reported as unserved",
                     t.limits.name, t.config.max_pods
                 ));
             }

@@ -91,6 +91,51 @@ pub fn text(f: &Forecast, output: Output) -> String {
         &(3..13).collect::<Vec<_>>(),
     ));
 
+    if f.azs.iter().any(|a| a.subnets.len() > 1) {
+        heading(&mut out, "AZs (their subnets added up)");
+        let rows: Vec<Vec<String>> = f
+            .azs
+            .iter()
+            .map(|a| {
+                vec![
+                    a.az.clone(),
+                    a.subnets.len().to_string(),
+                    thousands(u64::from(a.usable)),
+                    a.now.nodes.to_string(),
+                    thousands(u64::from(a.now.pods)),
+                    thousands(u64::from(a.now.warm)),
+                    thousands(u64::from(
+                        a.now.node_primaries + a.now.eni_primaries + a.now.trunks,
+                    )),
+                    thousands(u64::from(a.now.free)),
+                    a.peak.nodes.to_string(),
+                    thousands(u64::from(a.peak.free)),
+                    pct(a.headroom_percent),
+                    days(a.days_to_exhaustion, f.horizon_days),
+                ]
+            })
+            .collect();
+        out.push_str(&render::table(
+            output,
+            &[
+                "AZ",
+                "SUBNETS",
+                "USABLE",
+                "NODES",
+                "PODS",
+                "WARM",
+                "PRIMARIES",
+                "FREE",
+                "PEAK NODES",
+                "PEAK FREE",
+                "HEADROOM",
+                "EXHAUSTED IN",
+            ],
+            &rows,
+            &(1..11).collect::<Vec<_>>(),
+        ));
+    }
+
     heading(&mut out, "Subnets at peak");
     let rows: Vec<Vec<String>> = f
         .subnets
