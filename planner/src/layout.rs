@@ -510,6 +510,14 @@ node_groups:
     fn terraform_and_manifests_name_every_az() {
         let l = plan(&cluster(30), &req("100.65.0.0/16", 0.1)).unwrap();
         let tf = terraform(&l);
+        // Valid HCL (the parser does reject broken input), with one subnet per AZ.
+        assert!(hcl::parse("resource \"aws_subnet\" \"x\" {\n  cidr_block = \n").is_err());
+        let body = hcl::parse(&tf).unwrap_or_else(|e| panic!("{e}\n{tf}"));
+        let subnets = body
+            .blocks()
+            .filter(|b| b.identifier() == "resource" && b.labels()[0].as_str() == "aws_subnet")
+            .count();
+        assert_eq!(subnets, 3);
         assert!(tf.contains("aws_vpc_ipv4_cidr_block_association"));
         assert!(tf.contains("resource \"aws_subnet\" \"pods_eu_west_1c\""));
         let yaml = eniconfigs(&l, &["sg-1".into()]);

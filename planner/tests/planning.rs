@@ -139,3 +139,35 @@ fn example_4_custom_networking_layout_in_100_64_slash_16() {
     let f = run(CN, Duration::from_hours(1));
     assert!(f.subnets.iter().all(|s| s.unplaced_at_peak > 120));
 }
+
+#[test]
+fn terraform_example_module_and_generated_hcl_parse() {
+    for (name, text) in [
+        (
+            "main.tf",
+            include_str!("../../terraform/custom-networking/main.tf"),
+        ),
+        (
+            "variables.tf",
+            include_str!("../../terraform/custom-networking/variables.tf"),
+        ),
+        (
+            "outputs.tf",
+            include_str!("../../terraform/custom-networking/outputs.tf"),
+        ),
+    ] {
+        hcl::parse(text).unwrap_or_else(|e| panic!("terraform/custom-networking/{name}: {e}"));
+    }
+    let cluster = planner::spec::load(CN).unwrap();
+    let l = plan(
+        &cluster,
+        &Request {
+            cidr: "100.65.0.0/16".parse().unwrap(),
+            azs: vec![],
+            headroom: 0.3,
+        },
+    )
+    .unwrap();
+    let body = hcl::parse(&planner::layout::terraform(&l)).unwrap();
+    assert!(body.blocks().any(|b| b.identifier() == "output"));
+}

@@ -1,7 +1,7 @@
 # Pod subnets for VPC CNI custom networking: one subnet per AZ from a (secondary) VPC CIDR.
 # The CIDRs come from `eniplan layout SPEC --cidr 100.64.0.0/16 --format json` (subnets[].cidr by
 # subnets[].az); `--format terraform` emits the same resources standalone. Example only: this
-# repository has no Terraform in CI.
+# repository has no Terraform in CI; the planner tests parse these files as HCL.
 
 resource "aws_vpc_ipv4_cidr_block_association" "pods" {
   count      = var.associate_cidr ? 1 : 0
