@@ -58,12 +58,17 @@ struct State {
     rng: u64,
 }
 
+/// Called after every attempt of every call: the API, the error (if any) and how long it took.
+pub type Observer =
+    std::sync::Arc<dyn Fn(&'static str, Option<&CloudError>, Duration) + Send + Sync>;
+
 /// An [`Ec2`] with client-side rate limiting and retries. Retries only what may succeed again
 /// (throttling, 5xx, timeouts); every other error returns at once.
 pub struct Guarded<E> {
     inner: E,
     policy: RetryPolicy,
     state: Mutex<State>,
+    observer: Option<Observer>,
 }
 
 impl<E: Ec2> Guarded<E> {
@@ -76,7 +81,15 @@ impl<E: Ec2> Guarded<E> {
                 buckets: BTreeMap::new(),
                 rng: policy.seed | 1,
             }),
+            observer: None,
         }
+    }
+
+    /// Reports every attempt (for metrics: retried errors are counted too).
+    #[must_use]
+    pub fn observed_by(mut self, observer: Observer) -> Guarded<E> {
+        self.observer = Some(observer);
+        self
     }
 
     /// The wrapped client.
@@ -138,7 +151,12 @@ impl<E: Ec2> Guarded<E> {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
-            match f().await {
+            let started = Instant::now();
+            let result = f().await;
+            if let Some(observe) = &self.observer {
+                observe(api, result.as_ref().err(), started.elapsed());
+            }
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.policy.max_attempts => {
                     let d = backoff(attempt, self.policy.base, self.policy.cap, self.jitter());

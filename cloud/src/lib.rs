@@ -30,7 +30,7 @@ use ipnetwork::Ipv4Network;
 use planner::pool::EniId;
 
 pub use error::{CloudError, backoff};
-pub use guard::{Guarded, RetryPolicy};
+pub use guard::{Guarded, Observer, RetryPolicy};
 use model::{CreateEni, EniFilter, Instance, InstanceTypeInfo, NetworkInterface, SubnetInfo};
 
 /// Shorthand.

@@ -30,55 +30,35 @@ fn failure(e: &CloudError) -> Failure {
 }
 
 impl<E: Ec2> Executor<E> {
-    fn record<T>(
-        &self,
-        api: &'static str,
-        r: &Result<T, CloudError>,
-        started: tokio::time::Instant,
-    ) {
-        self.metrics
-            .ec2_call(api, r.as_ref().err(), started.elapsed());
-    }
-
     /// Runs `call`; `devices` are the device indexes in use (for a new ENI's attachment).
     pub async fn execute(&self, call: Ec2Call, devices: BTreeSet<u32>) -> Result<Outcome, Failure> {
         match call {
             Ec2Call::CreateEni { ips, prefixes } => self.create_eni(ips, prefixes, &devices).await,
             Ec2Call::AssignIps { eni, count } => {
-                let t = tokio::time::Instant::now();
                 let r = self.ec2.assign_private_ips(&eni, count).await;
-                self.record("AssignPrivateIpAddresses", &r, t);
                 r.map(|ips| Outcome::IpsAssigned { ips })
                     .map_err(|e| failure(&e))
             }
             Ec2Call::AssignPrefixes { eni, count } => {
-                let t = tokio::time::Instant::now();
                 let r = self.ec2.assign_prefixes(&eni, count).await;
-                self.record("AssignPrivateIpAddresses", &r, t);
                 r.map(|prefixes| Outcome::PrefixesAssigned { prefixes })
                     .map_err(|e| failure(&e))
             }
             Ec2Call::UnassignIps { eni, ips } => {
-                let t = tokio::time::Instant::now();
                 let r = self.ec2.unassign_private_ips(&eni, &ips).await;
-                self.record("UnassignPrivateIpAddresses", &r, t);
                 r.map(|()| Outcome::Unassigned).map_err(|e| failure(&e))
             }
             Ec2Call::UnassignPrefixes { eni, prefixes } => {
-                let t = tokio::time::Instant::now();
                 let r = self.ec2.unassign_prefixes(&eni, &prefixes).await;
-                self.record("UnassignPrivateIpAddresses", &r, t);
                 r.map(|()| Outcome::Unassigned).map_err(|e| failure(&e))
             }
             Ec2Call::DeleteEni { eni } => self.delete_eni(&eni).await,
             Ec2Call::DescribeEni { eni } => {
-                let t = tokio::time::Instant::now();
                 let filter = cloud::model::EniFilter {
                     ids: vec![eni],
                     ..Default::default()
                 };
                 let r = self.ec2.describe_network_interfaces(&filter).await;
-                self.record("DescribeNetworkInterfaces", &r, t);
                 let enis = r.map_err(|e| failure(&e))?;
                 let e = enis.first().ok_or(Failure::NotFound)?;
                 Ok(Outcome::EniDescribed {
@@ -109,17 +89,13 @@ impl<E: Ec2> Executor<E> {
             interface_type: None,
             tags: new_eni_tags(&self.config, &instance, rfc3339(now)),
         };
-        let t = tokio::time::Instant::now();
         let created = self.ec2.create_network_interface(&request).await;
-        self.record("CreateNetworkInterface", &created, t);
         let eni = created.map_err(|e| failure(&e))?;
         let device = (1..100).find(|d| !devices.contains(d)).unwrap_or(1);
-        let t = tokio::time::Instant::now();
         let attached = self
             .ec2
             .attach_network_interface(&eni.id, &instance, device, 0)
             .await;
-        self.record("AttachNetworkInterface", &attached, t);
         let attachment = match attached {
             Ok(a) => a,
             Err(e) => {
@@ -133,12 +109,10 @@ impl<E: Ec2> Executor<E> {
             .lock()
             .expect("attachments")
             .insert(eni.id.clone(), attachment.clone());
-        let t = tokio::time::Instant::now();
         let dot = self
             .ec2
             .set_delete_on_termination(&eni.id, &attachment, true)
             .await;
-        self.record("ModifyNetworkInterfaceAttribute", &dot, t);
         if let Err(e) = dot {
             tracing::warn!(eni = %eni.id, error = %e, "cannot set DeleteOnTermination; freeing the ENI");
             let _ = self.delete_eni(&eni.id).await;
@@ -167,9 +141,7 @@ impl<E: Ec2> Executor<E> {
             .get(eni)
             .cloned();
         if let Some(a) = attachment {
-            let t = tokio::time::Instant::now();
             let r = self.ec2.detach_network_interface(&a, false).await;
-            self.record("DetachNetworkInterface", &r, t);
             match r {
                 Ok(()) | Err(CloudError::NotFound { .. }) => {}
                 Err(e) => return Err(failure(&e)),
@@ -195,9 +167,7 @@ impl<E: Ec2> Executor<E> {
     async fn delete_with_retries(&self, eni: &EniId) -> bool {
         let mut wait = Duration::from_millis(500);
         for _ in 0..12 {
-            let t = tokio::time::Instant::now();
             let r = self.ec2.delete_network_interface(eni).await;
-            self.record("DeleteNetworkInterface", &r, t);
             match r {
                 Ok(()) | Err(CloudError::NotFound { .. }) => return true,
                 Err(CloudError::Invalid { code, .. })

@@ -62,7 +62,11 @@ where
     })?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new(&config.version));
-    let ec2 = Arc::new(Guarded::new(ec2, RetryPolicy::default()));
+    let report_calls: cloud::Observer = {
+        let metrics = Arc::clone(&metrics);
+        Arc::new(move |api, error, took| metrics.ec2_call(api, error, took))
+    };
+    let ec2 = Arc::new(Guarded::new(ec2, RetryPolicy::default()).observed_by(report_calls));
 
     // 1. The node, from IMDS and EC2.
     let (node, observed) = node::discover(&*ec2, &imds, &config).await?;
@@ -125,6 +129,7 @@ where
             Arc::clone(&node),
             Arc::clone(&config),
             tx.clone(),
+            Arc::clone(&metrics),
         )),
         tokio::spawn(leak_sweeper(
             Arc::clone(&ec2),
@@ -300,6 +305,7 @@ async fn reconciler<E: Ec2, I: Imds>(
     node: Arc<Node>,
     config: Arc<Config>,
     tx: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
 ) {
     let mut interval = tokio::time::interval(config.reconcile);
     interval.tick().await; // the first tick is immediate; start-up just observed
@@ -307,6 +313,21 @@ async fn reconciler<E: Ec2, I: Imds>(
         interval.tick().await;
         if let Err(e) = reconcile_once(&*ec2, &imds, &node, &config, &tx).await {
             tracing::warn!(error = %e, "reconcile failed; will retry");
+        }
+        // The node subnet's free addresses, for capacity dashboards.
+        match ec2
+            .describe_subnets(std::slice::from_ref(&node.subnet_id))
+            .await
+        {
+            Ok(subnets) => {
+                for s in subnets {
+                    metrics
+                        .subnet_available
+                        .with_label_values(&[s.id.as_str()])
+                        .set(i64::from(s.available_ip_addresses));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the subnet's free addresses"),
         }
     }
 }

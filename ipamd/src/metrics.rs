@@ -251,6 +251,10 @@ impl Metrics {
             registry: r,
         };
         m.build_info.with_label_values(&[version, "rust"]).set(1);
+        // Series that dashboards expect from the start, at zero.
+        m.del_requests.with_label_values(&["PodDeleted"]);
+        m.reconcile.with_label_values(&["eniReconcile"]);
+        m.ipamd_errors.with_label_values(&["checkpoint"]);
         m
     }
 

@@ -592,8 +592,19 @@ async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
     let n = node("faults", "m5.large", "10.0.128.0/20").await;
     cloud::harness::fault("*", "RequestLimitExceeded", 0.3, None);
     cloud::harness::fault("AssignPrivateIpAddresses", "InternalError", 0.2, None);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
     let d = n
-        .start(&[("WARM_IP_TARGET", "4"), ("IP_COOLDOWN_PERIOD", "0")])
+        .start(&[
+            ("WARM_IP_TARGET", "4"),
+            ("IP_COOLDOWN_PERIOD", "0"),
+            ("DISABLE_METRICS", "false"),
+            ("ENIPLAN_METRICS_BIND_ADDRESS", metrics_addr.as_str()),
+        ])
         .await;
     let mut client = connect(&n.socket()).await.unwrap();
     for i in 0..15 {
@@ -620,6 +631,18 @@ async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
         total(&view)
     );
     assert_eq!(n.leaked_enis().await, 0);
+    // Every declared metric is exported (the faults made the error series appear).
+    let (status, text) = cloud::harness::http("GET", &format!("http://{metrics_addr}/metrics"), "");
+    assert_eq!(status, 200);
+    for name in ipamd::metrics::NAMES {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} is not exported:\n{text}"
+        );
+    }
+    assert!(
+        text.contains(r#"eniplan_ec2_calls_total{api="AssignPrivateIpAddresses",outcome="ok"}"#)
+    );
     d.stop();
 }
 
