@@ -206,6 +206,15 @@ pub struct ShapeForecast {
     pub churn_waits: u32,
 }
 
+/// What stopped a group from growing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Limit {
+    /// The subnet that refused.
+    pub subnet: String,
+    /// EC2's error: `InsufficientFreeAddressesInSubnet` or `InsufficientCidrBlocks`.
+    pub error: &'static str,
+}
+
 /// One node group's forecast.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupForecast {
@@ -219,7 +228,7 @@ pub struct GroupForecast {
     /// refuses an allocation (brute force on the subnet models).
     pub max_nodes: u32,
     /// The subnet that refused the next node, and its error.
-    pub limited_by: Option<(String, &'static str)>,
+    pub limited_by: Option<Limit>,
     /// The same bound by counting addresses only (and whole /28s for prefixes), ignoring
     /// where EC2 puts them: `max_nodes` is at most this; less means fragmentation.
     pub max_nodes_by_count: u32,
@@ -1017,7 +1026,10 @@ pub fn forecast(
             current: group.current,
             peak: group.max,
             max_nodes,
-            limited_by: limit.map(|r| (cluster.subnets[r.subnet].id.clone(), r.error)),
+            limited_by: limit.map(|r| Limit {
+                subnet: cluster.subnets[r.subnet].id.clone(),
+                error: r.error,
+            }),
             max_nodes_by_count: bound.max(max_nodes),
             growth_percent_per_month: group.growth_per_month * 100.0,
             shapes: shape_rows,
@@ -1077,6 +1089,7 @@ pub fn forecast(
 
     // The churn window.
     let windows = timeline(cluster, &shapes, &now_space, now.nodes, options, progress);
+    let windows = windows.windows;
 
     let subnets: Vec<SubnetForecast> = cluster
         .subnets
@@ -1096,12 +1109,12 @@ pub fn forecast(
                 usable: s.usable(),
                 delegatable_blocks: s.delegatable_blocks(),
                 others: empty.others[i],
-                now: now_space_usage(&windows.start, i),
+                now: now_space.usage(i),
                 peak: peak_usage,
                 headroom_percent: headroom,
                 unplaced_at_peak: unplaced[i],
                 days_to_exhaustion: days,
-                window: windows.windows[i].clone(),
+                window: windows[i].clone(),
                 growth_series: growth_series[i].clone(),
             }
         })
@@ -1118,10 +1131,6 @@ pub fn forecast(
         days_to_exhaustion: exhaustion,
         notes,
     })
-}
-
-fn now_space_usage(space: &Space, i: usize) -> Usage {
-    space.usage(i)
 }
 
 /// The subnets as they are today: every group at its current node count, placed as the
@@ -1239,7 +1248,6 @@ fn growth_series(
 }
 
 struct Timeline {
-    start: Space,
     windows: Vec<Window>,
 }
 
@@ -1393,10 +1401,7 @@ fn timeline(
         w.end_free_blocks = space.subnets[i].free_blocks();
         w.end_fragmentation = space.subnets[i].fragmentation();
     }
-    Timeline {
-        start: start.clone(),
-        windows,
-    }
+    Timeline { windows }
 }
 
 #[cfg(test)]
@@ -1444,7 +1449,10 @@ node_groups:
         assert_eq!(f.groups[0].max_nodes_by_count, 33);
         assert_eq!(
             f.groups[0].limited_by,
-            Some(("a".to_owned(), "InsufficientFreeAddressesInSubnet"))
+            Some(Limit {
+                subnet: "a".to_owned(),
+                error: "InsufficientFreeAddressesInSubnet"
+            })
         );
         assert!((s.headroom_percent - 100.0 * 699.0 / 1019.0).abs() < 1e-9);
         assert_eq!(f.days_to_exhaustion, None);

@@ -79,9 +79,10 @@ fn example_3_prefix_delegation_runs_out_of_slash_28s_with_addresses_free() {
     assert_eq!((s.now.nodes, s.now.free, s.now.free_blocks), (10, 1273, 2));
     // By counting addresses 29 nodes would fit; in /28s only the 10 of today.
     assert_eq!((g.max_nodes, g.max_nodes_by_count), (10, 29));
+    let limit = g.limited_by.as_ref().unwrap();
     assert_eq!(
-        g.limited_by,
-        Some(("subnet-shared".to_owned(), "InsufficientCidrBlocks"))
+        (limit.subnet.as_str(), limit.error),
+        ("subnet-shared", "InsufficientCidrBlocks")
     );
     // Recycling a node (its replacement launches first) fails at minute 290 with 1,240
     // addresses free.

@@ -49,7 +49,7 @@ impl Bar {
     /// Updates the bar from a planner progress report.
     pub fn update(&self, p: Progress) {
         if let Some(b) = &self.bar {
-            if b.length() != Some(p.total) {
+            if b.length() != Some(p.total) || b.message() != p.phase {
                 b.set_length(p.total);
                 b.set_message(p.phase);
             }

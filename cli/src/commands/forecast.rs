@@ -185,7 +185,7 @@ pub fn text(f: &Forecast, output: Output) -> String {
                 thousands(u64::from(g.max_nodes_by_count)),
                 g.limited_by
                     .as_ref()
-                    .map_or_else(|| "-".to_owned(), |(s, e)| format!("{s} ({e})")),
+                    .map_or_else(|| "-".to_owned(), |l| format!("{} ({})", l.subnet, l.error)),
                 format!("{}%", g.growth_percent_per_month),
                 days(g.days_to_exhaustion, f.horizon_days),
             ]
