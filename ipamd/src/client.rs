@@ -9,18 +9,38 @@ use tower::service_fn;
 use crate::rpc::c_n_i_backend_client::CNIBackendClient;
 use crate::rpc::{AddNetworkRequest, DelNetworkRequest};
 
-/// Connects to the daemon's Unix socket.
-pub async fn connect(socket: &Path) -> Result<CNIBackendClient<Channel>, tonic::transport::Error> {
+/// A gRPC channel over the daemon's Unix socket.
+async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = socket.to_owned();
-    let channel = Endpoint::try_from("http://[::1]:50051")?
+    Endpoint::try_from("http://[::1]:50051")?
         .connect_with_connector(service_fn(move |_: Uri| {
             let path = path.clone();
             async move {
                 Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
             }
         }))
-        .await?;
-    Ok(CNIBackendClient::new(channel))
+        .await
+}
+
+/// Connects to the daemon's Unix socket.
+pub async fn connect(socket: &Path) -> Result<CNIBackendClient<Channel>, tonic::transport::Error> {
+    Ok(CNIBackendClient::new(channel(socket).await?))
+}
+
+/// Asks the standard gRPC health service whether `rpc.CNIBackend` is serving.
+pub async fn health(socket: &Path) -> Result<bool, String> {
+    let channel = channel(socket)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let reply = client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "grpc.health.v1.aws-node".to_owned(),
+        })
+        .await
+        .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+    Ok(reply.into_inner().status
+        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
 }
 
 /// An ADD request for a container, as the CNI plugin builds it.

@@ -1,6 +1,8 @@
 //! `ipamd-client add|del CONTAINER [--socket PATH] [--namespace NS] [--pod NAME]`: talks to the
-//! daemon's socket like the CNI plugin does, for debugging and tests. Exit 0 on success, 1 when
-//! the daemon refused (the gRPC status is printed), 2 on usage errors.
+//! daemon's socket like the CNI plugin does, for debugging and tests. `ipamd-client health
+//! [--socket PATH]` asks the standard gRPC health service (the DaemonSet's probes use it).
+//! Exit 0 on success (or SERVING), 1 when the daemon refused or is not serving (the gRPC status
+//! is printed), 2 on usage errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,22 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        if verb == "health" {
+            return match ipamd::client::health(&socket).await {
+                Ok(true) => {
+                    println!("SERVING");
+                    ExitCode::SUCCESS
+                }
+                Ok(false) => {
+                    println!("NOT_SERVING");
+                    ExitCode::from(1)
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
         let result = match verb.as_str() {
             "add" => client
                 .add_network(ipamd::client::add_request(container, &namespace, &pod))
