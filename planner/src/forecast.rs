@@ -872,8 +872,8 @@ fn fill(
     }
 }
 
-/// The count bound: nodes of group `g` that fit by arithmetic alone (free addresses, and
-/// entirely free /28s counted as if every free address could form one).
+/// The count bound: nodes of group `g` that fit by address arithmetic alone, as if every free
+/// address could go anywhere (prefixes included): an upper bound of the placement.
 fn count_bound(
     cluster: &Cluster,
     shapes: &[GroupShapes],
@@ -893,7 +893,6 @@ fn count_bound(
         let pod_side = i64::from(f.subnet_addresses() - 1);
         free[ns] -= 1;
         free[ps] -= pod_side;
-        // Prefixes need whole blocks: at most free / 16 of them.
         if free[ns] < 0 || free[ps] < 0 {
             return k;
         }
@@ -1030,7 +1029,7 @@ pub fn forecast(
                 subnet: cluster.subnets[r.subnet].id.clone(),
                 error: r.error,
             }),
-            max_nodes_by_count: bound.max(max_nodes),
+            max_nodes_by_count: bound,
             growth_percent_per_month: group.growth_per_month * 100.0,
             shapes: shape_rows,
             days_to_exhaustion: None,
