@@ -125,142 +125,62 @@ pub trait Imds: Send + Sync {
     fn get(&self, path: &str) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
-/// A shared reference to an [`Ec2`] is one too (so [`Guarded`] can wrap a borrowed client).
-impl<T: Ec2> Ec2 for &T {
-    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Instance>> {
-        (**self).describe_instances(ids).await
-    }
-    async fn describe_instance_types(&self, names: &[String]) -> Result<Vec<InstanceTypeInfo>> {
-        (**self).describe_instance_types(names).await
-    }
-    async fn describe_subnets(&self, ids: &[String]) -> Result<Vec<SubnetInfo>> {
-        (**self).describe_subnets(ids).await
-    }
-    async fn describe_network_interfaces(
-        &self,
-        filter: &EniFilter,
-    ) -> Result<Vec<NetworkInterface>> {
-        (**self).describe_network_interfaces(filter).await
-    }
-    async fn create_network_interface(&self, request: &CreateEni) -> Result<NetworkInterface> {
-        (**self).create_network_interface(request).await
-    }
-    async fn attach_network_interface(
-        &self,
-        eni: &EniId,
-        instance_id: &str,
-        device_index: u32,
-        network_card_index: u32,
-    ) -> Result<String> {
-        (**self)
-            .attach_network_interface(eni, instance_id, device_index, network_card_index)
-            .await
-    }
-    async fn set_delete_on_termination(
-        &self,
-        eni: &EniId,
-        attachment_id: &str,
-        delete: bool,
-    ) -> Result<()> {
-        (**self)
-            .set_delete_on_termination(eni, attachment_id, delete)
-            .await
-    }
-    async fn detach_network_interface(&self, attachment_id: &str, force: bool) -> Result<()> {
-        (**self)
-            .detach_network_interface(attachment_id, force)
-            .await
-    }
-    async fn delete_network_interface(&self, eni: &EniId) -> Result<()> {
-        (**self).delete_network_interface(eni).await
-    }
-    async fn assign_private_ips(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Addr>> {
-        (**self).assign_private_ips(eni, count).await
-    }
-    async fn assign_prefixes(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Network>> {
-        (**self).assign_prefixes(eni, count).await
-    }
-    async fn unassign_private_ips(&self, eni: &EniId, ips: &[Ipv4Addr]) -> Result<()> {
-        (**self).unassign_private_ips(eni, ips).await
-    }
-    async fn unassign_prefixes(&self, eni: &EniId, prefixes: &[Ipv4Network]) -> Result<()> {
-        (**self).unassign_prefixes(eni, prefixes).await
-    }
-    async fn create_tags(
-        &self,
-        resources: &[String],
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        (**self).create_tags(resources, tags).await
-    }
+/// Implements [`Ec2`] for a pointer type by forwarding every call to the pointee.
+macro_rules! forward_ec2 {
+    ($(#[$doc:meta])* $ptr:ty) => {
+        $(#[$doc])*
+        impl<T: Ec2> Ec2 for $ptr {
+            async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Instance>> {
+                (**self).describe_instances(ids).await
+            }
+            async fn describe_instance_types(&self, names: &[String]) -> Result<Vec<InstanceTypeInfo>> {
+                (**self).describe_instance_types(names).await
+            }
+            async fn describe_subnets(&self, ids: &[String]) -> Result<Vec<SubnetInfo>> {
+                (**self).describe_subnets(ids).await
+            }
+            async fn describe_network_interfaces(&self, filter: &EniFilter) -> Result<Vec<NetworkInterface>> {
+                (**self).describe_network_interfaces(filter).await
+            }
+            async fn create_network_interface(&self, request: &CreateEni) -> Result<NetworkInterface> {
+                (**self).create_network_interface(request).await
+            }
+            async fn attach_network_interface(&self, eni: &EniId, instance_id: &str, device_index: u32, network_card_index: u32) -> Result<String> {
+                (**self).attach_network_interface(eni, instance_id, device_index, network_card_index).await
+            }
+            async fn set_delete_on_termination(&self, eni: &EniId, attachment_id: &str, delete: bool) -> Result<()> {
+                (**self).set_delete_on_termination(eni, attachment_id, delete).await
+            }
+            async fn detach_network_interface(&self, attachment_id: &str, force: bool) -> Result<()> {
+                (**self).detach_network_interface(attachment_id, force).await
+            }
+            async fn delete_network_interface(&self, eni: &EniId) -> Result<()> {
+                (**self).delete_network_interface(eni).await
+            }
+            async fn assign_private_ips(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Addr>> {
+                (**self).assign_private_ips(eni, count).await
+            }
+            async fn assign_prefixes(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Network>> {
+                (**self).assign_prefixes(eni, count).await
+            }
+            async fn unassign_private_ips(&self, eni: &EniId, ips: &[Ipv4Addr]) -> Result<()> {
+                (**self).unassign_private_ips(eni, ips).await
+            }
+            async fn unassign_prefixes(&self, eni: &EniId, prefixes: &[Ipv4Network]) -> Result<()> {
+                (**self).unassign_prefixes(eni, prefixes).await
+            }
+            async fn create_tags(&self, resources: &[String], tags: &BTreeMap<String, String>) -> Result<()> {
+                (**self).create_tags(resources, tags).await
+            }
+        }
+    };
 }
 
-/// An `Arc` of an [`Ec2`] is one too (the daemon shares one client between tasks).
-impl<T: Ec2> Ec2 for std::sync::Arc<T> {
-    async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Instance>> {
-        (**self).describe_instances(ids).await
-    }
-    async fn describe_instance_types(&self, names: &[String]) -> Result<Vec<InstanceTypeInfo>> {
-        (**self).describe_instance_types(names).await
-    }
-    async fn describe_subnets(&self, ids: &[String]) -> Result<Vec<SubnetInfo>> {
-        (**self).describe_subnets(ids).await
-    }
-    async fn describe_network_interfaces(
-        &self,
-        filter: &EniFilter,
-    ) -> Result<Vec<NetworkInterface>> {
-        (**self).describe_network_interfaces(filter).await
-    }
-    async fn create_network_interface(&self, request: &CreateEni) -> Result<NetworkInterface> {
-        (**self).create_network_interface(request).await
-    }
-    async fn attach_network_interface(
-        &self,
-        eni: &EniId,
-        instance_id: &str,
-        device_index: u32,
-        network_card_index: u32,
-    ) -> Result<String> {
-        (**self)
-            .attach_network_interface(eni, instance_id, device_index, network_card_index)
-            .await
-    }
-    async fn set_delete_on_termination(
-        &self,
-        eni: &EniId,
-        attachment_id: &str,
-        delete: bool,
-    ) -> Result<()> {
-        (**self)
-            .set_delete_on_termination(eni, attachment_id, delete)
-            .await
-    }
-    async fn detach_network_interface(&self, attachment_id: &str, force: bool) -> Result<()> {
-        (**self)
-            .detach_network_interface(attachment_id, force)
-            .await
-    }
-    async fn delete_network_interface(&self, eni: &EniId) -> Result<()> {
-        (**self).delete_network_interface(eni).await
-    }
-    async fn assign_private_ips(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Addr>> {
-        (**self).assign_private_ips(eni, count).await
-    }
-    async fn assign_prefixes(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Network>> {
-        (**self).assign_prefixes(eni, count).await
-    }
-    async fn unassign_private_ips(&self, eni: &EniId, ips: &[Ipv4Addr]) -> Result<()> {
-        (**self).unassign_private_ips(eni, ips).await
-    }
-    async fn unassign_prefixes(&self, eni: &EniId, prefixes: &[Ipv4Network]) -> Result<()> {
-        (**self).unassign_prefixes(eni, prefixes).await
-    }
-    async fn create_tags(
-        &self,
-        resources: &[String],
-        tags: &BTreeMap<String, String>,
-    ) -> Result<()> {
-        (**self).create_tags(resources, tags).await
-    }
-}
+forward_ec2!(
+    /// A shared reference to an [`Ec2`] is one too (so [`Guarded`] can wrap a borrowed client).
+    &T
+);
+forward_ec2!(
+    /// An `Arc` of an [`Ec2`] is one too (the daemon shares one client between tasks).
+    std::sync::Arc<T>
+);

@@ -114,11 +114,13 @@ fn invalid(name: &str, value: &str, expected: &str) -> Error {
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool> {
-    match value {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(invalid(name, value, "true or false")),
-    }
+    planner::pool::parse_bool(name, value).map_err(|_| {
+        invalid(
+            name,
+            value,
+            "true or false (also 1/0, t/f, TRUE/FALSE, True/False)",
+        )
+    })
 }
 
 fn parse_bind(name: &str, value: &str) -> Result<Bind> {

@@ -36,6 +36,16 @@ pub struct Service {
 /// The message the reference daemon and plugin use for an unknown pod on DEL.
 pub const UNKNOWN_POD: &str = "datastore: unknown pod";
 
+/// The wire form of a pod's address.
+fn allocation(address: &planner::pool::PodAddress) -> IpAllocationMetadata {
+    IpAllocationMetadata {
+        ipv4_addr: address.ip.to_string(),
+        ipv6_addr: String::new(),
+        device_number: i32::try_from(address.device).unwrap_or(i32::MAX),
+        route_table_id: route_table(address.device),
+    }
+}
+
 fn required(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
         return Err(Status::invalid_argument(format!(
@@ -114,12 +124,7 @@ impl CNIBackend for Service {
                 }
                 Ok(Response::new(AddNetworkReply {
                     success: true,
-                    ip_allocation_metadata: vec![IpAllocationMetadata {
-                        ipv4_addr: address.ip.to_string(),
-                        ipv6_addr: String::new(),
-                        device_number: i32::try_from(address.device).unwrap_or(i32::MAX),
-                        route_table_id: route_table(address.device),
-                    }],
+                    ip_allocation_metadata: vec![allocation(&address)],
                     use_external_snat: self.external_snat,
                     vpc_v4_cidrs: self.vpc_cidrs.clone(),
                     network_policy_mode: self.network_policy_mode.clone(),
@@ -167,12 +172,7 @@ impl CNIBackend for Service {
                 durable(ack).await?;
                 Ok(Response::new(DelNetworkReply {
                     success: true,
-                    ip_allocation_metadata: vec![IpAllocationMetadata {
-                        ipv4_addr: address.ip.to_string(),
-                        ipv6_addr: String::new(),
-                        device_number: i32::try_from(address.device).unwrap_or(i32::MAX),
-                        route_table_id: route_table(address.device),
-                    }],
+                    ip_allocation_metadata: vec![allocation(&address)],
                     network_policy_mode: self.network_policy_mode.clone(),
                     ..DelNetworkReply::default()
                 }))

@@ -104,7 +104,11 @@ async fn warms_up_serves_pods_and_persists_them() {
     let (ec2, instance) = node("m5.large", "10.0.0.0/20");
     let dir = temp_dir("serve");
     let d = start(&ec2, &instance, &dir, &[]).await;
-    assert_eq!(ipamd::client::health(&d.socket()).await, Ok(true), "the health service reports SERVING");
+    assert_eq!(
+        ipamd::client::health(&d.socket()).await,
+        Ok(true),
+        "the health service reports SERVING"
+    );
     // WARM_ENI_TARGET=1 on m5.large: one ENI's worth (9) is warm before serving.
     assert_eq!(secondary_count(&ec2, &instance).await, 9);
     let mut client = connect(&d.socket()).await.unwrap();

@@ -267,8 +267,15 @@ fn parse_count(name: &str, value: &str) -> Result<u32> {
         .map_err(|_| invalid(name, value, "a whole number of 0 or more"))
 }
 
-/// Booleans as Go's `strconv.ParseBool` reads them.
-fn parse_bool(name: &str, value: &str) -> Result<bool> {
+/// Booleans as Go's `strconv.ParseBool` reads them (the VPC CNI's parser), so every eniplan
+/// binary accepts the same spellings.
+///
+/// ```
+/// use planner::pool::parse_bool;
+/// assert_eq!(parse_bool("ENABLE_POD_ENI", "True"), Ok(true));
+/// assert!(parse_bool("ENABLE_POD_ENI", "yes").is_err());
+/// ```
+pub fn parse_bool(name: &str, value: &str) -> Result<bool> {
     match value {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

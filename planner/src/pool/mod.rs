@@ -42,7 +42,7 @@ use serde::Serialize;
 use crate::catalogue::InstanceLimits;
 use crate::max_pods::{AddressMode, supports_prefix_delegation};
 
-pub use config::{PoolConfig, VARIABLES};
+pub use config::{PoolConfig, VARIABLES, parse_bool};
 use targets::{Counters, PREFIX, Targets, addresses_per_eni, is_high, is_low, target_state};
 pub use types::{
     Action, Ec2Call, EniId, Failure, Input, NoAddress, ObservedEni, OpId, Outcome, PodAddress,
