@@ -1516,12 +1516,6 @@ node_groups:
 
     #[test]
     fn shape_of_to_weighted_mix_on_every_prefix() {
-        let gs = GroupShapes {
-            shapes: Vec::new(),
-            total_weight: 4,
-        };
-        // With no shapes the walk must still return an index below len (0 here is unused).
-        assert_eq!(gs.shapes.len(), 0);
         let c = load(
             r"
 vpc_cidrs: [10.0.0.0/16]
