@@ -671,16 +671,27 @@ async fn insufficient_cidr_blocks_backs_off_then_recovers() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let err = client
-        .add_network(add_request("c16", "ns", "p"))
-        .await
-        .unwrap_err();
-    assert!(
-        err.message().contains("InsufficientCidrBlocks"),
-        "{}",
-        err.message()
-    );
+    // Wait (by polling, not by time) until the engine has met the refusal and backs off.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while n.introspect("/v1/pool").await["snapshot"]["subnet_full_until"].is_null() {
+        assert!(
+            Instant::now() < deadline,
+            "the refusal never reached the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every further ADD finds the back-off, not a new EC2 call.
+    for _ in 0..10 {
+        let err = client
+            .add_network(add_request("c16", "ns", "p"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.message().contains("InsufficientCidrBlocks"),
+            "{}",
+            err.message()
+        );
+    }
     let decisions = n.introspect("/v1/decisions").await;
     let failed = decisions["decisions"]
         .as_array()
