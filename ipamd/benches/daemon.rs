@@ -73,6 +73,48 @@ async fn echo_round_trips(n: usize) -> Vec<Duration> {
     out
 }
 
+/// A bare gRPC unary call (the standard health check) over a Unix socket: tonic's floor.
+async fn grpc_round_trips(n: usize) -> Vec<Duration> {
+    use hyper_util::rt::TokioIo;
+    use tonic::transport::{Endpoint, Uri};
+    let dir = state_dir("grpc");
+    let sock = dir.join("health.sock");
+    let listener = tokio::net::UnixListener::bind(&sock).unwrap();
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("bench", tonic_health::ServingStatus::Serving)
+        .await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let path = sock.clone();
+    let channel = Endpoint::try_from("http://[::1]:1")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?))
+            }
+        }))
+        .await
+        .unwrap();
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        client
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "bench".into(),
+            })
+            .await
+            .unwrap();
+        out.push(t.elapsed());
+    }
+    out
+}
+
 async fn daemon(name: &str) -> (PathBuf, watch::Sender<Stage>) {
     let ec2 = FakeEc2::new();
     let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
@@ -237,6 +279,8 @@ fn main() {
     runtime.block_on(async {
         let mut echo = echo_round_trips(20_000).await;
         echo.sort_unstable();
+        let mut grpc = grpc_round_trips(10_000).await;
+        grpc.sort_unstable();
         let (dir, stop) = daemon("rtt").await;
         let socket = dir.join("ipamd.sock");
         round_trips(&socket, 500).await; // warm-up
@@ -249,6 +293,11 @@ fn main() {
             "echo:    p50 {:>8.1?}  p99 {:>8.1?}",
             percentile(&echo, 0.5),
             percentile(&echo, 0.99)
+        );
+        println!(
+            "gRPC:    p50 {:>8.1?}  p99 {:>8.1?}   (one bare unary call: tonic's floor)",
+            percentile(&grpc, 0.5),
+            percentile(&grpc, 0.99)
         );
         println!(
             "ipamd:   p50 {:>8.1?}  p99 {:>8.1?}   (p99 = {:.1}× the echo p99)",
