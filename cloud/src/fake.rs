@@ -155,6 +155,72 @@ impl State {
     }
 }
 
+impl State {
+    /// AssignPrivateIpAddresses (addresses or prefixes): the ENI's slot limit, then an atomic
+    /// allocation from its subnet.
+    fn assign<T: Ord + Copy>(
+        &mut self,
+        eni: &EniId,
+        count: u32,
+        what: &str,
+        allocate: impl FnOnce(&mut Subnet, u32) -> planner::Result<Vec<T>>,
+        list: impl FnOnce(&mut NetworkInterface) -> &mut Vec<T>,
+    ) -> Result<Vec<T>> {
+        let api = "AssignPrivateIpAddresses";
+        self.enter(api)?;
+        let e = self.eni(api, eni)?;
+        let used = u32::try_from(e.secondary_ips.len() + e.prefixes.len()).unwrap_or(u32::MAX);
+        if self
+            .slots_limit(e)
+            .is_some_and(|limit| used + count > limit)
+        {
+            return Err(CloudError::from_code(
+                api,
+                "PrivateIpAddressLimitExceeded",
+                &format!("{eni} cannot hold {count} more {what}"),
+            ));
+        }
+        let subnet_id = e.subnet_id.clone();
+        let got = allocate(&mut self.subnet(api, &subnet_id)?.model, count)
+            .map_err(|e| subnet_error(api, &e))?;
+        let held = list(self.enis.get_mut(eni).expect("checked above"));
+        held.extend(&got);
+        held.sort_unstable();
+        self.sync_available(&subnet_id);
+        Ok(got)
+    }
+
+    /// UnassignPrivateIpAddresses (addresses or prefixes): all must be on the ENI, or nothing
+    /// changes.
+    fn unassign<T: PartialEq + Copy + std::fmt::Display>(
+        &mut self,
+        eni: &EniId,
+        items: &[T],
+        what: &str,
+        release: impl Fn(&mut Subnet, T) -> planner::Result<()>,
+        list: impl FnOnce(&mut NetworkInterface) -> &mut Vec<T>,
+    ) -> Result<()> {
+        let api = "UnassignPrivateIpAddresses";
+        self.enter(api)?;
+        let subnet_id = self.eni(api, eni)?.subnet_id.clone();
+        let held = list(self.enis.get_mut(eni).expect("checked above"));
+        if let Some(x) = items.iter().find(|x| !held.contains(x)) {
+            return Err(CloudError::from_code(
+                api,
+                "InvalidParameterValue",
+                &format!("{x} is not a {what} of {eni}"),
+            ));
+        }
+        held.retain(|x| !items.contains(x));
+        let model = &mut self.subnet(api, &subnet_id)?.model;
+        for x in items {
+            let _ = release(model, *x);
+        }
+        self.sync_available(&subnet_id);
+        Ok(())
+    }
+}
+
 fn not_found(api: &'static str, code: &str, id: &str) -> CloudError {
     CloudError::from_code(api, code, &format!("The resource '{id}' does not exist"))
 }
@@ -699,111 +765,41 @@ impl Ec2 for FakeEc2 {
     }
 
     async fn assign_private_ips(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Addr>> {
-        let api = "AssignPrivateIpAddresses";
         self.delay().await;
-        let mut s = self.lock();
-        s.enter(api)?;
-        let e = s.eni(api, eni)?;
-        let used = u32::try_from(e.secondary_ips.len() + e.prefixes.len()).unwrap_or(u32::MAX);
-        if s.slots_limit(e).is_some_and(|limit| used + count > limit) {
-            return Err(CloudError::from_code(
-                api,
-                "PrivateIpAddressLimitExceeded",
-                &format!("{eni} cannot hold {count} more addresses"),
-            ));
-        }
-        let subnet_id = e.subnet_id.clone();
-        let ips = s
-            .subnet(api, &subnet_id)?
-            .model
-            .allocate_ips(count, Placement::Lowest)
-            .map_err(|e| subnet_error(api, &e))?;
-        let e = s.enis.get_mut(eni).expect("checked above");
-        e.secondary_ips.extend(&ips);
-        e.secondary_ips.sort_unstable();
-        s.sync_available(&subnet_id);
-        Ok(ips)
+        self.lock().assign(
+            eni,
+            count,
+            "addresses",
+            |m, n| m.allocate_ips(n, Placement::Lowest),
+            |e| &mut e.secondary_ips,
+        )
     }
 
     async fn assign_prefixes(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Network>> {
-        let api = "AssignPrivateIpAddresses";
         self.delay().await;
-        let mut s = self.lock();
-        s.enter(api)?;
-        let e = s.eni(api, eni)?;
-        let used = u32::try_from(e.secondary_ips.len() + e.prefixes.len()).unwrap_or(u32::MAX);
-        if s.slots_limit(e).is_some_and(|limit| used + count > limit) {
-            return Err(CloudError::from_code(
-                api,
-                "PrivateIpAddressLimitExceeded",
-                &format!("{eni} cannot hold {count} more prefixes"),
-            ));
-        }
-        let subnet_id = e.subnet_id.clone();
-        let got = s
-            .subnet(api, &subnet_id)?
-            .model
-            .allocate_prefixes(count, Placement::Lowest)
-            .map_err(|e| subnet_error(api, &e))?;
-        let e = s.enis.get_mut(eni).expect("checked above");
-        e.prefixes.extend(&got);
-        e.prefixes.sort_unstable();
-        s.sync_available(&subnet_id);
-        Ok(got)
+        self.lock().assign(
+            eni,
+            count,
+            "prefixes",
+            |m, n| m.allocate_prefixes(n, Placement::Lowest),
+            |e| &mut e.prefixes,
+        )
     }
 
     async fn unassign_private_ips(&self, eni: &EniId, ips: &[Ipv4Addr]) -> Result<()> {
-        let api = "UnassignPrivateIpAddresses";
         self.delay().await;
-        let mut s = self.lock();
-        s.enter(api)?;
-        let e = s.eni(api, eni)?;
-        if let Some(ip) = ips.iter().find(|ip| !e.secondary_ips.contains(ip)) {
-            return Err(CloudError::from_code(
-                api,
-                "InvalidParameterValue",
-                &format!("{ip} is not a secondary address of {eni}"),
-            ));
-        }
-        let subnet_id = e.subnet_id.clone();
-        let sub = s.subnet(api, &subnet_id)?;
-        for ip in ips {
-            let _ = sub.model.release_ip(*ip);
-        }
-        s.enis
-            .get_mut(eni)
-            .expect("checked above")
-            .secondary_ips
-            .retain(|ip| !ips.contains(ip));
-        s.sync_available(&subnet_id);
-        Ok(())
+        self.lock()
+            .unassign(eni, ips, "secondary address", Subnet::release_ip, |e| {
+                &mut e.secondary_ips
+            })
     }
 
     async fn unassign_prefixes(&self, eni: &EniId, prefixes: &[Ipv4Network]) -> Result<()> {
-        let api = "UnassignPrivateIpAddresses";
         self.delay().await;
-        let mut s = self.lock();
-        s.enter(api)?;
-        let e = s.eni(api, eni)?;
-        if let Some(p) = prefixes.iter().find(|p| !e.prefixes.contains(p)) {
-            return Err(CloudError::from_code(
-                api,
-                "InvalidParameterValue",
-                &format!("{p} is not a prefix of {eni}"),
-            ));
-        }
-        let subnet_id = e.subnet_id.clone();
-        let sub = s.subnet(api, &subnet_id)?;
-        for p in prefixes {
-            let _ = sub.model.release_prefix(*p);
-        }
-        s.enis
-            .get_mut(eni)
-            .expect("checked above")
-            .prefixes
-            .retain(|p| !prefixes.contains(p));
-        s.sync_available(&subnet_id);
-        Ok(())
+        self.lock()
+            .unassign(eni, prefixes, "prefix", Subnet::release_prefix, |e| {
+                &mut e.prefixes
+            })
     }
 
     async fn create_tags(
