@@ -22,7 +22,7 @@ import threading
 import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from . import patches
 
@@ -154,13 +154,16 @@ def resolve(tree: Tree, path: str) -> str | None:
 
 
 class TokenStore:
-    def __init__(self) -> None:
+    """IMDSv2 session tokens with expiry; the clock is injectable so tests need not wait."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._tokens: dict[str, float] = {}
+        self._clock = clock
 
     def issue(self, ttl: int) -> str:
         token = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             self._tokens = {t: exp for t, exp in self._tokens.items() if exp > now}
             self._tokens[token] = now + ttl
@@ -171,7 +174,7 @@ class TokenStore:
             return False
         with self._lock:
             expiry = self._tokens.get(token)
-        return expiry is not None and expiry > time.monotonic()
+        return expiry is not None and expiry > self._clock()
 
 
 class _Handler(BaseHTTPRequestHandler):
