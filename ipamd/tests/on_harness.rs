@@ -214,19 +214,35 @@ impl Daemon {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
     }
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
     fn stop(mut self) {
-        // SIGTERM twice: stop growing, then exit.
+        // SIGTERM twice: stop growing, then exit. The second signal is sent only once the
+        // daemon has logged that it is terminating, so the two cannot coalesce into one.
         let pid = self.child.id().to_string();
-        for _ in 0..2 {
+        let term = || {
             let _ = Command::new("kill").args(["-TERM", &pid]).status();
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        };
+        // The log is appended to across restarts of the same node: count, don't just look.
+        let terminations = || self.log_text().matches("terminating:").count();
+        let before = terminations();
+        term();
         let deadline = Instant::now() + Duration::from_secs(10);
+        while terminations() == before {
+            assert!(
+                Instant::now() < deadline,
+                "ipamd did not start terminating on SIGTERM:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        term();
         while self.child.try_wait().unwrap().is_none() {
             assert!(
                 Instant::now() < deadline,
-                "ipamd did not exit on SIGTERM:\n{}",
-                std::fs::read_to_string(&self.log).unwrap_or_default()
+                "ipamd did not exit on the second SIGTERM:\n{}",
+                self.log_text()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
