@@ -56,6 +56,8 @@ pub enum Event {
     Undo(PodKey),
     /// A read of the state, for introspection and reconcile.
     Query(oneshot::Sender<View>),
+    /// Start-up: tick, and answer once a tick asks EC2 for nothing more (the pool is quiet).
+    Settle(oneshot::Sender<View>),
     /// SIGTERM: stop growing.
     Terminate,
 }
@@ -115,6 +117,8 @@ pub struct Driver<E> {
     devices: BTreeSet<u32>,
     decisions: VecDeque<Decision>,
     last_no_address: Option<NoAddressRecord>,
+    /// `Settle` callers waiting for the pool to become quiet.
+    settling: Vec<oneshot::Sender<View>>,
 }
 
 fn unix_nanos() -> i64 {
@@ -153,6 +157,31 @@ impl<E: Ec2 + 'static> Driver<E> {
             devices: observed.iter().map(|o| o.device).collect(),
             decisions: VecDeque::new(),
             last_no_address: None,
+            settling: Vec::new(),
+        }
+    }
+
+    fn view(&self) -> View {
+        View {
+            snapshot: self.pool.snapshot(),
+            addresses: self.pool.addresses(),
+            decisions: self.decisions.iter().cloned().collect(),
+            last_no_address: self.last_no_address.clone(),
+        }
+    }
+
+    /// Ticks if nothing is in flight; if the tick asked for nothing either, answers every
+    /// `Settle` caller.
+    fn settle(&mut self) {
+        if self.settling.is_empty() || !self.pool.snapshot().in_flight.is_empty() {
+            return;
+        }
+        self.step(Input::Tick);
+        let view = self.view();
+        if view.snapshot.in_flight.is_empty() {
+            for reply in self.settling.drain(..) {
+                let _ = reply.send(view.clone());
+            }
         }
     }
 
@@ -288,6 +317,7 @@ impl<E: Ec2 + 'static> Driver<E> {
                     Ok(o) => tracing::debug!(%op, outcome = ?o, "EC2 call done"),
                 }
                 self.step(Input::Outcome { op, result });
+                self.settle();
             }
             Event::Observed(enis) => {
                 self.devices = enis.iter().map(|o| o.device).collect();
@@ -314,12 +344,11 @@ impl<E: Ec2 + 'static> Driver<E> {
                 self.step(Input::DelPod { key });
             }
             Event::Query(reply) => {
-                let _ = reply.send(View {
-                    snapshot: self.pool.snapshot(),
-                    addresses: self.pool.addresses(),
-                    decisions: self.decisions.iter().cloned().collect(),
-                    last_no_address: self.last_no_address.clone(),
-                });
+                let _ = reply.send(self.view());
+            }
+            Event::Settle(reply) => {
+                self.settling.push(reply);
+                self.settle();
             }
             Event::Terminate => {
                 self.step(Input::Terminate);

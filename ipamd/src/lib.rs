@@ -156,29 +156,22 @@ async fn wait_for(mut stage: watch::Receiver<Stage>, at_least: Stage) {
     let _ = stage.wait_for(|s| *s >= at_least).await;
 }
 
-/// Ticks until the pool is quiet (no EC2 call in flight after a tick), at most two minutes;
-/// with custom networking an empty pool then stops start-up, as in the reference.
+/// Waits until the pool is quiet (a tick asks EC2 for nothing and no call is in flight), at
+/// most two minutes; with custom networking an empty pool then stops start-up, as in the
+/// reference.
 async fn prescale(tx: &mpsc::Sender<Event>, config: &Config) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_mins(2);
-    loop {
-        let _ = tx.send(Event::Tick).await;
-        let (q, r) = oneshot::channel();
-        let _ = tx.send(Event::Query(q)).await;
-        let view = r
-            .await
-            .map_err(|_| Error::Startup("the pool loop stopped during pre-scaling".into()))?;
-        if view.snapshot.in_flight.is_empty() {
-            if config.pool.custom_networking && view.snapshot.total == 0 {
-                return Err(Error::Startup("custom networking: no ENI with pod addresses could be attached (check the ENIConfig subnet)".into()));
-            }
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            tracing::warn!("pre-scaling did not settle within 2 minutes; serving anyway");
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let (q, r) = oneshot::channel();
+    let _ = tx.send(Event::Settle(q)).await;
+    let Ok(view) = tokio::time::timeout(Duration::from_mins(2), r).await else {
+        tracing::warn!("pre-scaling did not settle within 2 minutes; serving anyway");
+        return Ok(());
+    };
+    let view =
+        view.map_err(|_| Error::Startup("the pool loop stopped during pre-scaling".into()))?;
+    if config.pool.custom_networking && view.snapshot.total == 0 {
+        return Err(Error::Startup("custom networking: no ENI with pod addresses could be attached (check the ENIConfig subnet)".into()));
     }
+    Ok(())
 }
 
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
