@@ -1,5 +1,8 @@
-//! The watermark arithmetic of the warm pool (§2.3–§2.4 of the ipamd reference), as pure
-//! functions of the pool's counters.
+//! The watermark arithmetic of the warm pool (§2.3–§2.7 of the ipamd reference), as pure
+//! functions of the settings and the pool's counters. Every warm and minimum target
+//! (`WARM_ENI_TARGET`, `WARM_IP_TARGET`, `MINIMUM_IP_TARGET`, `WARM_PREFIX_TARGET`) is turned
+//! into a number here and nowhere else: how far the pool is from its targets, how much one
+//! growth call asks for, how much may be released, and whether an ENI may go.
 //!
 //! eniplan's one deliberate difference: `available` excludes addresses that are cooling down
 //! after a pod released them (the reference counts them as available). A cooling address cannot
@@ -38,6 +41,16 @@ impl Counters {
         self.total
             .saturating_sub(self.assigned)
             .saturating_sub(self.cooling)
+    }
+
+    /// The reference's view of the same pool: cooling addresses count as available, and
+    /// prefixes holding only cooling addresses as free.
+    pub(crate) fn counting_cooling(&self) -> Counters {
+        Counters {
+            cooling: 0,
+            free_prefixes: self.unassigned_prefixes,
+            ..*self
+        }
     }
 }
 
@@ -144,101 +157,153 @@ pub fn is_low(config: &PoolConfig, mode: AddressMode, ipv4_per_eni: u32, c: &Cou
 /// `isDatastorePoolTooHigh`: IP targets → `over > 0`; PD → more free prefixes than
 /// `WARM_PREFIX_TARGET`; SIP with `WARM_ENI_TARGET` → never (only whole ENIs are freed).
 pub fn is_high(config: &PoolConfig, mode: AddressMode, c: &Counters) -> bool {
+    surplus(config, mode, c) > 0
+}
+
+/// `isDatastorePoolTooLow` in full: low, and the pool holds fewer addresses than the node may
+/// run pods (growth stops at `total ≥ max_pods`).
+pub(crate) fn needs_growth(
+    config: &PoolConfig,
+    mode: AddressMode,
+    ipv4_per_eni: u32,
+    c: &Counters,
+) -> bool {
+    c.total < config.max_pods && is_low(config, mode, ipv4_per_eni, c)
+}
+
+/// `WARM_PREFIX_TARGET` in addresses: `16 × WARM_PREFIX_TARGET`.
+pub(crate) fn warm_prefix_addresses(config: &PoolConfig) -> u32 {
+    config.warm_prefix_target * PREFIX
+}
+
+/// `shortPrefixesForWPT`: prefixes missing for `WARM_PREFIX_TARGET` free prefixes.
+pub(crate) fn short_prefixes_for_wpt(config: &PoolConfig, c: &Counters) -> u32 {
+    config.warm_prefix_target.saturating_sub(c.free_prefixes)
+}
+
+/// What one growth call asks for, in the call's unit: prefixes when it requests prefixes,
+/// addresses otherwise (`ips_in_prefix_mode`: the prefix fallback, which covers what the prefix
+/// targets lack with secondary IPs). 0 only in secondary-IP mode with IP targets already met.
+///
+/// * PD: `max(1, ceil(short / 16))` with IP targets, else `max(1, shortPrefixesForWPT)`;
+/// * PD fallback: `max(1, short)` with IP targets, else `max(1, 16 × WPT − available)`;
+/// * SIP: `short` with IP targets, else a whole ENI's worth (`L_ip − 1`).
+pub(crate) fn growth_request(
+    config: &PoolConfig,
+    mode: AddressMode,
+    ips_in_prefix_mode: bool,
+    ipv4_per_eni: u32,
+    c: &Counters,
+) -> u32 {
     let t = target_state(config, mode, c);
-    if t.ip_targets {
-        return match mode {
-            AddressMode::SecondaryIp => t.over > 0,
-            AddressMode::PrefixDelegation => t.over_prefixes > 0,
-        };
+    match mode {
+        AddressMode::PrefixDelegation if !ips_in_prefix_mode => {
+            if t.ip_targets {
+                t.short_prefixes.max(1)
+            } else {
+                short_prefixes_for_wpt(config, c).max(1)
+            }
+        }
+        AddressMode::PrefixDelegation => {
+            let need = if t.ip_targets {
+                t.short
+            } else {
+                warm_prefix_addresses(config).saturating_sub(c.available())
+            };
+            need.max(1)
+        }
+        AddressMode::SecondaryIp if t.ip_targets => t.short,
+        AddressMode::SecondaryIp => addresses_per_eni(mode, ipv4_per_eni),
     }
-    mode == AddressMode::PrefixDelegation && c.free_prefixes > config.warm_prefix_target
+}
+
+/// How many blocks of the mode's kind the shrink may release (prefixes in PD, addresses in
+/// SIP): `over` / `overP` with IP targets, `freePrefixes − WARM_PREFIX_TARGET` in PD, and 0
+/// with `WARM_ENI_TARGET` (only whole ENIs are freed). `isDatastorePoolTooHigh` is `> 0`.
+pub(crate) fn surplus(config: &PoolConfig, mode: AddressMode, c: &Counters) -> u32 {
+    let t = target_state(config, mode, c);
+    match (t.ip_targets, mode) {
+        (true, AddressMode::PrefixDelegation) => t.over_prefixes,
+        (true, AddressMode::SecondaryIp) => t.over,
+        (false, AddressMode::PrefixDelegation) => {
+            c.free_prefixes.saturating_sub(config.warm_prefix_target)
+        }
+        (false, AddressMode::SecondaryIp) => 0,
+    }
+}
+
+/// Prefix fallback: the available addresses to keep when handing back fallback secondary IPs:
+/// `max(WARM_IP_TARGET, MINIMUM_IP_TARGET − total)` with IP targets, else `16 × WPT`.
+pub(crate) fn fallback_keep(config: &PoolConfig, c: &Counters) -> u32 {
+    if config.ip_targets_defined() {
+        config
+            .warm_ip_target
+            .max(config.minimum_ip_target.saturating_sub(c.total))
+    } else {
+        warm_prefix_addresses(config)
+    }
+}
+
+/// Prefix fallback: how many idle fallback secondary IPs may be handed back: the available
+/// addresses beyond [`fallback_keep`].
+pub(crate) fn fallback_spare(config: &PoolConfig, c: &Counters) -> u32 {
+    c.available().saturating_sub(fallback_keep(config, c))
+}
+
+/// A need in addresses as the mode can hold it: rounded up to whole prefixes in PD
+/// (`16 × ceil(n / 16)`), unchanged in SIP (§2.7: "in PD `w` is rounded up to a multiple of 16").
+pub(crate) fn round_up_to_prefixes(mode: AddressMode, n: u32) -> u32 {
+    match mode {
+        AddressMode::PrefixDelegation => n.div_ceil(PREFIX) * PREFIX,
+        AddressMode::SecondaryIp => n,
+    }
+}
+
+/// `shouldRemoveExtraENIs`: with IP targets always (the real checks are per ENI); else when
+/// `available ≥ (T + 1) × M` (T = `WARM_ENI_TARGET`, or `WARM_PREFIX_TARGET` in PD), or in PD
+/// when `freeable_exists` (some ENI other than the primary and the trunk holds no pod).
+pub(crate) fn should_free_eni(
+    config: &PoolConfig,
+    mode: AddressMode,
+    ipv4_per_eni: u32,
+    c: &Counters,
+    freeable_exists: bool,
+) -> bool {
+    let t = target_state(config, mode, c);
+    let full = addresses_per_eni(mode, ipv4_per_eni);
+    let warm = match mode {
+        AddressMode::PrefixDelegation => config.warm_prefix_target,
+        AddressMode::SecondaryIp => config.warm_eni_target,
+    };
+    t.ip_targets
+        || c.available() >= (warm + 1) * full
+        || (mode == AddressMode::PrefixDelegation && freeable_exists)
+}
+
+/// `getDeletableENI` items 5–7: whether the pool would still meet its targets with `after`, its
+/// counters without the ENI: `available ≥ WARM_IP_TARGET` and `total ≥ MINIMUM_IP_TARGET`
+/// (each when set, rounded up to prefixes in PD), and in PD at least `WARM_PREFIX_TARGET` free
+/// prefixes.
+pub(crate) fn targets_hold_without_eni(
+    config: &PoolConfig,
+    mode: AddressMode,
+    after: &Counters,
+) -> bool {
+    let (w, m) = (config.warm_ip_target, config.minimum_ip_target);
+    if w != 0 && after.available() < round_up_to_prefixes(mode, w) {
+        return false;
+    }
+    if m != 0 && after.total < round_up_to_prefixes(mode, m) {
+        return false;
+    }
+    !(mode == AddressMode::PrefixDelegation && after.free_prefixes < config.warm_prefix_target)
+}
+
+/// `MINIMUM_IP_TARGET` without `WARM_IP_TARGET`: the pool holds the floor and never grows
+/// beyond it, so a pod without an address has reached the floor.
+pub(crate) fn floor_only(config: &PoolConfig) -> bool {
+    config.warm_ip_target == 0 && config.minimum_ip_target > 0
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sip(w: u32, m: u32) -> PoolConfig {
-        PoolConfig {
-            warm_ip_target: w,
-            minimum_ip_target: m,
-            ..PoolConfig::default()
-        }
-    }
-
-    #[test]
-    fn minimum_only_never_grows_beyond_the_floor() {
-        // S-06: m = 10, w unset, 10 held, all assigned: short = max(0 − 0, 10 − 10) = 0.
-        let c = Counters {
-            total: 10,
-            assigned: 10,
-            ..Counters::default()
-        };
-        let t = target_state(&sip(0, 10), AddressMode::SecondaryIp, &c);
-        assert_eq!((t.short, t.over), (0, 0));
-        assert!(!is_low(&sip(0, 10), AddressMode::SecondaryIp, 10, &c));
-    }
-
-    #[test]
-    fn over_never_cuts_below_the_minimum() {
-        let c = Counters {
-            total: 12,
-            assigned: 0,
-            ..Counters::default()
-        };
-        let t = target_state(&sip(1, 10), AddressMode::SecondaryIp, &c);
-        assert_eq!(t.over, 2);
-    }
-
-    #[test]
-    fn cooling_addresses_are_not_available() {
-        let c = Counters {
-            total: 10,
-            assigned: 5,
-            cooling: 3,
-            ..Counters::default()
-        };
-        assert_eq!(c.available(), 2);
-        let t = target_state(&sip(3, 0), AddressMode::SecondaryIp, &c);
-        assert_eq!((t.short, t.over), (1, 0));
-    }
-
-    #[test]
-    fn warm_eni_target_zero_grows_only_when_empty() {
-        let config = PoolConfig {
-            warm_eni_target: 0,
-            ..PoolConfig::default()
-        };
-        let empty = Counters {
-            total: 9,
-            assigned: 9,
-            ..Counters::default()
-        };
-        let one_left = Counters {
-            total: 9,
-            assigned: 8,
-            ..Counters::default()
-        };
-        assert!(is_low(&config, AddressMode::SecondaryIp, 10, &empty));
-        assert!(!is_low(&config, AddressMode::SecondaryIp, 10, &one_left));
-    }
-
-    #[test]
-    fn prefix_target_high_counts_free_prefixes() {
-        let config = PoolConfig {
-            warm_prefix_target: 1,
-            prefix_delegation: true,
-            ..PoolConfig::default()
-        };
-        let c = Counters {
-            total: 48,
-            assigned: 3,
-            prefixes: 3,
-            free_prefixes: 2,
-            cooling: 0,
-            unassigned_prefixes: 2,
-        };
-        assert!(is_high(&config, AddressMode::PrefixDelegation, &c));
-        assert!(!is_low(&config, AddressMode::PrefixDelegation, 4, &c));
-    }
-}
+mod tests;
