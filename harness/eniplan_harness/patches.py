@@ -25,10 +25,13 @@ What changes (letters follow the harness brief; details in README.md):
      dispatch point, so every EC2 action can be failed with a well-formed EC2 error.
 Plus one LocalStack runtime fix: SIGTERM stops the process at once (HypercornRuntimeServer).
 
-Concurrency: LocalStack serves requests on several threads. Every EC2 request runs under
-`STATE_LOCK` (taken in the patched `Skeleton.dispatch_request`), which makes each request
-atomic with respect to the others; the IMDS and control servers take the same lock to
-read or reset state.
+Concurrency: LocalStack serves requests on several threads. Every EC2 request that reads or
+changes instance, network or address state runs under `STATE_LOCK` (taken in the patched
+`Skeleton.dispatch_request`), which makes each request atomic with respect to the others; the
+IMDS and control servers take the same lock to read or reset state. Reads of moto's static
+catalogues (`CATALOGUE_READS`: images, instance types, regions, zones) skip the lock: nothing
+the harness serves changes them, and moto takes seconds to build some of them (an unfiltered
+DescribeImages held the lock for 2-3 s and stalled IMDS past its clients' read timeout).
 """
 
 from __future__ import annotations
@@ -55,6 +58,22 @@ EXPECTED_VERSIONS = {"localstack-core": "4.14.0", "moto-ext": "5.1.24"}
 
 # One lock for all EC2 state; see the module docstring.
 STATE_LOCK = threading.RLock()
+
+# EC2 actions that only read moto's static catalogues, served without STATE_LOCK.
+CATALOGUE_READS = frozenset(
+    {
+        "DescribeImages",
+        "DescribeInstanceTypes",
+        "DescribeInstanceTypeOfferings",
+        "DescribeRegions",
+        "DescribeAvailabilityZones",
+    }
+)
+
+
+def needs_state_lock(action: str) -> bool:
+    """Whether an EC2 action must run under STATE_LOCK (everything but catalogue reads)."""
+    return action not in CATALOGUE_READS
 FAULTS = FaultRegistry()
 
 # Names of everything replaced, for GET /health on the control API.
@@ -1034,6 +1053,8 @@ def _install_dispatch_patch() -> None:
             raise CommonServiceException(
                 fault.code, fault.message, status_code=fault.status, sender_fault=fault.status < 500
             )
+        if not needs_state_lock(context.operation.name):
+            return orig_dispatch(self, serializer, context, instance)
         with STATE_LOCK:
             return orig_dispatch(self, serializer, context, instance)
 
@@ -1126,6 +1147,7 @@ __all__: list[str] = [
     "FAULTS",
     "PATCHED",
     "STATE_LOCK",
+    "needs_state_lock",
     "PatchError",
     "apply",
     "assign_addresses",

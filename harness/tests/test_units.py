@@ -81,3 +81,20 @@ def test_patch_layer_fails_loudly_when_moto_changes(tmp_path):
     )
     assert result.returncode != 0
     assert "PatchError" in result.stderr and "Subnet.request_ip" in result.stderr
+
+
+def test_only_static_catalogue_reads_skip_the_state_lock():
+    """Catalogue reads (seconds in moto) must not stall IMDS; everything stateful stays atomic."""
+    from eniplan_harness.patches import needs_state_lock
+
+    for action in ("DescribeImages", "DescribeInstanceTypes", "DescribeAvailabilityZones"):
+        assert not needs_state_lock(action), action
+    for action in (
+        "RunInstances",
+        "DescribeInstances",
+        "DescribeNetworkInterfaces",
+        "AssignPrivateIpAddresses",
+        "CreateNetworkInterface",
+        "DescribeSubnets",
+    ):
+        assert needs_state_lock(action), action
