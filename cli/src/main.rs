@@ -1,4 +1,5 @@
-//! `eniplan`: the planner CLI. Thin: parses arguments, calls the `planner` library, renders.
+//! `eniplan`: the planner CLI. Thin: parses arguments, calls the `planner` and `capacity`
+//! libraries, renders.
 //!
 //! Exit codes (documented in docs/cli.md):
 //! * 0 — success;
@@ -31,8 +32,10 @@ pub struct Report {
 /// Why a command failed, and so which exit code it gets.
 #[derive(Debug)]
 pub enum CliError {
-    /// Bad input the planner refused (exit 2).
+    /// Bad input the core refused (exit 2).
     Planner(planner::Error),
+    /// A spec, layout or value capacity planning refused (exit 2).
+    Capacity(capacity::Error),
     /// Flags that do not go together (exit 2).
     Usage(String),
     /// A valid question with an empty answer (exit 1).
@@ -44,6 +47,12 @@ pub enum CliError {
 impl From<planner::Error> for CliError {
     fn from(e: planner::Error) -> Self {
         CliError::Planner(e)
+    }
+}
+
+impl From<capacity::Error> for CliError {
+    fn from(e: capacity::Error) -> Self {
+        CliError::Capacity(e)
     }
 }
 
@@ -74,7 +83,7 @@ fn main() -> ExitCode {
         args::Command::ApiBudget(a) => commands::api_budget::run(a),
         args::Command::Report(a) => commands::report::run(a),
         args::Command::Schema => Ok(Report {
-            stdout: planner::spec::schema_json(),
+            stdout: capacity::spec::schema_json(),
             ..Report::default()
         }),
     };
@@ -83,6 +92,7 @@ fn main() -> ExitCode {
         Err(err) => {
             let (exit, message) = match err {
                 CliError::Planner(e) => (Exit::BadInput, e.to_string()),
+                CliError::Capacity(e) => (Exit::BadInput, e.to_string()),
                 CliError::Usage(m) => (Exit::BadInput, m),
                 CliError::NoMatch(m) => (Exit::Negative, m),
                 CliError::Internal(m) => (Exit::Internal, m),

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use planner::blocks::{BlockClass, BlockMap};
-use planner::forecast::Forecast;
+use capacity::blocks::{BlockClass, BlockMap};
+use capacity::forecast::Forecast;
 
 const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2",

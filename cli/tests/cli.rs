@@ -790,6 +790,6 @@ fn worked_examples_are_valid_against_the_schema_fields() {
     // Every example parses and validates (the docs promise they run as written).
     for spec in [DEFAULT, WARM_IP, PD, CN] {
         let text = std::fs::read_to_string(spec).unwrap();
-        planner::spec::load(&text).unwrap_or_else(|e| panic!("{spec}: {e}"));
+        capacity::spec::load(&text).unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
 }

@@ -8,9 +8,10 @@
 //! * [`max_pods`] — max pods for every VPC CNI mode, with the arithmetic spelled out.
 //! * [`subnet`] — one subnet's address space: AWS-reserved addresses, aligned /28 prefixes.
 //! * [`pool`] and [`sim`] — the warm-pool engine and the in-memory EC2 it runs against.
-//! * Capacity planning: [`spec`] (the cluster spec), [`footprint`] (a node shape run through
-//!   the engine), [`forecast`] (subnets over time), [`blocks`] (/28 maps), [`layout`]
-//!   (custom networking), [`budget`] (EC2 API budgets), [`gates`] (CI checks).
+//! * [`ec2api`] — EC2's API families and their token buckets.
+//!
+//! Capacity planning (cluster specs, forecasts, layouts, API budgets, CI gates) builds on this
+//! core in the `capacity` crate; the daemon needs none of it.
 //!
 //! ```
 //! use planner::{catalogue, max_pods};
@@ -20,19 +21,12 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod blocks;
-pub mod budget;
 pub mod catalogue;
 pub mod ec2api;
 mod error;
-pub mod footprint;
-pub mod forecast;
-pub mod gates;
-pub mod layout;
 pub mod max_pods;
 pub mod pool;
 pub mod sim;
-pub mod spec;
 pub mod subnet;
 
-pub use error::{Error, Result, SpecIssue};
+pub use error::{Error, Result};

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use planner::blocks::{BlockClass, EniUsage, SubnetUsage, block_map};
-use planner::forecast::{Options, forecast};
-use planner::layout::{Request, plan};
+use capacity::blocks::{BlockClass, EniUsage, SubnetUsage, block_map};
+use capacity::forecast::{Options, forecast};
+use capacity::layout::{Request, plan};
 use planner::subnet::{Ipv4Network, Placement, Subnet};
 use property_tests::{layout_cluster_spec, small_cluster_spec};
 use proptest::prelude::*;
@@ -25,7 +25,7 @@ proptest! {
     /// holds its shape's addresses, and all of them fit in what the subnet has free.
     #[test]
     fn forecast_never_reports_more_nodes_than_addresses_allow(text in small_cluster_spec()) {
-        let Ok(cluster) = planner::spec::load(&text) else {
+        let Ok(cluster) = capacity::spec::load(&text) else {
             // Settings a type cannot run (no ENI left for pods) are refused, not forecast.
             return Ok(());
         };
@@ -165,7 +165,7 @@ proptest! {
         third in 64u8..=127,
         headroom in 0u32..=100,
     ) {
-        let Ok(cluster) = planner::spec::load(&text) else { return Ok(()); };
+        let Ok(cluster) = capacity::spec::load(&text) else { return Ok(()); };
         let cidr = Ipv4Network::new(Ipv4Addr::new(100, third, 0, 0), prefix).unwrap();
         let cidr = Ipv4Network::new(cidr.network(), prefix).unwrap();
         let h = f64::from(headroom) / 100.0;
@@ -187,12 +187,12 @@ proptest! {
                 total += l.unused.iter().map(|u| u64::from(u.size())).sum::<u64>();
                 prop_assert_eq!(total, u64::from(cidr.size()));
             }
-            Err(planner::Error::LayoutDoesNotFit { needed, available, short_by, .. }) => {
+            Err(capacity::Error::LayoutDoesNotFit { needed, available, short_by, .. }) => {
                 prop_assert_eq!(available, u64::from(cidr.size()));
                 prop_assert!(needed > available);
                 prop_assert_eq!(short_by, needed - available);
             }
-            Err(planner::Error::LayoutSubnetTooLarge { needed, short_by, .. }) => {
+            Err(capacity::Error::LayoutSubnetTooLarge { needed, short_by, .. }) => {
                 prop_assert!(needed > 65_536);
                 prop_assert_eq!(short_by, needed - 65_536);
             }

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use planner::budget::{Budget, Request, budget};
+use capacity::budget::{Budget, Request, budget};
 
 use super::common::{self, Bar, thousands};
 use crate::args::{ApiBudgetArgs, Output};
@@ -21,7 +21,7 @@ pub fn run(args: &ApiBudgetArgs) -> Result<Report, CliError> {
         )));
     }
     let output = Output::from(args.output);
-    let share = planner::gates::parse_percent("--share", &args.share)? / 100.0;
+    let share = capacity::gates::parse_percent("--share", &args.share)? / 100.0;
     if share <= 0.0 || share > 1.0 {
         return Err(CliError::Usage(format!(
             "--share {:?}: expected a percentage above 0 and at most 100%",
@@ -32,7 +32,7 @@ pub fn run(args: &ApiBudgetArgs) -> Result<Report, CliError> {
         nodes: args.scale_up,
         group: args.node_group.clone(),
         batch: args.batch,
-        interval: planner::gates::parse_hours("--interval", &args.interval)?,
+        interval: capacity::gates::parse_hours("--interval", &args.interval)?,
         latency: Duration::from_millis(args.latency_ms),
         share,
     };

@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
+use capacity::forecast::{self, Progress};
+use capacity::spec::Cluster;
 use indicatif::{ProgressBar, ProgressStyle};
-use planner::forecast::{self, Progress};
-use planner::spec::Cluster;
 
 use crate::CliError;
 use crate::args::{ProgressMode, SpecOptions};
@@ -14,14 +14,14 @@ pub fn read_spec(path: &Path) -> Result<Cluster, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         CliError::Usage(format!("cannot read cluster spec {}: {e}", path.display()))
     })?;
-    planner::spec::load(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+    capacity::spec::load(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
 }
 
 /// The forecast settings from the shared flags.
 pub fn forecast_options(o: &SpecOptions) -> Result<forecast::Options, CliError> {
     Ok(forecast::Options {
-        window: planner::gates::parse_hours("--window", &o.window)?,
-        horizon_days: planner::gates::parse_days("--horizon", &o.horizon)?,
+        window: capacity::gates::parse_hours("--window", &o.window)?,
+        horizon_days: capacity::gates::parse_days("--horizon", &o.horizon)?,
     })
 }
 

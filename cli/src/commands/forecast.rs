@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use planner::forecast::{Forecast, forecast};
+use capacity::forecast::{Forecast, forecast};
 
 use super::common::{self, Bar, days, thousands};
 use crate::args::{ForecastArgs, Output};

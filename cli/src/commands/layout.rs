@@ -1,6 +1,6 @@
 //! `eniplan layout`: custom-networking plans.
 
-use planner::layout::{self, Request};
+use capacity::layout::{self, Request};
 
 use super::common;
 use crate::args::{LayoutArgs, LayoutFormat};
@@ -18,7 +18,7 @@ pub fn run(args: &LayoutArgs) -> Result<Report, CliError> {
         return Err(bad());
     }
     let cidr = args.cidr.trim().parse().map_err(|_| bad())?;
-    let headroom = planner::gates::parse_percent("--headroom", &args.headroom)? / 100.0;
+    let headroom = capacity::gates::parse_percent("--headroom", &args.headroom)? / 100.0;
     let plan = layout::plan(
         &cluster,
         &Request {

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use planner::forecast::{Forecast, forecast};
-use planner::gates::{self, Check, Gates};
+use capacity::forecast::{Forecast, forecast};
+use capacity::gates::{self, Check, Gates};
 use serde::Serialize;
 
 use super::common::{self, Bar};

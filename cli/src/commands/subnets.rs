@@ -2,9 +2,9 @@
 
 use std::fmt::Write as _;
 
+use capacity::blocks::{BlockMap, EniUsage, SubnetUsage, block_map};
 use cloud::Ec2;
 use cloud::model::{EniFilter, NetworkInterface, SubnetInfo};
-use planner::blocks::{BlockMap, EniUsage, SubnetUsage, block_map};
 
 use super::common::{self, Bar, thousands};
 use crate::args::{Output, SubnetsArgs};
@@ -33,7 +33,7 @@ pub fn run(args: &SubnetsArgs) -> Result<Report, CliError> {
             .ok_or_else(|| CliError::Usage("a SPEC is needed without --live".into()))?;
         let cluster = common::read_spec(path)?;
         let bar = Bar::new(args.progress);
-        planner::forecast::current_usage(&cluster, &mut |p| bar.update(p))?
+        capacity::forecast::current_usage(&cluster, &mut |p| bar.update(p))?
     };
     if !args.subnet.is_empty() {
         if let Some(missing) = args
@@ -172,7 +172,7 @@ pub fn usage_from(info: &SubnetInfo, enis: &[NetworkInterface]) -> Result<Subnet
             continue;
         }
         for a in std::iter::once(&e.primary_ip).chain(&e.secondary_ips) {
-            planner::blocks::check_inside(info.cidr, *a)?;
+            capacity::blocks::check_inside(info.cidr, *a)?;
         }
         let owner = match (&e.attachment, e.description.is_empty()) {
             (Some(a), _) => a.instance_id.clone(),

@@ -15,7 +15,7 @@
 //!     nodes: 10
 //!     pods: { per_node: 20 }
 //! "#;
-//! let err = planner::spec::load(text).unwrap_err().to_string();
+//! let err = capacity::spec::load(text).unwrap_err().to_string();
 //! assert!(err.contains(r#"node_groups[0].instance_types[0]: unknown instance type "m5.lrge"; did you mean m5.large?"#), "{err}");
 //! ```
 //!
@@ -27,11 +27,11 @@ use ipnetwork::Ipv4Network;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::catalogue::{self, InstanceLimits};
 use crate::error::{Error, Result, SpecIssue};
-use crate::max_pods::{self, AddressMode};
-use crate::pool::{PoolConfig, VARIABLES};
-use crate::subnet::Subnet;
+use planner::catalogue::{self, InstanceLimits};
+use planner::max_pods::{self, AddressMode};
+use planner::pool::{PoolConfig, VARIABLES};
+use planner::subnet::Subnet;
 
 /// The file as written. See `docs/planning.md` for a worked example of every field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -421,7 +421,7 @@ pub fn validate(spec: &SpecFile) -> Result<Cluster> {
         let cidr = match parse_cidr(&s.cidr) {
             Ok(net) => match Subnet::new(net) {
                 Ok(_) => Some(net),
-                Err(Error::InvalidSubnetCidr { reason, .. }) => {
+                Err(planner::Error::InvalidSubnetCidr { reason, .. }) => {
                     issues.push(format!("{path}.cidr"), format!("{net}: {reason}"));
                     None
                 }
@@ -542,7 +542,7 @@ pub fn validate(spec: &SpecFile) -> Result<Cluster> {
         }
         let base_config = match PoolConfig::from_vars(&vars) {
             Ok(c) => Some(c),
-            Err(Error::InvalidSetting {
+            Err(planner::Error::InvalidSetting {
                 name,
                 value,
                 expected,

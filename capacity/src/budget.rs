@@ -1,9 +1,9 @@
 //! EC2 API budgets of a scale-up (or a node-recycle wave): the calls each new node's ipamd
-//! makes, replayed against EC2's per-account token buckets ([`crate::ec2api`]), giving the time
+//! makes, replayed against EC2's per-account token buckets ([`planner::ec2api`]), giving the time
 //! until the last pod has an address, and the settings that would shorten it.
 //!
-//! Per node, the calls are the warm-pool engine's own ([`crate::pool`], run by
-//! [`crate::sim::Node`]): the node starts, its pool warms up, then all its pods arrive at once
+//! Per node, the calls are the warm-pool engine's own ([`planner::pool`], run by
+//! [`planner::sim::Node`]): the node starts, its pool warms up, then all its pods arrive at once
 //! (a scale-up schedules them together) and the engine grows the pool. A `CreateEni` is
 //! `CreateNetworkInterface`, `AttachNetworkInterface` and `ModifyNetworkInterfaceAttribute`
 //! (DeleteOnTermination); ipamd's start-up adds `DescribeInstances`, one filtered
@@ -25,13 +25,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::catalogue::InstanceLimits;
-use crate::ec2api;
 use crate::error::Result;
 use crate::forecast::{GroupShapes, Progress, build_shapes};
-use crate::pool::{Ec2Call, PoolConfig, Reply};
-use crate::sim::{Node, TICK};
 use crate::spec::Cluster;
+use planner::catalogue::InstanceLimits;
+use planner::ec2api;
+use planner::pool::{Ec2Call, PoolConfig, Reply};
+use planner::sim::{Node, TICK};
 
 /// What to replay.
 #[derive(Debug, Clone, PartialEq)]
@@ -385,17 +385,17 @@ fn with_vars(cluster: &Cluster, vars: &[(&str, &str)]) -> Option<Cluster> {
         }
         let base = PoolConfig::from_vars(&merged).ok()?;
         for t in &mut g.types {
-            if base.prefix_delegation && !crate::max_pods::supports_prefix_delegation(t.limits) {
+            if base.prefix_delegation && !planner::max_pods::supports_prefix_delegation(t.limits) {
                 return None;
             }
             let max_pods = if base.prefix_delegation && !t.config.prefix_delegation {
-                crate::max_pods::max_pods(
+                planner::max_pods::max_pods(
                     t.limits,
-                    &crate::max_pods::Options {
+                    &planner::max_pods::Options {
                         prefix_delegation: true,
                         custom_networking: base.custom_networking,
                         security_groups_for_pods: base.pod_eni,
-                        ..crate::max_pods::Options::default()
+                        ..planner::max_pods::Options::default()
                     },
                 )
                 .recommended_max_pods

@@ -5,7 +5,7 @@
 //! drain first so prefix delegation works again).
 //!
 //! ```
-//! use planner::blocks::{block_map, EniUsage, SubnetUsage};
+//! use capacity::blocks::{block_map, EniUsage, SubnetUsage};
 //! let usage = SubnetUsage {
 //!     id: "subnet-a".into(),
 //!     cidr: "10.0.0.0/26".parse()?,
@@ -31,8 +31,8 @@ use std::net::Ipv4Addr;
 use ipnetwork::Ipv4Network;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::subnet::{BLOCK_SIZE, BlockState, Subnet, SubnetStats};
+use crate::error::Result;
+use planner::subnet::{BLOCK_SIZE, BlockState, Subnet, SubnetStats};
 
 /// One ENI's addresses in the subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,7 +187,7 @@ fn band(f: f64) -> &'static str {
 }
 
 /// Builds the map; `top` limits the drain list. Fails when an address lies outside the subnet
-/// or is listed twice ([`Error::AddressNotInSubnet`], [`Error::AddressUnavailable`]).
+/// or is listed twice ([`planner::Error::AddressNotInSubnet`], [`planner::Error::AddressUnavailable`]).
 #[expect(
     clippy::too_many_lines,
     reason = "build, classify, rank: one pass each"
@@ -305,16 +305,18 @@ pub fn check_inside(cidr: Ipv4Network, addr: Ipv4Addr) -> Result<()> {
     if cidr.contains(addr) {
         Ok(())
     } else {
-        Err(Error::AddressNotInSubnet {
+        Err(planner::Error::AddressNotInSubnet {
             addr: addr.to_string(),
             subnet: cidr.to_string(),
-        })
+        }
+        .into())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -379,12 +381,12 @@ mod tests {
         ]);
         assert!(matches!(
             block_map(&dup, 3),
-            Err(Error::AddressUnavailable { .. })
+            Err(Error::Core(planner::Error::AddressUnavailable { .. }))
         ));
         let outside = usage(vec![EniUsage::new("a", ip("10.0.1.20"), vec![], vec![])]);
         assert!(matches!(
             block_map(&outside, 3),
-            Err(Error::AddressNotInSubnet { .. })
+            Err(Error::Core(planner::Error::AddressNotInSubnet { .. }))
         ));
     }
 }

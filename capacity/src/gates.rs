@@ -3,11 +3,11 @@
 //! (Markdown, JSON, JUnit: one test case per check).
 //!
 //! ```
-//! use planner::gates::{parse_days, parse_percent};
+//! use capacity::gates::{parse_days, parse_percent};
 //! assert_eq!(parse_percent("--fail-under-headroom", "20%")?, 20.0);
 //! assert_eq!(parse_days("--fail-if-exhausted-within", "12w")?, 84);
 //! assert!(parse_days("--fail-if-exhausted-within", "soon").is_err());
-//! # Ok::<(), planner::Error>(())
+//! # Ok::<(), capacity::Error>(())
 //! ```
 
 use serde::Serialize;

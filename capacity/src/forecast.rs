@@ -7,7 +7,7 @@
 //!
 //! 1. Every node *shape* (type, settings, density, churn) runs the warm-pool engine once
 //!    ([`footprint::profile`]): the ENIs, secondary IPs and prefixes a node holds come from the
-//!    same [`crate::pool`] the daemon runs.
+//!    same [`planner::pool`] the daemon runs.
 //! 2. Nodes are placed on [`Subnet`] models: AZs round-robin, the group's subnets in each AZ
 //!    round-robin, instance types and densities by their weights (a low-discrepancy sequence,
 //!    so every prefix of the node list has the right mix). Addresses are placed the way EC2
@@ -24,18 +24,18 @@
 //!    fragmentation.
 //!
 //! ```
-//! let cluster = planner::spec::load(r#"
+//! let cluster = capacity::spec::load(r#"
 //! vpc_cidrs: [10.0.0.0/16]
 //! subnets: [{ id: a, cidr: 10.0.0.0/24, az: z1 }]
 //! node_groups:
 //!   - { name: g, instance_types: [m5.large], nodes: 2, pods: { per_node: 10 } }
 //! "#)?;
-//! let f = planner::forecast::forecast(&cluster, &planner::forecast::Options::default(), &mut |_| {})?;
+//! let f = capacity::forecast::forecast(&cluster, &capacity::forecast::Options::default(), &mut |_| {})?;
 //! // Each m5.large holds 3 ENIs × (1 primary + 9 pool addresses) for 10 pods (S-02): 30.
 //! assert_eq!(f.subnets[0].now.used - f.subnets[0].others, 60);
 //! // 251 usable addresses: 8 such nodes fit (240), the 9th does not.
 //! assert_eq!(f.groups[0].max_nodes, 8);
-//! # Ok::<(), planner::Error>(())
+//! # Ok::<(), capacity::Error>(())
 //! ```
 
 use std::collections::BTreeMap;
@@ -46,12 +46,12 @@ use ipnetwork::Ipv4Network;
 use serde::Serialize;
 
 use crate::blocks::{EniUsage, SubnetUsage};
-use crate::catalogue::InstanceLimits;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::footprint::{self, Footprint, Profile, SAMPLE};
-use crate::max_pods::AddressMode;
 use crate::spec::Cluster;
-use crate::subnet::{BLOCK_SIZE, Placement, Subnet};
+use planner::catalogue::InstanceLimits;
+use planner::max_pods::AddressMode;
+use planner::subnet::{BLOCK_SIZE, Placement, Subnet};
 
 /// Forecast settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,11 +491,11 @@ struct Space {
     placement: Placement,
 }
 
-fn refusal(subnet: usize, s: &Subnet, e: &Error) -> Refusal {
+fn refusal(subnet: usize, s: &Subnet, e: &planner::Error) -> Refusal {
     Refusal {
         subnet,
         error: match e {
-            Error::InsufficientCidrBlocks { .. } => "InsufficientCidrBlocks",
+            planner::Error::InsufficientCidrBlocks { .. } => "InsufficientCidrBlocks",
             _ => "InsufficientFreeAddressesInSubnet",
         },
         free_addresses: s.free_addresses(),
@@ -536,7 +536,7 @@ impl Space {
     /// restricted to `keep` never touches), so per-subnet searches do not copy every subnet.
     fn subset(&self, keep: &std::collections::BTreeSet<usize>) -> Result<Space> {
         let stand_in = Subnet::new(Ipv4Network::new(Ipv4Addr::UNSPECIFIED, 28).map_err(|_| {
-            Error::InvalidPrefix {
+            planner::Error::InvalidPrefix {
                 prefix: "0.0.0.0/28".into(),
                 reason: "a stand-in subnet".into(),
             }

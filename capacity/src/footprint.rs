@@ -1,4 +1,4 @@
-//! What one node holds in its subnets, decided by the warm-pool engine ([`crate::pool`]) that
+//! What one node holds in its subnets, decided by the warm-pool engine ([`planner::pool`]) that
 //! the daemon runs — never by a separate formula. A *shape* is an instance type, its pool
 //! settings, a pod density, a pod churn rate and a share of pods on branch ENIs; nodes of the
 //! same shape run the same deterministic engine trace, so the forecast simulates each shape once
@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use planner::catalogue::lookup;
-//! use planner::footprint::profile;
+//! use capacity::footprint::profile;
 //! use planner::pool::PoolConfig;
 //! // m5.large, WARM_ENI_TARGET=1, 10 pods: the engine holds 3 ENIs of 9 addresses (S-02).
 //! let config = PoolConfig { max_pods: 29, ..PoolConfig::default() };
@@ -14,7 +14,7 @@
 //! assert_eq!((p.steady.enis, p.steady.pool_addresses(), p.steady.warm()), (3, 27, 17));
 //! // Addresses in the subnet: 27 pool addresses + 3 ENI primaries (the node's own included).
 //! assert_eq!(p.steady.subnet_addresses(), 30);
-//! # Ok::<(), planner::Error>(())
+//! # Ok::<(), capacity::Error>(())
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};
@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::catalogue::InstanceLimits;
 use crate::error::Result;
-use crate::max_pods::{self, ADDRESSES_PER_PREFIX};
-use crate::pool::{PoolConfig, Reply};
-use crate::sim::{Node, TICK};
+use planner::catalogue::InstanceLimits;
+use planner::max_pods::{self, ADDRESSES_PER_PREFIX};
+use planner::pool::{PoolConfig, Reply};
+use planner::sim::{Node, TICK};
 
 /// How often the churn cycle is sampled (the forecast's time step).
 pub const SAMPLE: Duration = Duration::from_mins(5);
@@ -238,7 +238,7 @@ pub(crate) fn round_u32(v: f64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalogue::lookup;
+    use planner::catalogue::lookup;
 
     fn config(pairs: &[(&str, &str)], max_pods: u32) -> PoolConfig {
         let vars = pairs

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use planner::forecast::{Options, forecast};
+use capacity::forecast::{Options, forecast};
 
 /// Peak resident set size of this process in MiB (Linux `VmHWM`), 0 elsewhere.
 fn peak_rss_mib() -> f64 {
@@ -64,7 +64,7 @@ fn spec(nodes: u32) -> String {
 
 /// One size, in this process: prints `wall_s peak_rss_mib placed pods shortages days`.
 fn one(nodes: u32, reps: u32) {
-    let cluster = planner::spec::load(&spec(nodes)).expect("bench spec");
+    let cluster = capacity::spec::load(&spec(nodes)).expect("bench spec");
     let options = Options::default();
     let mut best = Duration::MAX;
     let mut last = None;

@@ -12,7 +12,7 @@
 //! size, lowest address first: they never overlap and never leave the CIDR.
 //!
 //! ```
-//! let cluster = planner::spec::load(r#"
+//! let cluster = capacity::spec::load(r#"
 //! vpc_cidrs: [10.0.0.0/16]
 //! subnets:
 //!   - { id: a, cidr: 10.0.0.0/20, az: z1 }
@@ -20,8 +20,8 @@
 //! node_groups:
 //!   - { name: g, instance_types: [m5.large], nodes: 100, pods: { per_node: 15 } }
 //! "#)?;
-//! let req = planner::layout::Request { cidr: "100.64.0.0/16".parse()?, azs: vec![], headroom: 0.3 };
-//! let layout = planner::layout::plan(&cluster, &req)?;
+//! let req = capacity::layout::Request { cidr: "100.64.0.0/16".parse()?, azs: vec![], headroom: 0.3 };
+//! let layout = capacity::layout::plan(&cluster, &req)?;
 //! // 50 nodes per AZ; m5.large with custom networking: 2 ENIs × (1 + 9) = 20 pod-subnet addresses.
 //! assert_eq!(layout.subnets[0].needed, 1000);
 //! assert_eq!(layout.subnets[0].cidr.to_string(), "100.64.0.0/21"); // 1300 → 2048
@@ -37,9 +37,9 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::forecast::{Progress, build_shapes};
-use crate::max_pods;
 use crate::spec::Cluster;
-use crate::subnet::{AWS_RESERVED_ADDRESSES, BLOCK_SIZE, MIN_SUBNET_PREFIX_LEN};
+use planner::max_pods;
+use planner::subnet::{AWS_RESERVED_ADDRESSES, BLOCK_SIZE, MIN_SUBNET_PREFIX_LEN};
 
 /// What to lay out.
 #[derive(Debug, Clone, PartialEq)]
@@ -340,9 +340,9 @@ fn tf_name(az: &str) -> String {
 /// naming the CIDR to look up (or take from the Terraform output `pod_subnet_ids`).
 ///
 /// ```
-/// # let cluster = planner::spec::load("vpc_cidrs: [10.0.0.0/16]\nsubnets: [{ id: a, cidr: 10.0.0.0/20, az: z1 }]\nnode_groups: [{ name: g, instance_types: [m5.large], nodes: 2, pods: { per_node: 5 } }]\n")?;
-/// # let req = planner::layout::Request { cidr: "100.64.0.0/16".parse()?, azs: vec![], headroom: 0.3 };
-/// let yaml = planner::layout::eniconfigs(&planner::layout::plan(&cluster, &req)?, &[]);
+/// # let cluster = capacity::spec::load("vpc_cidrs: [10.0.0.0/16]\nsubnets: [{ id: a, cidr: 10.0.0.0/20, az: z1 }]\nnode_groups: [{ name: g, instance_types: [m5.large], nodes: 2, pods: { per_node: 5 } }]\n")?;
+/// # let req = capacity::layout::Request { cidr: "100.64.0.0/16".parse()?, azs: vec![], headroom: 0.3 };
+/// let yaml = capacity::layout::eniconfigs(&capacity::layout::plan(&cluster, &req)?, &[]);
 /// assert!(yaml.contains("kind: ENIConfig\nmetadata:\n  name: z1\n"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

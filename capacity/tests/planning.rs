@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use planner::forecast::{Forecast, Options, forecast};
-use planner::layout::{Request, eniconfigs, plan};
+use capacity::forecast::{Forecast, Options, forecast};
+use capacity::layout::{Request, eniconfigs, plan};
 
 fn run(text: &str, window: Duration) -> Forecast {
-    let cluster = planner::spec::load(text).unwrap();
+    let cluster = capacity::spec::load(text).unwrap();
     forecast(
         &cluster,
         &Options {
@@ -95,7 +95,7 @@ fn example_3_prefix_delegation_runs_out_of_slash_28s_with_addresses_free() {
 
 #[test]
 fn example_4_custom_networking_layout_in_100_64_slash_16() {
-    let cluster = planner::spec::load(CN).unwrap();
+    let cluster = capacity::spec::load(CN).unwrap();
     let request = |cidr: &str| Request {
         cidr: cidr.parse().unwrap(),
         azs: vec![],
@@ -159,7 +159,7 @@ fn terraform_example_module_and_generated_hcl_parse() {
     ] {
         hcl::parse(text).unwrap_or_else(|e| panic!("terraform/custom-networking/{name}: {e}"));
     }
-    let cluster = planner::spec::load(CN).unwrap();
+    let cluster = capacity::spec::load(CN).unwrap();
     let l = plan(
         &cluster,
         &Request {
@@ -169,6 +169,6 @@ fn terraform_example_module_and_generated_hcl_parse() {
         },
     )
     .unwrap();
-    let body = hcl::parse(&planner::layout::terraform(&l)).unwrap();
+    let body = hcl::parse(&capacity::layout::terraform(&l)).unwrap();
     assert!(body.blocks().any(|b| b.identifier() == "output"));
 }
