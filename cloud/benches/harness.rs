@@ -31,9 +31,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let ec2 = Arc::new(cloud::harness::ec2().await);
-        let subnet = cloud::harness::subnet(&ec2, "10.0.0.0/20").await;
-        let instance = cloud::harness::instance(&ec2, "c5.18xlarge", &subnet).await;
+        let ec2 = Arc::new(harness_client::ec2().await);
+        let subnet = harness_client::subnet(&ec2, "10.0.0.0/20").await;
+        let instance = harness_client::instance(&ec2, "c5.18xlarge", &subnet).await;
         let filter = EniFilter {
             instance_id: Some(instance.clone()),
             ..EniFilter::default()

@@ -11,14 +11,14 @@
 //! [`fake::FakeEc2`] / [`fake::FakeImds`], a stateful in-memory EC2 built on the planner's subnet
 //! model, with error, latency and throttling injection. [`Guarded`] wraps either with EC2-shaped
 //! client-side token buckets and jittered retries. One contract test suite
-//! (`cloud/tests/contract.rs`) runs against the fake and against the LocalStack harness.
+//! (`cloud/tests/contract.rs`) runs against the fake and against the LocalStack harness (driven
+//! by the dev-only `harness-client` crate).
 #![deny(missing_docs)]
 
 pub mod aws;
 mod error;
 pub mod fake;
 mod guard;
-pub mod harness;
 pub mod imds;
 pub mod model;
 

@@ -75,7 +75,7 @@ fn fake() -> Fake {
 }
 
 // ------------------------------------------------------------------------------------------
-// The LocalStack harness (cloud::harness starts or reuses it).
+// The LocalStack harness (harness_client starts or reuses it).
 
 struct Harness {
     ec2: AwsEc2,
@@ -83,7 +83,7 @@ struct Harness {
 
 async fn harness() -> Harness {
     Harness {
-        ec2: cloud::harness::ec2().await,
+        ec2: harness_client::ec2().await,
     }
 }
 
@@ -94,13 +94,13 @@ impl Env for Harness {
         &self.ec2
     }
     async fn subnet(&self, cidr: &str) -> String {
-        cloud::harness::subnet(&self.ec2, cidr).await
+        harness_client::subnet(&self.ec2, cidr).await
     }
     async fn instance(&self, instance_type: &str, subnet: &str) -> String {
-        cloud::harness::instance(&self.ec2, instance_type, subnet).await
+        harness_client::instance(&self.ec2, instance_type, subnet).await
     }
     async fn imds(&self, instance: &str) -> AwsImds {
-        let endpoint = cloud::harness::imds_endpoint(instance);
+        let endpoint = harness_client::imds_endpoint(instance);
         AwsImds::new(&AwsSettings {
             imds_endpoint: Some(endpoint),
             ..AwsSettings::default()
@@ -108,7 +108,7 @@ impl Env for Harness {
         .unwrap()
     }
     async fn fail_next(&self, api: &str, code: &str, count: u32) {
-        cloud::harness::fault(api, code, 1.0, Some(count));
+        harness_client::fault(api, code, 1.0, Some(count));
     }
 }
 

@@ -209,10 +209,10 @@ fn rss_kib(pid: u32) -> (u64, u64) {
 }
 
 async fn against_harness() {
-    let ec2 = cloud::harness::ec2().await;
-    let subnet = cloud::harness::subnet(&ec2, "10.0.192.0/20").await;
-    let instance = cloud::harness::instance(&ec2, "c5.18xlarge", &subnet).await;
-    let imds = cloud::harness::imds_endpoint(&instance);
+    let ec2 = harness_client::ec2().await;
+    let subnet = harness_client::subnet(&ec2, "10.0.192.0/20").await;
+    let instance = harness_client::instance(&ec2, "c5.18xlarge", &subnet).await;
+    let imds = harness_client::imds_endpoint(&instance);
     let dir = state_dir("harness");
     let exe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/ipamd");
     let exe = if exe.exists() {
@@ -223,7 +223,7 @@ async fn against_harness() {
     let t = Instant::now();
     let mut child = Command::new(&exe)
         .env("ENIPLAN_STATE_DIR", &dir)
-        .env("AWS_EC2_ENDPOINT", &cloud::harness::info().ec2_endpoint)
+        .env("AWS_EC2_ENDPOINT", &harness_client::info().ec2_endpoint)
         .env("ENIPLAN_IMDS_ENDPOINT", &imds)
         .env("AWS_REGION", "us-west-2")
         .env("AWS_ACCESS_KEY_ID", "test")

@@ -30,10 +30,10 @@ struct Node {
 }
 
 async fn node(name: &str, instance_type: &str, cidr: &str) -> Node {
-    let ec2 = cloud::harness::ec2().await;
-    let subnet = cloud::harness::subnet(&ec2, cidr).await;
-    let instance = cloud::harness::instance(&ec2, instance_type, &subnet).await;
-    let imds = cloud::harness::imds_endpoint(&instance);
+    let ec2 = harness_client::ec2().await;
+    let subnet = harness_client::subnet(&ec2, cidr).await;
+    let instance = harness_client::instance(&ec2, instance_type, &subnet).await;
+    let imds = harness_client::imds_endpoint(&instance);
     let dir = std::env::temp_dir().join(format!("eniplan-e2e-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -68,7 +68,7 @@ impl Node {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ENIPLAN_STATE_DIR", &self.dir)
-            .env("AWS_EC2_ENDPOINT", &cloud::harness::info().ec2_endpoint)
+            .env("AWS_EC2_ENDPOINT", &harness_client::info().ec2_endpoint)
             .env("ENIPLAN_IMDS_ENDPOINT", &self.imds)
             .env("AWS_REGION", "us-west-2")
             .env("AWS_ACCESS_KEY_ID", "test")
@@ -606,8 +606,8 @@ async fn kill_9_twenty_times_during_churn_loses_nothing_and_leaks_nothing() {
 async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
     let _serial = SERIAL.lock().await;
     let n = node("faults", "m5.large", "10.0.128.0/20").await;
-    cloud::harness::fault("*", "RequestLimitExceeded", 0.3, None);
-    cloud::harness::fault("AssignPrivateIpAddresses", "InternalError", 0.2, None);
+    harness_client::fault("*", "RequestLimitExceeded", 0.3, None);
+    harness_client::fault("AssignPrivateIpAddresses", "InternalError", 0.2, None);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -638,7 +638,7 @@ async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
             }
         }
     }
-    cloud::harness::clear_faults();
+    harness_client::clear_faults();
     let view = n.assert_agrees().await;
     assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(15));
     assert!(
@@ -648,7 +648,7 @@ async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
     );
     assert_eq!(n.leaked_enis().await, 0);
     // Every declared metric is exported (the faults made the error series appear).
-    let (status, text) = cloud::harness::http("GET", &format!("http://{metrics_addr}/metrics"), "");
+    let (status, text) = harness_client::http("GET", &format!("http://{metrics_addr}/metrics"), "");
     assert_eq!(status, 200);
     for name in ipamd::metrics::NAMES {
         assert!(
@@ -673,7 +673,7 @@ async fn insufficient_cidr_blocks_backs_off_then_recovers() {
         ])
         .await;
     n.assert_agrees().await;
-    cloud::harness::fault(
+    harness_client::fault(
         "AssignPrivateIpAddresses",
         "InsufficientCidrBlocks",
         1.0,
@@ -725,7 +725,7 @@ async fn insufficient_cidr_blocks_backs_off_then_recovers() {
             .unwrap()
             .contains("subnet has no room")
     );
-    cloud::harness::clear_faults();
+    harness_client::clear_faults();
     d.stop();
     // A restart clears the back-off; the pool recovers and matches EC2.
     let d = n

@@ -1,7 +1,10 @@
-//! Test support: start (or reuse) the LocalStack harness (`harness/up`) and drive it: provision
-//! VPCs, subnets and instances through the SDK, get an IMDS endpoint for an instance, inject
-//! faults. Used by the contract suite and the daemon's end-to-end tests; everything talks to
-//! 127.0.0.1 only.
+//! # harness-client
+//!
+//! Test support, never shipped: start (or reuse) the LocalStack harness (`harness/up`) and
+//! drive it: provision VPCs, subnets and instances through the SDK, get an IMDS endpoint for an
+//! instance, inject faults. A dev-dependency of `cloud`'s contract suite and benches and of the
+//! daemon's end-to-end tests; everything talks to 127.0.0.1 only. It panics where a test cannot
+//! go on without the harness.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -9,7 +12,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::aws::{AwsEc2, AwsSettings};
+use cloud::aws::{AwsEc2, AwsSettings};
+
+/// The AMI instances run: moto's built-in `amazon-eks-node-linux` image (as `harness/up`).
+/// Named, not looked up: an unfiltered DescribeImages costs moto seconds.
+pub const AMI: &str = "ami-ekslinux";
 
 /// Where the harness listens.
 #[derive(Debug, Clone)]
@@ -27,7 +34,7 @@ pub struct HarnessInfo {
 pub fn info() -> &'static HarnessInfo {
     static INFO: OnceLock<HarnessInfo> = OnceLock::new();
     INFO.get_or_init(|| {
-        let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../harness/up");
+        let up = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../up");
         let out = std::process::Command::new("bash")
             .arg(&up)
             .output()
@@ -146,17 +153,10 @@ pub async fn subnet(ec2: &AwsEc2, cidr: &str) -> String {
 /// # Panics
 /// When EC2 refuses.
 pub async fn instance(ec2: &AwsEc2, instance_type: &str, subnet: &str) -> String {
-    let sdk = ec2.sdk();
-    let images = sdk.describe_images().send().await.expect("DescribeImages");
-    let ami = images
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .expect("an AMI")
-        .to_owned();
-    let out = sdk
+    let out = ec2
+        .sdk()
         .run_instances()
-        .image_id(ami)
+        .image_id(AMI)
         .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
         .subnet_id(subnet)
         .min_count(1)
