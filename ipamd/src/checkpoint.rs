@@ -299,7 +299,7 @@ mod tests {
             err.to_string().contains("is not valid checkpoint JSON"),
             "{err}"
         );
-        assert_eq!(err.exit_code(), 3);
+        assert_eq!(err.exit(), crate::Exit::Checkpoint);
         std::fs::write(&path, r#"{"version":"vpc-cni-ipam/2","allocations":[]}"#).unwrap();
         let err = load(&path).unwrap_err();
         assert!(

@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use planner::catalogue::InstanceLimits;
+use planner::max_pods::{self, Options};
 use planner::pool::PoolConfig;
 use serde::Serialize;
 
@@ -26,7 +28,8 @@ pub enum Bind {
 pub struct Config {
     /// The pool engine's settings (WARM_*, MINIMUM_IP_TARGET, prefix delegation, …).
     pub pool: PoolConfig,
-    /// `ENIPLAN_MAX_PODS`: the kubelet's max pods, when known (else the catalogue's value).
+    /// `ENIPLAN_MAX_PODS`: the kubelet's max pods, when known (else the catalogue's value:
+    /// see [`Config::pool_for`]).
     pub max_pods: Option<u32>,
     /// `ENIPLAN_STATE_DIR` (default `/var/run/aws-node`): socket and checkpoint.
     pub state_dir: PathBuf,
@@ -145,6 +148,18 @@ fn parse_addr(name: &str, value: &str) -> Result<SocketAddr> {
 }
 
 impl Config {
+    /// The engine's settings for this node: [`Config::pool`] with max pods resolved — the one
+    /// value parsing cannot know, because it depends on the instance type IMDS reports:
+    /// `ENIPLAN_MAX_PODS` when set, else the type's ENI-limited max pods from the catalogue.
+    pub fn pool_for(&self, limits: &InstanceLimits) -> PoolConfig {
+        PoolConfig {
+            max_pods: self
+                .max_pods
+                .unwrap_or_else(|| max_pods::max_pods(limits, &Options::default()).max_pods),
+            ..self.pool.clone()
+        }
+    }
+
     /// Parses the variables (the process environment, or a test's map).
     #[expect(
         clippy::too_many_lines,
@@ -304,6 +319,16 @@ mod tests {
     }
 
     #[test]
+    fn max_pods_is_the_override_else_the_instance_types_eni_limited_value() {
+        let m5 = planner::catalogue::lookup("m5.large").unwrap();
+        let c = Config::from_vars(&BTreeMap::new()).unwrap();
+        assert_eq!(c.pool_for(m5).max_pods, 29);
+        let c = Config::from_vars(&vars(&[("ENIPLAN_MAX_PODS", "58")])).unwrap();
+        assert_eq!(c.pool_for(m5).max_pods, 58);
+        assert_eq!(c.pool_for(m5).warm_eni_target, c.pool.warm_eni_target);
+    }
+
+    #[test]
     fn defaults() {
         let c = Config::from_vars(&BTreeMap::new()).unwrap();
         assert_eq!(c.state_dir, PathBuf::from("/var/run/aws-node"));
@@ -366,7 +391,7 @@ mod tests {
             let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
             let text = err.to_string();
             assert!(text.contains(k) && text.contains(want), "{text}");
-            assert_eq!(err.exit_code(), 2);
+            assert_eq!(err.exit(), crate::Exit::Config);
         }
     }
 }

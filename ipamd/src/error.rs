@@ -53,16 +53,39 @@ pub enum Error {
     Startup(String),
 }
 
+/// The daemon's documented exit codes (docs/ipamd.md, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Stopped by a second SIGTERM or a SIGINT.
+    Success = 0,
+    /// A configuration variable (or a pool setting) is invalid.
+    Config = 2,
+    /// The checkpoint is unreadable, corrupt or of an unknown version; it was left in place.
+    Checkpoint = 3,
+    /// EC2 or IMDS failed during start-up (after the client's retries).
+    Cloud = 4,
+    /// A file, socket or the async runtime could not be set up.
+    Io = 5,
+    /// Start-up could not make the node usable.
+    Startup = 6,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
 impl Error {
-    /// The documented exit code (docs/ipamd.md): 2 configuration, 3 checkpoint, 4 EC2/IMDS,
-    /// 5 I/O, 6 start-up.
-    pub fn exit_code(&self) -> u8 {
+    /// The exit code this error stops the daemon with.
+    pub fn exit(&self) -> Exit {
         match self {
-            Error::Config { .. } | Error::Pool(_) => 2,
-            Error::Checkpoint { .. } => 3,
-            Error::Cloud { .. } => 4,
-            Error::Io { .. } => 5,
-            Error::Startup(_) => 6,
+            Error::Config { .. } | Error::Pool(_) => Exit::Config,
+            Error::Checkpoint { .. } => Exit::Checkpoint,
+            Error::Cloud { .. } => Exit::Cloud,
+            Error::Io { .. } => Exit::Io,
+            Error::Startup(_) => Exit::Startup,
         }
     }
 }

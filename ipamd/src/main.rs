@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use cloud::aws::{AwsEc2, AwsImds, AwsSettings};
 use ipamd::config::Config;
-use ipamd::{Error, Stage};
+use ipamd::{Error, Exit, Stage};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
@@ -16,7 +16,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ipamd: {e}");
-            return ExitCode::from(e.exit_code());
+            return e.exit().into();
         }
     };
     let filter = tracing_subscriber::EnvFilter::try_new(match config.log_level.as_str() {
@@ -36,15 +36,15 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ipamd: cannot start the runtime: {e}");
-            return ExitCode::from(5);
+            return Exit::Io.into();
         }
     };
     match runtime.block_on(daemon(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Success.into(),
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("ipamd: {e}");
-            ExitCode::from(e.exit_code())
+            e.exit().into()
         }
     }
 }

@@ -279,7 +279,7 @@ async fn a_corrupt_checkpoint_stops_startup() {
     )
     .await
     .unwrap_err();
-    assert_eq!(err.exit_code(), 3);
+    assert_eq!(err.exit(), ipamd::Exit::Checkpoint);
     assert!(err.to_string().contains("vpc-cni-ipam/9"), "{err}");
 }
 

@@ -1,0 +1,122 @@
+//! Serving: the gRPC socket the CNI plugin talks to (with the standard health service), the
+//! introspection endpoint and the Prometheus endpoint. Each server stops when the daemon's
+//! stage reaches [`Stage::Exit`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Bind, Config};
+use crate::driver::Event;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::{Stage, introspect, rpc, server, wait_for};
+
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let _ = std::fs::remove_file(path);
+    let l = tokio::net::UnixListener::bind(path).map_err(|source| Error::Io {
+        what: "cannot listen on",
+        path: path.to_owned(),
+        source,
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(|source| {
+        Error::Io {
+            what: "cannot restrict",
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    Ok(l)
+}
+
+/// Binds every listener (an error if one cannot be bound) and serves in background tasks.
+pub(crate) async fn start(
+    config: &Arc<Config>,
+    node: &Arc<Node>,
+    tx: &mpsc::Sender<Event>,
+    metrics: &Arc<Metrics>,
+    stage: watch::Receiver<Stage>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    // gRPC on the socket, with the standard health service.
+    let socket = config.state_dir.join("ipamd.sock");
+    let listener = bind_unix(&socket)?;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_serving::<rpc::c_n_i_backend_server::CNIBackendServer<server::Service>>()
+        .await;
+    reporter
+        .set_service_status(
+            "grpc.health.v1.aws-node",
+            tonic_health::ServingStatus::Serving,
+        )
+        .await;
+    let service = server::Service {
+        tx: tx.clone(),
+        version: config.version.clone(),
+        vpc_cidrs: node.vpc_cidrs.iter().map(ToString::to_string).collect(),
+        external_snat: config.external_snat,
+        network_policy_mode: config.network_policy_mode.clone(),
+        metrics: Arc::clone(metrics),
+    };
+    let exit = wait_for(stage.clone(), Stage::Exit);
+    tasks.push(tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(rpc::c_n_i_backend_server::CNIBackendServer::new(service))
+            .serve_with_incoming_shutdown(incoming, exit)
+            .await
+        {
+            tracing::error!(error = %e, "gRPC server stopped");
+        }
+    }));
+    let http = introspect::Http {
+        tx: tx.clone(),
+        config: Arc::clone(config),
+        subnet_id: node.subnet_id.clone(),
+        metrics: Arc::clone(metrics),
+    };
+    if let Some(bind) = &config.introspection {
+        let router = introspect::introspection(http.clone());
+        let exit = wait_for(stage.clone(), Stage::Exit);
+        match bind {
+            Bind::Tcp(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Io {
+                        what: "cannot listen on",
+                        path: addr.to_string().into(),
+                        source,
+                    })?;
+                tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
+                }));
+            }
+            Bind::Unix(path) => {
+                let l = bind_unix(path)?;
+                tasks.push(tokio::spawn(async move {
+                    let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
+                }));
+            }
+        }
+    }
+    if let Some(addr) = config.metrics {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Io {
+                what: "cannot listen on",
+                path: addr.to_string().into(),
+                source,
+            })?;
+        let router = introspect::metrics_router(http);
+        let exit = wait_for(stage, Stage::Exit);
+        tasks.push(tokio::spawn(async move {
+            let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
+        }));
+    }
+    Ok(tasks)
+}
