@@ -25,10 +25,6 @@ pub struct Executor<E> {
     pub metrics: Arc<Metrics>,
 }
 
-fn failure(e: &CloudError) -> Failure {
-    e.to_failure()
-}
-
 impl<E: Ec2> Executor<E> {
     /// Runs `call`; `devices` are the device indexes in use (for a new ENI's attachment).
     pub async fn execute(&self, call: Ec2Call, devices: BTreeSet<u32>) -> Result<Outcome, Failure> {
@@ -37,20 +33,20 @@ impl<E: Ec2> Executor<E> {
             Ec2Call::AssignIps { eni, count } => {
                 let r = self.ec2.assign_private_ips(&eni, count).await;
                 r.map(|ips| Outcome::IpsAssigned { ips })
-                    .map_err(|e| failure(&e))
+                    .map_err(|e| e.to_failure())
             }
             Ec2Call::AssignPrefixes { eni, count } => {
                 let r = self.ec2.assign_prefixes(&eni, count).await;
                 r.map(|prefixes| Outcome::PrefixesAssigned { prefixes })
-                    .map_err(|e| failure(&e))
+                    .map_err(|e| e.to_failure())
             }
             Ec2Call::UnassignIps { eni, ips } => {
                 let r = self.ec2.unassign_private_ips(&eni, &ips).await;
-                r.map(|()| Outcome::Unassigned).map_err(|e| failure(&e))
+                r.map(|()| Outcome::Unassigned).map_err(|e| e.to_failure())
             }
             Ec2Call::UnassignPrefixes { eni, prefixes } => {
                 let r = self.ec2.unassign_prefixes(&eni, &prefixes).await;
-                r.map(|()| Outcome::Unassigned).map_err(|e| failure(&e))
+                r.map(|()| Outcome::Unassigned).map_err(|e| e.to_failure())
             }
             Ec2Call::DeleteEni { eni } => self.delete_eni(&eni).await,
             Ec2Call::DescribeEni { eni } => {
@@ -59,7 +55,7 @@ impl<E: Ec2> Executor<E> {
                     ..Default::default()
                 };
                 let r = self.ec2.describe_network_interfaces(&filter).await;
-                let enis = r.map_err(|e| failure(&e))?;
+                let enis = r.map_err(|e| e.to_failure())?;
                 let e = enis.first().ok_or(Failure::NotFound)?;
                 Ok(Outcome::EniDescribed {
                     ips: e.secondary_ips.clone(),
@@ -90,7 +86,7 @@ impl<E: Ec2> Executor<E> {
             tags: new_eni_tags(&self.config, &instance, rfc3339(now)),
         };
         let created = self.ec2.create_network_interface(&request).await;
-        let eni = created.map_err(|e| failure(&e))?;
+        let eni = created.map_err(|e| e.to_failure())?;
         let device = (1..100).find(|d| !devices.contains(d)).unwrap_or(1);
         let attached = self
             .ec2
@@ -101,7 +97,7 @@ impl<E: Ec2> Executor<E> {
             Err(e) => {
                 // Never leak the ENI we just created.
                 self.delete_with_retries(&eni.id).await;
-                return Err(failure(&e));
+                return Err(e.to_failure());
             }
         };
         self.node
@@ -116,7 +112,7 @@ impl<E: Ec2> Executor<E> {
         if let Err(e) = dot {
             tracing::warn!(eni = %eni.id, error = %e, "cannot set DeleteOnTermination; freeing the ENI");
             let _ = self.delete_eni(&eni.id).await;
-            return Err(failure(&e));
+            return Err(e.to_failure());
         }
         self.node
             .flags
@@ -144,7 +140,7 @@ impl<E: Ec2> Executor<E> {
             let r = self.ec2.detach_network_interface(&a, false).await;
             match r {
                 Ok(()) | Err(CloudError::NotFound { .. }) => {}
-                Err(e) => return Err(failure(&e)),
+                Err(e) => return Err(e.to_failure()),
             }
             self.node
                 .attachments

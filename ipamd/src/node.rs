@@ -225,8 +225,3 @@ pub fn route_table(device: u32) -> i32 {
         i32::try_from(device + 1).unwrap_or(i32::MAX)
     }
 }
-
-/// An address as a string for the wire.
-pub fn ip_text(ip: Ipv4Addr) -> String {
-    ip.to_string()
-}
