@@ -75,8 +75,9 @@ pub struct Config {
     pub log_level: String,
 }
 
-/// Every variable the daemon reads, with its default, for `docs/configuration.md` and a test
-/// that the document lists them all.
+/// Every variable the daemon reads besides the pool engine's (`planner::pool::VARIABLES`). The
+/// test `docs_list_every_variable` checks that [`Config::from_vars`] reads no other and that
+/// `docs/configuration.md` has a table row for each.
 pub const DAEMON_VARIABLES: &[&str] = &[
     "ENABLE_IPv4",
     "ENABLE_IPv6",
@@ -309,6 +310,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -316,6 +319,44 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// Variables named in a table row of the document (`| `A`, `B` | … |`).
+    fn documented() -> BTreeSet<String> {
+        let doc = include_str!("../../docs/configuration.md");
+        doc.lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split('|').nth(1))
+            .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned))
+            .collect()
+    }
+
+    #[test]
+    fn docs_list_every_variable() {
+        // Every quoted upper-case name that from_vars passes to its readers.
+        let src = include_str!("config.rs");
+        let body = &src[src.find("pub fn from_vars").unwrap()..src.find("#[cfg(test)]").unwrap()];
+        let read: BTreeSet<&str> = ["get(\"", "flag(\"", "number(\""]
+            .iter()
+            .flat_map(|reader| {
+                body.match_indices(reader)
+                    .map(move |(i, _)| &body[i + reader.len()..])
+            })
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        let known: BTreeSet<&str> = DAEMON_VARIABLES
+            .iter()
+            .copied()
+            .chain(planner::pool::VARIABLES.iter().map(|v| v.0))
+            .collect();
+        assert!(read.len() >= 20, "the readers were not found: {read:?}");
+        for v in &read {
+            assert!(known.contains(v), "{v} is read but not in DAEMON_VARIABLES");
+        }
+        let doc = documented();
+        for v in &known {
+            assert!(doc.contains(*v), "docs/configuration.md has no row for {v}");
+        }
     }
 
     #[test]
