@@ -2,7 +2,6 @@
 //! enriched (and, where they disagree, corrected) by EC2.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::sync::Mutex;
 
 use cloud::model::{EniFilter, ImdsInterface, InstanceIdentity, InterfaceType, NetworkInterface};
