@@ -10,6 +10,7 @@ use std::time::Duration;
 use ipnetwork::Ipv4Network;
 use planner::ec2api::{self, Bucket};
 use planner::pool::EniId;
+use planner::rng::Rng;
 use tokio::time::Instant;
 
 use crate::model::{
@@ -30,7 +31,7 @@ pub struct RetryPolicy {
     pub rate_limit: bool,
     /// Scales every bucket's refill rate (1.0 = EC2's; lower to leave room for other callers).
     pub rate_share: f64,
-    /// Seed of the jitter.
+    /// Seed of the jitter ([`planner::rng::Rng`]).
     pub seed: u64,
 }
 
@@ -55,7 +56,7 @@ struct BucketState {
 
 struct State {
     buckets: BTreeMap<&'static str, BucketState>,
-    rng: u64,
+    rng: Rng,
 }
 
 /// Called after every attempt of every call: the API, the error (if any) and how long it took.
@@ -79,7 +80,7 @@ impl<E: Ec2> Guarded<E> {
             policy,
             state: Mutex::new(State {
                 buckets: BTreeMap::new(),
-                rng: policy.seed | 1,
+                rng: Rng::new(policy.seed),
             }),
             observer: None,
         }
@@ -126,18 +127,7 @@ impl<E: Ec2> Guarded<E> {
     }
 
     fn jitter(&self) -> f64 {
-        let mut state = self.state.lock().expect("limiter lock");
-        let mut x = state.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.rng = x;
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "53 random bits into a unit float"
-        )]
-        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-        unit
+        self.state.lock().expect("limiter lock").rng.unit()
     }
 
     async fn run<T, F, Fut>(&self, api: &'static str, f: F) -> Result<T>

@@ -63,6 +63,7 @@ pub use ipnetwork::Ipv4Network;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
 /// Addresses in one delegated IPv4 prefix (/28), which is also one aligned block of the
 /// subnet model. The one name of this 16 in the workspace.
@@ -100,7 +101,7 @@ pub enum Placement {
     /// probes; if all hit used addresses, the first free address at or after one more random
     /// point (wrapping) is taken. Prefixes are drawn the same way among the blocks.
     ///
-    /// The generator (splitmix64) lives in the [`Subnet`]: it is seeded from `seed` the first
+    /// The generator ([`crate::rng::Rng`], splitmix64) lives in the [`Subnet`]: it is seeded from `seed` the first
     /// time it is used and whenever a different seed is passed; calls with the same seed
     /// continue one stream. Failed requests do not advance it.
     Scattered {
@@ -230,33 +231,24 @@ impl Block {
     }
 }
 
-/// Tiny deterministic generator (splitmix64) for [`Placement::Scattered`].
+/// The [`Placement::Scattered`] stream: the workspace's generator ([`crate::rng::Rng`],
+/// splitmix64) and the seed it was started from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Rng {
+struct Scatter {
     seed: Option<u64>,
-    state: u64,
+    rng: Rng,
 }
 
-impl Rng {
+impl Scatter {
     fn use_seed(&mut self, seed: u64) {
         if self.seed != Some(seed) {
             self.seed = Some(seed);
-            self.state = seed;
+            self.rng = Rng::new(seed);
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`n > 0`; the modulo bias is below 2⁻⁴⁰ for `n ≤ 65 536`).
     fn below(&mut self, n: u32) -> u32 {
-        // Cannot fail: the remainder is below `n`.
-        u32::try_from(self.next_u64() % u64::from(n)).unwrap_or(0)
+        self.rng.below(n)
     }
 }
 
@@ -280,7 +272,7 @@ pub struct Subnet {
     open_blocks: BTreeSet<u32>,
     /// Blocks with 1 to 15 free addresses, keyed by (free addresses, block).
     partial_blocks: BTreeSet<(u32, u32)>,
-    rng: Rng,
+    rng: Scatter,
 }
 
 impl Subnet {
@@ -337,7 +329,7 @@ impl Subnet {
             free_blocks: BTreeSet::new(),
             open_blocks: BTreeSet::new(),
             partial_blocks: BTreeSet::new(),
-            rng: Rng::default(),
+            rng: Scatter::default(),
         };
         subnet.rebuild();
         Ok(subnet)
@@ -1795,8 +1787,7 @@ mod tests {
             ("10.0.1.0/25", 4),
             ("10.0.0.0/24", 5),
         ] {
-            let mut rng = Rng::default();
-            rng.use_seed(seed);
+            let mut rng = Rng::new(seed);
             let mut s = subnet(cidr);
             let base = u32::from(s.cidr().network());
             let (mut ips, mut prefixes): (Vec<Ipv4Addr>, Vec<Ipv4Network>) = (vec![], vec![]);
