@@ -1,5 +1,9 @@
 //! [`Guarded`]: client-side rate limiting shaped like EC2's token buckets, and retries with
 //! jittered exponential back-off, around any [`Ec2`].
+//!
+//! The limiter is the planner's [`TokenBucket`] (one per API family), the same one
+//! `capacity::budget` replays for `eniplan api-budget`: here it is fed the tokio clock and the
+//! call sleeps for the wait it returns.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
-use planner::ec2api::{self, Bucket};
+use planner::ec2api::{self, TokenBucket};
 use planner::pool::EniId;
 use planner::rng::Rng;
 use tokio::time::Instant;
@@ -48,14 +52,10 @@ impl Default for RetryPolicy {
     }
 }
 
-struct BucketState {
-    bucket: Bucket,
-    tokens: f64,
-    at: Instant,
-}
-
 struct State {
-    buckets: BTreeMap<&'static str, BucketState>,
+    /// Buckets by family; their time is measured from `origin`.
+    buckets: BTreeMap<&'static str, TokenBucket>,
+    origin: Instant,
     rng: Rng,
 }
 
@@ -80,6 +80,7 @@ impl<E: Ec2> Guarded<E> {
             policy,
             state: Mutex::new(State {
                 buckets: BTreeMap::new(),
+                origin: Instant::now(),
                 rng: Rng::new(policy.seed),
             }),
             observer: None,
@@ -103,27 +104,15 @@ impl<E: Ec2> Guarded<E> {
         if !self.policy.rate_limit {
             return Duration::ZERO;
         }
-        let now = Instant::now();
         let mut state = self.state.lock().expect("limiter lock");
+        let now = Instant::now().saturating_duration_since(state.origin);
         let bucket = ec2api::bucket(api);
-        let refill = f64::from(bucket.refill_per_sec) * self.policy.rate_share;
-        let s = state
+        let share = self.policy.rate_share;
+        state
             .buckets
             .entry(bucket.family)
-            .or_insert_with(|| BucketState {
-                bucket,
-                tokens: f64::from(bucket.capacity),
-                at: now,
-            });
-        let elapsed = now.saturating_duration_since(s.at).as_secs_f64();
-        s.tokens = (s.tokens + elapsed * refill).min(f64::from(s.bucket.capacity));
-        s.at = now;
-        s.tokens -= 1.0;
-        if s.tokens >= 0.0 || refill <= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-s.tokens / refill)
-        }
+            .or_insert_with(|| TokenBucket::full(bucket, share))
+            .take(now)
     }
 
     fn jitter(&self) -> f64 {
