@@ -32,7 +32,7 @@ use ipnetwork::Ipv4Network;
 use serde::Serialize;
 
 use crate::error::Result;
-use planner::subnet::{BLOCK_SIZE, BlockState, Subnet, SubnetStats};
+use planner::subnet::{ADDRESSES_PER_PREFIX, BlockState, Subnet, SubnetStats};
 
 /// One ENI's addresses in the subnet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -198,8 +198,8 @@ pub fn block_map(usage: &SubnetUsage, top: usize) -> Result<BlockMap> {
     let base = u32::from(usage.cidr.network());
     for r in &usage.reserved {
         s.occupy_range(*r)?;
-        let first = (u32::from(r.network()).saturating_sub(base)) / BLOCK_SIZE;
-        let last = (u32::from(r.broadcast()).saturating_sub(base)) / BLOCK_SIZE;
+        let first = (u32::from(r.network()).saturating_sub(base)) / ADDRESSES_PER_PREFIX;
+        let last = (u32::from(r.broadcast()).saturating_sub(base)) / ADDRESSES_PER_PREFIX;
         for b in first..=last {
             if let Some(slot) = reserved_blocks.get_mut(b as usize) {
                 *slot = true;
@@ -211,7 +211,7 @@ pub fn block_map(usage: &SubnetUsage, top: usize) -> Result<BlockMap> {
     }
     // Per block: addresses held by each ENI (by index); prefixes count as 16.
     let mut by_block: BTreeMap<u32, BTreeMap<usize, u32>> = BTreeMap::new();
-    let block_of = |a: Ipv4Addr| (u32::from(a) - base) / BLOCK_SIZE;
+    let block_of = |a: Ipv4Addr| (u32::from(a) - base) / ADDRESSES_PER_PREFIX;
     for (i, e) in usage.enis.iter().enumerate() {
         for a in std::iter::once(&e.primary).chain(&e.ips) {
             s.allocate_specific_ip(*a)?;
@@ -227,7 +227,7 @@ pub fn block_map(usage: &SubnetUsage, top: usize) -> Result<BlockMap> {
                 .entry(block_of(p.network()))
                 .or_default()
                 .entry(i)
-                .or_default() += BLOCK_SIZE;
+                .or_default() += ADDRESSES_PER_PREFIX;
         }
     }
     let mut counts = Counts::default();
@@ -277,7 +277,7 @@ pub fn block_map(usage: &SubnetUsage, top: usize) -> Result<BlockMap> {
                 prefixes,
                 addresses: 1
                     + u32::try_from(e.ips.len()).unwrap_or(u32::MAX)
-                    + BLOCK_SIZE * u32::try_from(e.prefixes.len()).unwrap_or(u32::MAX),
+                    + ADDRESSES_PER_PREFIX * u32::try_from(e.prefixes.len()).unwrap_or(u32::MAX),
             }
         })
         .collect();

@@ -176,21 +176,17 @@ fn node_calls(limits: &InstanceLimits, config: &PoolConfig, pods: u32) -> Result
     Ok(calls)
 }
 
-#[derive(Debug, Clone, Copy)]
-struct BucketState {
-    tokens: f64,
-    at: f64,
-    capacity: f64,
-    refill: f64,
+/// What a replay gives: when the last call finished, per API (calls, seconds waited, longest
+/// wait), and per node the wait of its last call.
+struct Replayed {
+    last: f64,
+    per_api: BTreeMap<&'static str, (u64, f64, f64)>,
+    last_wait: Vec<f64>,
 }
 
-/// The replay of many nodes' call lists against shared buckets.
-fn replay(
-    plans: &[(f64, &[NodeCall])],
-    latency: f64,
-    share: f64,
-    limited: bool,
-) -> (f64, BTreeMap<&'static str, (u64, f64, f64)>) {
+/// The replay of many nodes' call lists against shared buckets ([`ec2api::TokenBucket`], the
+/// limiter `cloud::Guarded` runs).
+fn replay(plans: &[(f64, &[NodeCall])], latency: f64, share: f64, limited: bool) -> Replayed {
     // Event queue: (ready time, node, call index), earliest first; ties by node.
     let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::new();
     let micros = |s: f64| -> u64 {
@@ -209,37 +205,26 @@ fn replay(
             heap.push(Reverse((micros(start + first.at.as_secs_f64()), i, 0)));
         }
     }
-    let mut buckets: BTreeMap<&'static str, BucketState> = BTreeMap::new();
+    let mut buckets: BTreeMap<&'static str, ec2api::TokenBucket> = BTreeMap::new();
     let mut per_api: BTreeMap<&'static str, (u64, f64, f64)> = BTreeMap::new();
+    let mut last_wait = vec![0.0f64; plans.len()];
     let mut last = 0.0f64;
     while let Some(Reverse((ready_us, node, idx))) = heap.pop() {
         #[expect(clippy::cast_precision_loss, reason = "µs below 2^53")]
         let ready = ready_us as f64 / 1e6;
         let call = plans[node].1[idx];
         let b = ec2api::bucket(call.api);
-        let start = if limited {
-            let st = buckets.entry(b.family).or_insert(BucketState {
-                tokens: f64::from(b.capacity),
-                at: 0.0,
-                capacity: f64::from(b.capacity),
-                refill: f64::from(b.refill_per_sec) * share,
-            });
-            let t = ready.max(st.at);
-            st.tokens = (st.tokens + (t - st.at) * st.refill).min(st.capacity);
-            st.at = t;
-            if st.tokens >= 1.0 {
-                st.tokens -= 1.0;
-                t
-            } else {
-                let wait = (1.0 - st.tokens) / st.refill.max(1e-9);
-                st.tokens = 0.0;
-                st.at = t + wait;
-                t + wait
-            }
+        let wait = if limited {
+            buckets
+                .entry(b.family)
+                .or_insert_with(|| ec2api::TokenBucket::full(b, share))
+                .take(Duration::from_micros(ready_us))
+                .as_secs_f64()
         } else {
-            ready
+            0.0
         };
-        let wait = start - ready;
+        let start = ready + wait;
+        last_wait[node] = wait;
         let e = per_api.entry(call.api).or_default();
         e.0 += 1;
         e.1 += wait;
@@ -253,7 +238,28 @@ fn replay(
             heap.push(Reverse((micros(at), node, idx + 1)));
         }
     }
-    (last, per_api)
+    Replayed {
+        last,
+        per_api,
+        last_wait,
+    }
+}
+
+/// The wait before each call is sent, for calls made at these times (from the start of the
+/// wave) by independent callers sharing the account's buckets, refills scaled by `share`: the
+/// replay's limiter, one call at a time. `cloud::Guarded` runs the same limiter against the
+/// clock; `cloud/tests/limiter.rs` feeds both the same calls and compares the waits.
+pub fn token_waits(calls: &[(Duration, &'static str)], share: f64) -> Vec<Duration> {
+    let lists: Vec<[NodeCall; 1]> = calls
+        .iter()
+        .map(|&(at, api)| [NodeCall { api, at }])
+        .collect();
+    let plans: Vec<(f64, &[NodeCall])> = lists.iter().map(|l| (0.0, &l[..])).collect();
+    replay(&plans, 0.0, share, true)
+        .last_wait
+        .into_iter()
+        .map(Duration::from_secs_f64)
+        .collect()
 }
 
 struct Wave {
@@ -335,8 +341,8 @@ fn run(
         .map(|(start, key)| (*start, lists[key].as_slice()))
         .collect();
     let latency = request.latency.as_secs_f64();
-    let (last, per_api) = replay(&plans, latency, request.share, true);
-    let (free, _) = replay(&plans, latency, request.share, false);
+    let Replayed { last, per_api, .. } = replay(&plans, latency, request.share, true);
+    let free = replay(&plans, latency, request.share, false).last;
     let calls: u64 = per_api.values().map(|v| v.0).sum();
     let apis: Vec<ApiUse> = per_api
         .iter()
@@ -636,9 +642,9 @@ node_groups:
             at: Duration::ZERO,
         }];
         let plans: Vec<(f64, &[NodeCall])> = (0..60).map(|_| (0.0, &one[..])).collect();
-        let (last, per) = replay(&plans, 0.0, 1.0, true);
+        let r = replay(&plans, 0.0, 1.0, true);
         // Bucket 50, 5/s: call 60 waits (60 − 50) / 5 = 2 s.
-        assert!((last - 2.0).abs() < 1e-6, "{last}");
-        assert!((per["AttachNetworkInterface"].2 - 2.0).abs() < 1e-6);
+        assert!((r.last - 2.0).abs() < 1e-6, "{}", r.last);
+        assert!((r.per_api["AttachNetworkInterface"].2 - 2.0).abs() < 1e-6);
     }
 }

@@ -24,9 +24,10 @@ use serde::Serialize;
 
 use crate::error::Result;
 use planner::catalogue::InstanceLimits;
-use planner::max_pods::{self, ADDRESSES_PER_PREFIX};
+use planner::max_pods;
 use planner::pool::{PoolConfig, Reply};
 use planner::sim::{Node, TICK};
+use planner::subnet::ADDRESSES_PER_PREFIX;
 
 /// How often the churn cycle is sampled (the forecast's time step).
 pub const SAMPLE: Duration = Duration::from_mins(5);

@@ -51,7 +51,7 @@ use crate::footprint::{self, Footprint, Profile, SAMPLE};
 use crate::spec::Cluster;
 use planner::catalogue::InstanceLimits;
 use planner::max_pods::AddressMode;
-use planner::subnet::{BLOCK_SIZE, Placement, Subnet};
+use planner::subnet::{ADDRESSES_PER_PREFIX, Placement, Subnet};
 
 /// Forecast settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -630,7 +630,7 @@ impl Space {
     fn untally(&mut self, node: &PlacedNode) {
         let h = &node.held;
         let pool = u32::try_from(h.ips.len()).unwrap_or(0)
-            + BLOCK_SIZE * u32::try_from(h.prefixes.len()).unwrap_or(0);
+            + ADDRESSES_PER_PREFIX * u32::try_from(h.prefixes.len()).unwrap_or(0);
         let (ns, ps) = (node.node_subnet, node.pod_subnet);
         if h.primary.is_some() {
             self.tally[ns].nodes -= 1;
@@ -649,7 +649,7 @@ impl Space {
     fn retally(&mut self, node: &PlacedNode) {
         let h = &node.held;
         let pool = u32::try_from(h.ips.len()).unwrap_or(0)
-            + BLOCK_SIZE * u32::try_from(h.prefixes.len()).unwrap_or(0);
+            + ADDRESSES_PER_PREFIX * u32::try_from(h.prefixes.len()).unwrap_or(0);
         let (ns, ps) = (node.node_subnet, node.pod_subnet);
         if h.primary.is_some() {
             self.tally[ns].nodes += 1;
@@ -1305,7 +1305,7 @@ fn timeline(
             w.first_shortage = Some(shortage.clone());
         }
         if r.error == "InsufficientCidrBlocks"
-            && r.free_addresses >= BLOCK_SIZE
+            && r.free_addresses >= ADDRESSES_PER_PREFIX
             && w.fragmented.is_none()
         {
             w.fragmented = Some(shortage);

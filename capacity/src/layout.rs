@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::forecast::{Progress, build_shapes};
 use crate::spec::Cluster;
 use planner::max_pods;
-use planner::subnet::{AWS_RESERVED_ADDRESSES, BLOCK_SIZE, MIN_SUBNET_PREFIX_LEN};
+use planner::subnet::{ADDRESSES_PER_PREFIX, AWS_RESERVED_ADDRESSES, MIN_SUBNET_PREFIX_LEN};
 
 /// What to lay out.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,13 +103,13 @@ fn size_for(needed: u32, prefixes: u32, singles: u32, headroom: f64) -> u64 {
         v
     };
     let want = grow(needed) + u64::from(AWS_RESERVED_ADDRESSES);
-    let mut size = u64::from(BLOCK_SIZE);
+    let mut size = u64::from(ADDRESSES_PER_PREFIX);
     while size < want {
         size *= 2;
     }
     if prefixes > 0 {
         let blocks = grow(prefixes) + grow(singles) + 2;
-        while size / u64::from(BLOCK_SIZE) < blocks {
+        while size / u64::from(ADDRESSES_PER_PREFIX) < blocks {
             size *= 2;
         }
     }
@@ -220,7 +220,7 @@ pub fn plan(cluster: &Cluster, request: &Request) -> Result<Layout> {
         let (nodes, singles, prefixes) = demand.get(az.as_str()).copied().unwrap_or_default();
         let singles = u32::try_from(singles).unwrap_or(u32::MAX);
         let prefixes = u32::try_from(prefixes).unwrap_or(u32::MAX);
-        let needed = singles.saturating_add(prefixes.saturating_mul(BLOCK_SIZE));
+        let needed = singles.saturating_add(prefixes.saturating_mul(ADDRESSES_PER_PREFIX));
         let size = size_for(needed, prefixes, singles, request.headroom);
         let largest = 1u64 << (32 - MIN_SUBNET_PREFIX_LEN);
         if size > largest {

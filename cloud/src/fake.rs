@@ -29,6 +29,7 @@ use std::time::Duration;
 use ipnetwork::Ipv4Network;
 use planner::catalogue;
 use planner::pool::EniId;
+use planner::rng::Rng;
 use planner::subnet::{Placement, Subnet};
 
 use crate::model::{
@@ -68,7 +69,7 @@ struct State {
     enis: BTreeMap<EniId, NetworkInterface>,
     faults: BTreeMap<String, Fault>,
     latency: Duration,
-    rng: u64,
+    rng: Rng,
     calls: BTreeMap<&'static str, u64>,
 }
 
@@ -90,20 +91,6 @@ impl State {
         )
     }
 
-    fn unit(&mut self) -> f64 {
-        let mut x = self.rng | 1;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "53 random bits into a unit float"
-        )]
-        let u = (x >> 11) as f64 / (1u64 << 53) as f64;
-        u
-    }
-
     /// Counts the call and fires an injected fault if one applies.
     fn enter(&mut self, api: &'static str) -> Result<()> {
         *self.calls.entry(api).or_default() += 1;
@@ -114,7 +101,7 @@ impl State {
             if fault.count == Some(0) {
                 continue;
             }
-            if fault.probability >= 1.0 || self.unit() < fault.probability {
+            if fault.probability >= 1.0 || self.rng.unit() < fault.probability {
                 if let Some(f) = self.faults.get_mut(key) {
                     f.count = f.count.map(|c| c - 1);
                 }
@@ -254,7 +241,7 @@ impl FakeEc2 {
     pub fn new() -> FakeEc2 {
         FakeEc2 {
             state: Arc::new(Mutex::new(State {
-                rng: 0x2545_f491_4f6c_dd1d,
+                rng: Rng::new(0x2545_f491_4f6c_dd1d),
                 ..State::default()
             })),
         }

@@ -1,5 +1,9 @@
 //! [`Guarded`]: client-side rate limiting shaped like EC2's token buckets, and retries with
 //! jittered exponential back-off, around any [`Ec2`].
+//!
+//! The limiter is the planner's [`TokenBucket`] (one per API family), the same one
+//! `capacity::budget` replays for `eniplan api-budget`: here it is fed the tokio clock and the
+//! call sleeps for the wait it returns.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -8,8 +12,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
-use planner::ec2api::{self, Bucket};
+use planner::ec2api::{self, TokenBucket};
 use planner::pool::EniId;
+use planner::rng::Rng;
 use tokio::time::Instant;
 
 use crate::model::{
@@ -30,7 +35,7 @@ pub struct RetryPolicy {
     pub rate_limit: bool,
     /// Scales every bucket's refill rate (1.0 = EC2's; lower to leave room for other callers).
     pub rate_share: f64,
-    /// Seed of the jitter.
+    /// Seed of the jitter ([`planner::rng::Rng`]).
     pub seed: u64,
 }
 
@@ -47,15 +52,11 @@ impl Default for RetryPolicy {
     }
 }
 
-struct BucketState {
-    bucket: Bucket,
-    tokens: f64,
-    at: Instant,
-}
-
 struct State {
-    buckets: BTreeMap<&'static str, BucketState>,
-    rng: u64,
+    /// Buckets by family; their time is measured from `origin`.
+    buckets: BTreeMap<&'static str, TokenBucket>,
+    origin: Instant,
+    rng: Rng,
 }
 
 /// Called after every attempt of every call: the API, the error (if any) and how long it took.
@@ -79,7 +80,8 @@ impl<E: Ec2> Guarded<E> {
             policy,
             state: Mutex::new(State {
                 buckets: BTreeMap::new(),
-                rng: policy.seed | 1,
+                origin: Instant::now(),
+                rng: Rng::new(policy.seed),
             }),
             observer: None,
         }
@@ -102,42 +104,19 @@ impl<E: Ec2> Guarded<E> {
         if !self.policy.rate_limit {
             return Duration::ZERO;
         }
-        let now = Instant::now();
         let mut state = self.state.lock().expect("limiter lock");
+        let now = Instant::now().saturating_duration_since(state.origin);
         let bucket = ec2api::bucket(api);
-        let refill = f64::from(bucket.refill_per_sec) * self.policy.rate_share;
-        let s = state
+        let share = self.policy.rate_share;
+        state
             .buckets
             .entry(bucket.family)
-            .or_insert_with(|| BucketState {
-                bucket,
-                tokens: f64::from(bucket.capacity),
-                at: now,
-            });
-        let elapsed = now.saturating_duration_since(s.at).as_secs_f64();
-        s.tokens = (s.tokens + elapsed * refill).min(f64::from(s.bucket.capacity));
-        s.at = now;
-        s.tokens -= 1.0;
-        if s.tokens >= 0.0 || refill <= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-s.tokens / refill)
-        }
+            .or_insert_with(|| TokenBucket::full(bucket, share))
+            .take(now)
     }
 
     fn jitter(&self) -> f64 {
-        let mut state = self.state.lock().expect("limiter lock");
-        let mut x = state.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.rng = x;
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "53 random bits into a unit float"
-        )]
-        let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
-        unit
+        self.state.lock().expect("limiter lock").rng.unit()
     }
 
     async fn run<T, F, Fut>(&self, api: &'static str, f: F) -> Result<T>

@@ -15,6 +15,7 @@ use cloud::Ec2;
 use cloud::aws::AwsEc2;
 use cloud::model::EniFilter;
 use ipamd::client::{add_request, connect, del_request};
+use planner::rng::Rng;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::Mutex;
@@ -385,13 +386,6 @@ impl Ledger {
     }
 }
 
-fn rng(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
-
 /// `ops` random ADD/DEL calls from one client, sharing the ledger with the others.
 async fn churn(
     socket: PathBuf,
@@ -401,11 +395,11 @@ async fn churn(
     max_live: usize,
 ) {
     let mut client = connect(&socket).await.unwrap();
-    let mut seed = 0x9e37_79b9_7f4a_7c15 ^ (worker + 1);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15 ^ (worker + 1));
     let mut mine: Vec<String> = Vec::new();
     let mut next = 0;
     for _ in 0..ops {
-        let add = mine.is_empty() || (mine.len() < max_live && rng(&mut seed).is_multiple_of(2));
+        let add = mine.is_empty() || (mine.len() < max_live && rng.next_u64().is_multiple_of(2));
         if add {
             let pod = format!("w{worker}-{next}");
             next += 1;
@@ -420,7 +414,7 @@ async fn churn(
                 }
             }
         } else {
-            let idx = usize::try_from(rng(&mut seed) % mine.len() as u64).unwrap();
+            let idx = usize::try_from(rng.next_u64() % mine.len() as u64).unwrap();
             let pod = mine.swap_remove(idx);
             ledger.lock().unwrap().deleting(&pod);
             let r = client
@@ -483,7 +477,7 @@ async fn kill_9_twenty_times_during_churn_loses_nothing_and_leaks_nothing() {
         ("ENIPLAN_LEAK_MIN_AGE_SECS", "0"),
     ];
     let mut live: BTreeMap<String, String> = BTreeMap::new();
-    let mut seed = 42u64;
+    let mut rng = Rng::new(42);
     let mut next = 0;
     for round in 0..20 {
         let d = n.start(&env).await;
@@ -504,14 +498,14 @@ async fn kill_9_twenty_times_during_churn_loses_nothing_and_leaks_nothing() {
         let socket = n.socket();
         let ops: Vec<(bool, String)> = (0..40)
             .map(|_| {
-                if live.len() < 12 && (live.is_empty() || rng(&mut seed).is_multiple_of(2)) {
+                if live.len() < 12 && (live.is_empty() || rng.next_u64().is_multiple_of(2)) {
                     next += 1;
                     (true, format!("k{next}"))
                 } else {
                     let keys: Vec<&String> = live.keys().collect();
                     (
                         false,
-                        keys[usize::try_from(rng(&mut seed) % keys.len() as u64).unwrap()].clone(),
+                        keys[usize::try_from(rng.next_u64() % keys.len() as u64).unwrap()].clone(),
                     )
                 }
             })
@@ -540,7 +534,7 @@ async fn kill_9_twenty_times_during_churn_loses_nothing_and_leaks_nothing() {
             }
             done
         });
-        tokio::time::sleep(Duration::from_millis(rng(&mut seed) % 400)).await;
+        tokio::time::sleep(Duration::from_millis(rng.next_u64() % 400)).await;
         d.kill9();
         for (add, pod, ip) in task.await.unwrap() {
             match (add, ip) {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use planner::catalogue::lookup;
 use planner::pool::{EniId, Input, ObservedEni, PodKey, Pool, PoolConfig, Time};
+use planner::rng::Rng;
 use planner::sim::Node;
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
 
@@ -168,13 +169,8 @@ fn drain(node: &mut Node, from: usize, to: usize) {
 
 /// 1,000 events: pods arrive and leave in bursts with a seeded generator, 0–20 s apart.
 fn churn(node: &mut Node) {
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut next = || rng.next_u64();
     let mut live: Vec<u64> = Vec::new();
     let mut id = 0u64;
     for _ in 0..1000 {

@@ -9,6 +9,7 @@
 //! * [`subnet`] — one subnet's address space: AWS-reserved addresses, aligned /28 prefixes.
 //! * [`pool`] and [`sim`] — the warm-pool engine and the in-memory EC2 it runs against.
 //! * [`ec2api`] — EC2's API families and their token buckets.
+//! * [`rng`] — the one seeded generator (splitmix64) of the workspace; not for cryptography.
 //!
 //! Capacity planning (cluster specs, forecasts, layouts, API budgets, CI gates) builds on this
 //! core in the `capacity` crate; the daemon needs none of it.
@@ -26,6 +27,7 @@ pub mod ec2api;
 mod error;
 pub mod max_pods;
 pub mod pool;
+pub mod rng;
 pub mod sim;
 pub mod subnet;
 

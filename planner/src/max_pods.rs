@@ -32,11 +32,10 @@ use serde::{Serialize, Serializer};
 
 use crate::catalogue::{Hypervisor, InstanceLimits};
 use crate::error::{Error, Result};
+use crate::subnet::ADDRESSES_PER_PREFIX;
 
 /// Pods on the host network that count toward the kubelet's limit but use no VPC address.
 pub const HOST_NETWORK_PODS: u32 = 2;
-/// Addresses in one delegated IPv4 prefix (/28).
-pub const ADDRESSES_PER_PREFIX: u32 = 16;
 /// EKS guidance: recommended max pods on instances with at most [`SMALL_INSTANCE_VCPUS`] vCPUs.
 pub const SMALL_INSTANCE_CAP: u32 = 110;
 /// EKS guidance: recommended max pods on larger instances.

@@ -63,9 +63,11 @@ pub use ipnetwork::Ipv4Network;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::rng::Rng;
 
-/// Addresses in one aligned block, which is also the size of a delegated IPv4 prefix.
-pub const BLOCK_SIZE: u32 = 16;
+/// Addresses in one delegated IPv4 prefix (/28), which is also one aligned block of the
+/// subnet model. The one name of this 16 in the workspace.
+pub const ADDRESSES_PER_PREFIX: u32 = 16;
 /// Prefix length of a block and of a delegated IPv4 prefix.
 pub const BLOCK_PREFIX_LEN: u8 = 28;
 /// The largest subnet AWS allows (shortest prefix length).
@@ -99,7 +101,7 @@ pub enum Placement {
     /// probes; if all hit used addresses, the first free address at or after one more random
     /// point (wrapping) is taken. Prefixes are drawn the same way among the blocks.
     ///
-    /// The generator (splitmix64) lives in the [`Subnet`]: it is seeded from `seed` the first
+    /// The generator ([`crate::rng::Rng`], splitmix64) lives in the [`Subnet`]: it is seeded from `seed` the first
     /// time it is used and whenever a different seed is passed; calls with the same seed
     /// continue one stream. Failed requests do not advance it.
     Scattered {
@@ -229,33 +231,24 @@ impl Block {
     }
 }
 
-/// Tiny deterministic generator (splitmix64) for [`Placement::Scattered`].
+/// The [`Placement::Scattered`] stream: the workspace's generator ([`crate::rng::Rng`],
+/// splitmix64) and the seed it was started from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-struct Rng {
+struct Scatter {
     seed: Option<u64>,
-    state: u64,
+    rng: Rng,
 }
 
-impl Rng {
+impl Scatter {
     fn use_seed(&mut self, seed: u64) {
         if self.seed != Some(seed) {
             self.seed = Some(seed);
-            self.state = seed;
+            self.rng = Rng::new(seed);
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`n > 0`; the modulo bias is below 2⁻⁴⁰ for `n ≤ 65 536`).
     fn below(&mut self, n: u32) -> u32 {
-        // Cannot fail: the remainder is below `n`.
-        u32::try_from(self.next_u64() % u64::from(n)).unwrap_or(0)
+        self.rng.below(n)
     }
 }
 
@@ -279,7 +272,7 @@ pub struct Subnet {
     open_blocks: BTreeSet<u32>,
     /// Blocks with 1 to 15 free addresses, keyed by (free addresses, block).
     partial_blocks: BTreeSet<(u32, u32)>,
-    rng: Rng,
+    rng: Scatter,
 }
 
 impl Subnet {
@@ -316,7 +309,7 @@ impl Subnet {
             });
         }
         let size = cidr.size();
-        let mut blocks = vec![Block::default(); (size / BLOCK_SIZE) as usize];
+        let mut blocks = vec![Block::default(); (size / ADDRESSES_PER_PREFIX) as usize];
         if let Some(first) = blocks.first_mut() {
             first.reserved |= RESERVED_HEAD;
         }
@@ -336,7 +329,7 @@ impl Subnet {
             free_blocks: BTreeSet::new(),
             open_blocks: BTreeSet::new(),
             partial_blocks: BTreeSet::new(),
-            rng: Rng::default(),
+            rng: Scatter::default(),
         };
         subnet.rebuild();
         Ok(subnet)
@@ -365,7 +358,7 @@ impl Subnet {
     /// ```
     pub fn state(&self, addr: Ipv4Addr) -> Option<AddressState> {
         let off = self.offset(addr)?;
-        Some(self.blocks[(off / BLOCK_SIZE) as usize].state(off % BLOCK_SIZE))
+        Some(self.blocks[(off / ADDRESSES_PER_PREFIX) as usize].state(off % ADDRESSES_PER_PREFIX))
     }
 
     /// Addresses in the CIDR: `2^(32 − prefix length)`.
@@ -400,7 +393,7 @@ impl Subnet {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn blocks(&self) -> u32 {
-        self.size / BLOCK_SIZE
+        self.size / ADDRESSES_PER_PREFIX
     }
 
     /// Blocks without AWS-reserved addresses — the most prefixes the subnet can ever hold:
@@ -491,7 +484,7 @@ impl Subnet {
         if f == 0 {
             0.0
         } else {
-            1.0 - f64::from(self.free_block_count * BLOCK_SIZE) / f64::from(f)
+            1.0 - f64::from(self.free_block_count * ADDRESSES_PER_PREFIX) / f64::from(f)
         }
     }
 
@@ -852,14 +845,14 @@ impl Subnet {
             self.allocated_ips += blk.ips.count_ones();
             self.other_tenant += blk.other.count_ones();
             self.allocated_prefixes += u32::from(blk.prefix);
-            if free == BLOCK_SIZE {
+            if free == ADDRESSES_PER_PREFIX {
                 self.free_block_count += 1;
                 self.free_blocks.insert(b);
             }
             if free > 0 {
                 self.open_blocks.insert(b);
             }
-            if free > 0 && free < BLOCK_SIZE {
+            if free > 0 && free < ADDRESSES_PER_PREFIX {
                 self.partial_blocks.insert((free, b));
             }
         }
@@ -881,11 +874,11 @@ impl Subnet {
         }
         let (old_free, new_free) = (old.free(), new.free());
         self.free_addresses = self.free_addresses + new_free - old_free;
-        if old_free == BLOCK_SIZE {
+        if old_free == ADDRESSES_PER_PREFIX {
             self.free_blocks.remove(&b);
             self.free_block_count -= 1;
         }
-        if new_free == BLOCK_SIZE {
+        if new_free == ADDRESSES_PER_PREFIX {
             self.free_blocks.insert(b);
             self.free_block_count += 1;
         }
@@ -895,10 +888,10 @@ impl Subnet {
         if new_free == 0 {
             self.open_blocks.remove(&b);
         }
-        if old_free > 0 && old_free < BLOCK_SIZE {
+        if old_free > 0 && old_free < ADDRESSES_PER_PREFIX {
             self.partial_blocks.remove(&(old_free, b));
         }
-        if new_free > 0 && new_free < BLOCK_SIZE {
+        if new_free > 0 && new_free < ADDRESSES_PER_PREFIX {
             self.partial_blocks.insert((new_free, b));
         }
     }
@@ -918,13 +911,13 @@ impl Subnet {
                 self.rng.use_seed(seed);
                 for _ in 0..SCATTER_PROBES {
                     let off = self.rng.below(self.size);
-                    let (b, bit) = (off / BLOCK_SIZE, off % BLOCK_SIZE);
+                    let (b, bit) = (off / ADDRESSES_PER_PREFIX, off % ADDRESSES_PER_PREFIX);
                     if self.blocks[b as usize].used & (1 << bit) == 0 {
                         return Some((b, bit));
                     }
                 }
                 let off = self.rng.below(self.size);
-                let (b, bit) = (off / BLOCK_SIZE, off % BLOCK_SIZE);
+                let (b, bit) = (off / ADDRESSES_PER_PREFIX, off % ADDRESSES_PER_PREFIX);
                 let at_or_after = !self.blocks[b as usize].used & (FULL << bit);
                 if at_or_after != 0 {
                     return Some((b, at_or_after.trailing_zeros()));
@@ -983,7 +976,7 @@ impl Subnet {
     /// (block, bit) of an address inside the subnet.
     fn locate(&self, addr: Ipv4Addr) -> Result<(u32, u32)> {
         let off = self.offset(addr).ok_or_else(|| self.not_in_subnet(addr))?;
-        Ok((off / BLOCK_SIZE, off % BLOCK_SIZE))
+        Ok((off / ADDRESSES_PER_PREFIX, off % ADDRESSES_PER_PREFIX))
     }
 
     /// (block, bit) of an address that must be inside the subnet and free.
@@ -1021,7 +1014,7 @@ impl Subnet {
         let off = self
             .offset(prefix.ip())
             .ok_or_else(|| self.not_in_subnet(prefix))?;
-        Ok(off / BLOCK_SIZE)
+        Ok(off / ADDRESSES_PER_PREFIX)
     }
 
     /// First and last offsets of a canonical CIDR that must lie inside the subnet.
@@ -1044,15 +1037,16 @@ impl Subnet {
 
     /// The blocks an offset range touches, each with the mask of its addresses in the range.
     fn range_blocks(first: u32, last: u32) -> impl Iterator<Item = (u32, u16)> {
-        (first / BLOCK_SIZE..=last / BLOCK_SIZE).map(move |b| {
-            let lo = first.max(b * BLOCK_SIZE) - b * BLOCK_SIZE;
-            let hi = last.min(b * BLOCK_SIZE + BLOCK_SIZE - 1) - b * BLOCK_SIZE;
-            (b, (FULL << lo) & (FULL >> (BLOCK_SIZE - 1 - hi)))
+        (first / ADDRESSES_PER_PREFIX..=last / ADDRESSES_PER_PREFIX).map(move |b| {
+            let lo = first.max(b * ADDRESSES_PER_PREFIX) - b * ADDRESSES_PER_PREFIX;
+            let hi = last.min(b * ADDRESSES_PER_PREFIX + ADDRESSES_PER_PREFIX - 1)
+                - b * ADDRESSES_PER_PREFIX;
+            (b, (FULL << lo) & (FULL >> (ADDRESSES_PER_PREFIX - 1 - hi)))
         })
     }
 
     fn addr_at(&self, b: u32, bit: u32) -> Ipv4Addr {
-        Ipv4Addr::from(self.base + b * BLOCK_SIZE + bit)
+        Ipv4Addr::from(self.base + b * ADDRESSES_PER_PREFIX + bit)
     }
 
     fn block_net(&self, b: u32) -> Ipv4Network {
@@ -1135,13 +1129,14 @@ mod tests {
         }
         let free_blocks = (0..s.blocks())
             .filter(|b| {
-                (0..BLOCK_SIZE).all(|i| s.blocks[*b as usize].state(i) == AddressState::Free)
+                (0..ADDRESSES_PER_PREFIX)
+                    .all(|i| s.blocks[*b as usize].state(i) == AddressState::Free)
             })
             .count();
         assert_eq!(reserved, AWS_RESERVED_ADDRESSES);
         assert_eq!(free, s.free_addresses());
         assert_eq!(ips, s.allocated_ips());
-        assert_eq!(in_prefixes, s.allocated_prefixes() * BLOCK_SIZE);
+        assert_eq!(in_prefixes, s.allocated_prefixes() * ADDRESSES_PER_PREFIX);
         assert_eq!(other, s.other_tenant_addresses());
         assert_eq!(free_blocks, s.free_blocks() as usize);
         assert_eq!(free + ips + in_prefixes + other, s.usable());
@@ -1792,8 +1787,7 @@ mod tests {
             ("10.0.1.0/25", 4),
             ("10.0.0.0/24", 5),
         ] {
-            let mut rng = Rng::default();
-            rng.use_seed(seed);
+            let mut rng = Rng::new(seed);
             let mut s = subnet(cidr);
             let base = u32::from(s.cidr().network());
             let (mut ips, mut prefixes): (Vec<Ipv4Addr>, Vec<Ipv4Network>) = (vec![], vec![]);

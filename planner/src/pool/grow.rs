@@ -1,6 +1,7 @@
 //! Growth (`increaseDatastorePool`): top up the first ENI with room, or attach a new ENI.
 
 use crate::max_pods::AddressMode;
+use crate::subnet::ADDRESSES_PER_PREFIX;
 
 use super::targets::{Targets, growth_request, is_low};
 use super::{Action, Ec2Call, Pool};
@@ -19,7 +20,7 @@ impl Pool {
             )
         } else if self.mode == AddressMode::PrefixDelegation {
             format!(
-                "pool low: {} available (not cooling) < WARM_PREFIX_TARGET {} × 16 (or none left)",
+                "pool low: {} available (not cooling) < WARM_PREFIX_TARGET {} × {ADDRESSES_PER_PREFIX} (or none left)",
                 c.available(),
                 self.config.warm_prefix_target
             )

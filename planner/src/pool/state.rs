@@ -11,8 +11,9 @@ use ipnetwork::Ipv4Network;
 use crate::max_pods::AddressMode;
 
 use super::PoolConfig;
-use super::targets::{Counters, PREFIX};
+use super::targets::Counters;
 use super::{Action, Ec2Call, EniId, Failure, OpId, PodKey, Time};
+use crate::subnet::ADDRESSES_PER_PREFIX;
 
 /// One address slot of a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,14 @@ impl Block {
     pub(super) fn new(prefix: bool, added_at: Time) -> Block {
         Block {
             prefix,
-            slots: vec![Slot::Free; if prefix { 16 } else { 1 }],
+            slots: vec![
+                Slot::Free;
+                if prefix {
+                    ADDRESSES_PER_PREFIX as usize
+                } else {
+                    1
+                }
+            ],
             used: 0,
             cooling: 0,
             releasing: false,
@@ -51,7 +59,7 @@ impl Block {
     }
     #[inline]
     pub(super) fn size(&self) -> u32 {
-        if self.prefix { PREFIX } else { 1 }
+        if self.prefix { ADDRESSES_PER_PREFIX } else { 1 }
     }
     #[inline]
     pub(super) fn idle(&self) -> bool {

@@ -12,11 +12,9 @@
 //! what it would immediately need again. See `docs/decisions/0002-pool-engine-quirks.md`.
 
 use crate::max_pods::AddressMode;
+use crate::subnet::ADDRESSES_PER_PREFIX;
 
 use super::PoolConfig;
-
-/// Addresses in one prefix.
-pub const PREFIX: u32 = 16;
 
 /// The pool counters the decisions read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,9 +98,9 @@ pub fn target_state(config: &PoolConfig, mode: AddressMode, c: &Counters) -> Tar
         over_prefixes: 0,
     };
     if mode == AddressMode::PrefixDelegation {
-        t.short_prefixes = short.div_ceil(PREFIX);
-        let need_warm = (c.assigned + c.cooling + w).div_ceil(PREFIX);
-        let need_min = m.div_ceil(PREFIX);
+        t.short_prefixes = short.div_ceil(ADDRESSES_PER_PREFIX);
+        let need_warm = (c.assigned + c.cooling + w).div_ceil(ADDRESSES_PER_PREFIX);
+        let need_min = m.div_ceil(ADDRESSES_PER_PREFIX);
         t.over_prefixes = c
             .free_prefixes
             .min(c.prefixes.saturating_sub(need_warm))
@@ -123,7 +121,7 @@ pub fn addresses_per_eni(mode: AddressMode, ipv4_per_eni: u32) -> u32 {
     let slots = ipv4_per_eni.saturating_sub(1);
     match mode {
         AddressMode::SecondaryIp => slots,
-        AddressMode::PrefixDelegation => slots * PREFIX,
+        AddressMode::PrefixDelegation => slots * ADDRESSES_PER_PREFIX,
     }
 }
 
@@ -145,7 +143,7 @@ pub fn is_low(config: &PoolConfig, mode: AddressMode, ipv4_per_eni: u32, c: &Cou
     }
     let available = c.available();
     let (target, unit) = match mode {
-        AddressMode::PrefixDelegation => (config.warm_prefix_target, PREFIX),
+        AddressMode::PrefixDelegation => (config.warm_prefix_target, ADDRESSES_PER_PREFIX),
         AddressMode::SecondaryIp => (
             config.warm_eni_target,
             addresses_per_eni(mode, ipv4_per_eni),
@@ -173,7 +171,7 @@ pub(crate) fn needs_growth(
 
 /// `WARM_PREFIX_TARGET` in addresses: `16 × WARM_PREFIX_TARGET`.
 pub(crate) fn warm_prefix_addresses(config: &PoolConfig) -> u32 {
-    config.warm_prefix_target * PREFIX
+    config.warm_prefix_target * ADDRESSES_PER_PREFIX
 }
 
 /// `shortPrefixesForWPT`: prefixes missing for `WARM_PREFIX_TARGET` free prefixes.
@@ -254,7 +252,7 @@ pub(crate) fn fallback_spare(config: &PoolConfig, c: &Counters) -> u32 {
 /// (`16 × ceil(n / 16)`), unchanged in SIP (§2.7: "in PD `w` is rounded up to a multiple of 16").
 pub(crate) fn round_up_to_prefixes(mode: AddressMode, n: u32) -> u32 {
     match mode {
-        AddressMode::PrefixDelegation => n.div_ceil(PREFIX) * PREFIX,
+        AddressMode::PrefixDelegation => n.div_ceil(ADDRESSES_PER_PREFIX) * ADDRESSES_PER_PREFIX,
         AddressMode::SecondaryIp => n,
     }
 }

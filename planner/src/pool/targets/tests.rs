@@ -122,7 +122,7 @@ fn held(total: u32, assigned: u32) -> Counters {
 /// Counters of a prefix pool: `prefixes` held, `free` of them without pods, none cooling.
 fn prefixes(prefixes: u32, assigned: u32, free: u32) -> Counters {
     Counters {
-        total: prefixes * PREFIX,
+        total: prefixes * ADDRESSES_PER_PREFIX,
         assigned,
         prefixes,
         free_prefixes: free,
