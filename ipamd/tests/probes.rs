@@ -54,7 +54,10 @@ fn probes(file: &Path) -> Vec<Probe> {
             probe_kind = Some(kind.trim_end_matches(':').to_owned());
         } else if let (Some(cmd), Some(kind)) = (t.strip_prefix("command:"), &probe_kind) {
             let command: Vec<String> = serde_json::from_str(cmd.trim()).unwrap_or_else(|e| {
-                panic!("{}: {kind} command {cmd:?} is not a flow sequence: {e}", file.display())
+                panic!(
+                    "{}: {kind} command {cmd:?} is not a flow sequence: {e}",
+                    file.display()
+                )
             });
             out.push(Probe {
                 file: file.display().to_string(),
@@ -89,7 +92,10 @@ fn run(probe: &Probe, state_dir: &Path) -> Output {
     let binary = match name {
         "ipamd-client" => env!("CARGO_BIN_EXE_ipamd-client"),
         "ipamd" => env!("CARGO_BIN_EXE_ipamd"),
-        other => panic!("{}: {} runs {other}, which the image does not ship", probe.file, probe.kind),
+        other => panic!(
+            "{}: {} runs {other}, which the image does not ship",
+            probe.file, probe.kind
+        ),
     };
     Command::new(binary)
         .args(args)
@@ -152,7 +158,10 @@ async fn every_exec_probe_passes_against_a_serving_daemon_and_fails_without_one(
     ));
     let deadline = Instant::now() + Duration::from_secs(30);
     while ipamd::client::health(&dir.join("ipamd.sock")).await != Ok(true) {
-        assert!(Instant::now() < deadline, "the daemon did not serve in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not serve in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -173,7 +182,13 @@ async fn every_exec_probe_passes_against_a_serving_daemon_and_fails_without_one(
     daemon.await.unwrap().unwrap();
     for p in &probes {
         let out = run(p, &dir);
-        assert_eq!(out.status.code(), Some(1), "{} {}: after exit", p.file, p.kind);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{} {}: after exit",
+            p.file,
+            p.kind
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -185,7 +200,10 @@ fn usage_errors_exit_2_and_name_the_problem() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("helth"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("helth"),
+        "{out:?}"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_ipamd-client"))
         .args(["add"])
         .output()
