@@ -1,5 +1,6 @@
 //! `eniplan`: the planner CLI. Thin: parses arguments, calls the `planner` and `capacity`
-//! libraries, renders.
+//! libraries, renders. This file only parses, dispatches and maps a command's outcome
+//! ([`outcome`]) to an exit code.
 //!
 //! Exit codes (documented in docs/cli.md):
 //! * 0 — success;
@@ -10,6 +11,7 @@
 
 mod args;
 mod commands;
+mod outcome;
 mod render;
 mod svg;
 
@@ -18,43 +20,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-/// What a command produced: the text for stdout and the notes for stderr.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Written to stdout in one piece, only after the whole command succeeded.
-    pub stdout: String,
-    /// Written to stderr, one `note: ` line each.
-    pub notes: Vec<String>,
-    /// The command ran but its answer is negative (a CI gate failed): exit 1 after writing.
-    pub negative: bool,
-}
-
-/// Why a command failed, and so which exit code it gets.
-#[derive(Debug)]
-pub enum CliError {
-    /// Bad input the core refused (exit 2).
-    Planner(planner::Error),
-    /// A spec, layout or value capacity planning refused (exit 2).
-    Capacity(capacity::Error),
-    /// Flags that do not go together (exit 2).
-    Usage(String),
-    /// A valid question with an empty answer (exit 1).
-    NoMatch(String),
-    /// Serialising output failed (exit 3).
-    Internal(String),
-}
-
-impl From<planner::Error> for CliError {
-    fn from(e: planner::Error) -> Self {
-        CliError::Planner(e)
-    }
-}
-
-impl From<capacity::Error> for CliError {
-    fn from(e: capacity::Error) -> Self {
-        CliError::Capacity(e)
-    }
-}
+use outcome::{CommandError, CommandOutput};
 
 /// Documented exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,20 +48,20 @@ fn main() -> ExitCode {
         args::Command::Layout(a) => commands::layout::run(a),
         args::Command::ApiBudget(a) => commands::api_budget::run(a),
         args::Command::Report(a) => commands::report::run(a),
-        args::Command::Schema => Ok(Report {
+        args::Command::Schema => Ok(CommandOutput {
             stdout: capacity::spec::schema_json(),
-            ..Report::default()
+            ..CommandOutput::default()
         }),
     };
     match result {
         Ok(report) => emit(&report).into(),
         Err(err) => {
             let (exit, message) = match err {
-                CliError::Planner(e) => (Exit::BadInput, e.to_string()),
-                CliError::Capacity(e) => (Exit::BadInput, e.to_string()),
-                CliError::Usage(m) => (Exit::BadInput, m),
-                CliError::NoMatch(m) => (Exit::Negative, m),
-                CliError::Internal(m) => (Exit::Internal, m),
+                CommandError::Planner(e) => (Exit::BadInput, e.to_string()),
+                CommandError::Capacity(e) => (Exit::BadInput, e.to_string()),
+                CommandError::Usage(m) => (Exit::BadInput, m),
+                CommandError::NoMatch(m) => (Exit::Negative, m),
+                CommandError::Internal(m) => (Exit::Internal, m),
             };
             eprintln!("error: {message}");
             exit.into()
@@ -103,8 +69,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes a report. A closed stdout (`eniplan ... | head`) is not an error.
-fn emit(report: &Report) -> Exit {
+/// Writes a command's output. A closed stdout (`eniplan ... | head`) is not an error.
+fn emit(report: &CommandOutput) -> Exit {
     let mut out = std::io::stdout().lock();
     match out
         .write_all(report.stdout.as_bytes())

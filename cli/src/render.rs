@@ -39,9 +39,10 @@ pub fn table(output: Output, header: &[&str], rows: &[Vec<String>], numeric: &[u
 }
 
 /// Pretty JSON with a trailing newline.
-pub fn json<T: serde::Serialize>(value: &T) -> Result<String, crate::CliError> {
-    let mut s = serde_json::to_string_pretty(value)
-        .map_err(|e| crate::CliError::Internal(format!("cannot serialise JSON: {e}")))?;
+pub fn json<T: serde::Serialize>(value: &T) -> Result<String, crate::outcome::CommandError> {
+    let mut s = serde_json::to_string_pretty(value).map_err(|e| {
+        crate::outcome::CommandError::Internal(format!("cannot serialise JSON: {e}"))
+    })?;
     s.push('\n');
     Ok(s)
 }

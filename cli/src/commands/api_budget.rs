@@ -7,15 +7,16 @@ use capacity::budget::{Budget, Request, budget};
 
 use super::common::{self, Bar, thousands};
 use crate::args::{ApiBudgetArgs, Output};
-use crate::{CliError, Report, render};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::render;
 
-pub fn run(args: &ApiBudgetArgs) -> Result<Report, CliError> {
+pub fn run(args: &ApiBudgetArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec)?;
     if let Some(name) = &args.node_group
         && !cluster.groups.iter().any(|g| &g.name == name)
     {
         let known: Vec<&str> = cluster.groups.iter().map(|g| g.name.as_str()).collect();
-        return Err(CliError::Usage(format!(
+        return Err(CommandError::Usage(format!(
             "--node-group {name:?}: no such node group (the spec has {})",
             known.join(", ")
         )));
@@ -23,7 +24,7 @@ pub fn run(args: &ApiBudgetArgs) -> Result<Report, CliError> {
     let output = Output::from(args.output);
     let share = capacity::gates::parse_percent("--share", &args.share)? / 100.0;
     if share <= 0.0 || share > 1.0 {
-        return Err(CliError::Usage(format!(
+        return Err(CommandError::Usage(format!(
             "--share {:?}: expected a percentage above 0 and at most 100%",
             args.share
         )));
@@ -45,9 +46,9 @@ pub fn run(args: &ApiBudgetArgs) -> Result<Report, CliError> {
     } else {
         text(&b, output, &request)
     };
-    Ok(Report {
+    Ok(CommandOutput {
         stdout,
-        ..Report::default()
+        ..CommandOutput::default()
     })
 }
 

@@ -6,19 +6,19 @@ use capacity::forecast::{self, Progress};
 use capacity::spec::Cluster;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::CliError;
 use crate::args::{ProgressMode, SpecOptions};
+use crate::outcome::CommandError;
 
 /// Reads and validates a cluster spec. Problems name the file.
-pub fn read_spec(path: &Path) -> Result<Cluster, CliError> {
+pub fn read_spec(path: &Path) -> Result<Cluster, CommandError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::Usage(format!("cannot read cluster spec {}: {e}", path.display()))
+        CommandError::Usage(format!("cannot read cluster spec {}: {e}", path.display()))
     })?;
-    capacity::spec::load(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+    capacity::spec::load(&text).map_err(|e| CommandError::Usage(format!("{}: {e}", path.display())))
 }
 
 /// The forecast settings from the shared flags.
-pub fn forecast_options(o: &SpecOptions) -> Result<forecast::Options, CliError> {
+pub fn forecast_options(o: &SpecOptions) -> Result<forecast::Options, CommandError> {
     Ok(forecast::Options {
         window: capacity::gates::parse_hours("--window", &o.window)?,
         horizon_days: capacity::gates::parse_days("--horizon", &o.horizon)?,
@@ -112,9 +112,9 @@ pub fn days(d: Option<u32>, horizon: u32) -> String {
 }
 
 /// Writes a file the user asked for (a plot).
-pub fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+pub fn write_file(path: &Path, text: &str) -> Result<(), CommandError> {
     std::fs::write(path, text)
-        .map_err(|e| CliError::Internal(format!("cannot write {}: {e}", path.display())))
+        .map_err(|e| CommandError::Internal(format!("cannot write {}: {e}", path.display())))
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use capacity::forecast::{Forecast, forecast};
 
 use super::common::{self, Bar, days, thousands};
 use crate::args::{ForecastArgs, Output};
-use crate::{CliError, Report, render, svg};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::{render, svg};
 
-pub fn run(args: &ForecastArgs) -> Result<Report, CliError> {
+pub fn run(args: &ForecastArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec.spec)?;
     let options = common::forecast_options(&args.spec)?;
     let output = Output::from(args.output);
@@ -24,7 +25,7 @@ pub fn run(args: &ForecastArgs) -> Result<Report, CliError> {
     } else {
         text(&f, output)
     };
-    Ok(Report {
+    Ok(CommandOutput {
         stdout,
         notes: f.notes.clone(),
         negative: false,

@@ -7,7 +7,8 @@ use planner::max_pods::{self, Options};
 use serde::Serialize;
 
 use crate::args::{HypervisorFilter, InstanceTypesArgs, Output};
-use crate::{CliError, Report, render};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::render;
 
 #[derive(Serialize)]
 struct JsonRow<'a> {
@@ -17,7 +18,7 @@ struct JsonRow<'a> {
     max_pods: u32,
 }
 
-pub fn run(args: &InstanceTypesArgs) -> Result<Report, CliError> {
+pub fn run(args: &InstanceTypesArgs) -> Result<CommandOutput, CommandError> {
     let candidates: Vec<&'static InstanceLimits> = if args.patterns.is_empty() {
         let mut all: Vec<_> = catalogue::all().iter().collect();
         all.sort_by(|a, b| catalogue::size_order(a.name, b.name));
@@ -45,7 +46,7 @@ pub fn run(args: &InstanceTypesArgs) -> Result<Report, CliError> {
         .filter(|t| args.min_enis.is_none_or(|n| u32::from(t.max_enis) >= n))
         .collect();
     if selected.is_empty() {
-        return Err(CliError::NoMatch(
+        return Err(CommandError::NoMatch(
             "no instance type matches these filters".to_owned(),
         ));
     }
@@ -103,8 +104,8 @@ pub fn run(args: &InstanceTypesArgs) -> Result<Report, CliError> {
             render::table(args.output, &header, &rows, &[1, 4, 5, 6, 7, 9, 10])
         }
     };
-    Ok(Report {
+    Ok(CommandOutput {
         stdout,
-        ..Report::default()
+        ..CommandOutput::default()
     })
 }

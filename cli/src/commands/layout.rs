@@ -4,12 +4,13 @@ use capacity::layout::{self, Request};
 
 use super::common;
 use crate::args::{LayoutArgs, LayoutFormat};
-use crate::{CliError, Report, render};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::render;
 
-pub fn run(args: &LayoutArgs) -> Result<Report, CliError> {
+pub fn run(args: &LayoutArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec)?;
     let bad = || {
-        CliError::Usage(format!(
+        CommandError::Usage(format!(
             "--cidr {:?}: expected an IPv4 CIDR with its prefix length, such as 100.64.0.0/16",
             args.cidr
         ))
@@ -38,7 +39,7 @@ pub fn run(args: &LayoutArgs) -> Result<Report, CliError> {
         LayoutFormat::Terraform => layout::terraform(&plan),
         LayoutFormat::Json => render::json(&plan)?,
     };
-    Ok(Report {
+    Ok(CommandOutput {
         stdout,
         notes,
         negative: false,

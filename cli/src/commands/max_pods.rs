@@ -8,7 +8,8 @@ use planner::max_pods::{self, MaxPods, Note, Options};
 use serde::Serialize;
 
 use crate::args::{MaxPodsArgs, Output};
-use crate::{CliError, Report, render};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::render;
 
 /// One JSON object of `--output json`.
 #[derive(Serialize)]
@@ -22,7 +23,7 @@ struct JsonRow<'a> {
     explain: Option<&'a [String]>,
 }
 
-pub fn run(args: &MaxPodsArgs) -> Result<Report, CliError> {
+pub fn run(args: &MaxPodsArgs) -> Result<CommandOutput, CommandError> {
     let types: Vec<&'static InstanceLimits> = if args.all {
         let mut all: Vec<_> = catalogue::all().iter().collect();
         all.sort_by(|a, b| catalogue::size_order(a.name, b.name));
@@ -55,7 +56,7 @@ pub fn run(args: &MaxPodsArgs) -> Result<Report, CliError> {
             Some(Output::Plain | Output::Table | Output::Markdown)
         )
     {
-        return Err(CliError::Usage(
+        return Err(CommandError::Usage(
             "--explain prints the derivation as text; use it without --output, or with --output json".to_owned(),
         ));
     }
@@ -70,7 +71,7 @@ pub fn run(args: &MaxPodsArgs) -> Result<Report, CliError> {
         }
     };
 
-    let mut report = Report::default();
+    let mut report = CommandOutput::default();
     if output == Output::Json {
         let rows: Vec<JsonRow<'_>> = results
             .iter()

@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use super::common::{self, Bar};
 use crate::args::{Output, ReportArgs, ReportFormat};
-use crate::{CliError, Report, render};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::render;
 
-fn gates_of(args: &ReportArgs) -> Result<Gates, CliError> {
+fn gates_of(args: &ReportArgs) -> Result<Gates, CommandError> {
     Ok(Gates {
         min_headroom_percent: args
             .fail_under_headroom
@@ -38,7 +39,7 @@ struct JsonReport<'a> {
     forecast: &'a Forecast,
 }
 
-pub fn run(args: &ReportArgs) -> Result<Report, CliError> {
+pub fn run(args: &ReportArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec.spec)?;
     let options = common::forecast_options(&args.spec)?;
     let g = gates_of(args)?;
@@ -58,7 +59,7 @@ pub fn run(args: &ReportArgs) -> Result<Report, CliError> {
         })?,
         ReportFormat::Junit => junit(&f, &checks),
     };
-    Ok(Report {
+    Ok(CommandOutput {
         stdout,
         notes: f.notes.clone(),
         negative: failed > 0,

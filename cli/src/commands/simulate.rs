@@ -11,13 +11,15 @@ use planner::sim::{self, Node, StepReport};
 use serde::Serialize;
 
 use crate::args::{Output, SimulateArgs};
-use crate::{CliError, Report, render};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::render;
 
 /// Reads `VAR=VALUE` lines: blank lines and `#` comments skipped, `export ` and matching quotes
 /// stripped.
-fn parse_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("cannot read env file {}: {e}", path.display())))?;
+fn parse_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, CommandError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CommandError::Usage(format!("cannot read env file {}: {e}", path.display()))
+    })?;
     let mut out = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -26,7 +28,7 @@ fn parse_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, CliEr
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
         let Some((k, v)) = line.split_once('=') else {
-            return Err(CliError::Usage(format!(
+            return Err(CommandError::Usage(format!(
                 "{}:{}: expected VAR=VALUE, found {raw:?}",
                 path.display(),
                 n + 1
@@ -43,7 +45,7 @@ fn parse_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, CliEr
     Ok(out)
 }
 
-fn settings(args: &SimulateArgs) -> Result<BTreeMap<String, String>, CliError> {
+fn settings(args: &SimulateArgs) -> Result<BTreeMap<String, String>, CommandError> {
     let mut vars = BTreeMap::new();
     let mut pairs = match &args.env_file {
         Some(path) => parse_env_file(path)?,
@@ -51,7 +53,7 @@ fn settings(args: &SimulateArgs) -> Result<BTreeMap<String, String>, CliError> {
     };
     for s in &args.set {
         let (k, v) = s.split_once('=').ok_or_else(|| {
-            CliError::Usage(format!(
+            CommandError::Usage(format!(
                 "--set {s:?}: expected VAR=VALUE, e.g. --set WARM_IP_TARGET=5"
             ))
         })?;
@@ -60,7 +62,7 @@ fn settings(args: &SimulateArgs) -> Result<BTreeMap<String, String>, CliError> {
     for (k, v) in pairs {
         if !VARIABLES.iter().any(|(name, _, _)| *name == k) {
             let known: Vec<&str> = VARIABLES.iter().map(|(name, _, _)| *name).collect();
-            return Err(CliError::Usage(format!(
+            return Err(CommandError::Usage(format!(
                 "unknown setting {k:?}; eniplan simulate understands {}",
                 known.join(", ")
             )));
@@ -152,7 +154,7 @@ fn event_lines(step: &StepReport) -> Vec<String> {
         .collect()
 }
 
-pub fn run(args: &SimulateArgs) -> Result<Report, CliError> {
+pub fn run(args: &SimulateArgs) -> Result<CommandOutput, CommandError> {
     let limits = catalogue::lookup(&args.instance_type)?;
     let vars = settings(args)?;
     let mut config = PoolConfig::from_vars(&vars)?;
@@ -163,11 +165,11 @@ pub fn run(args: &SimulateArgs) -> Result<Report, CliError> {
     let steps = match &args.trace {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
-                CliError::Usage(format!("cannot read trace {}: {e}", path.display()))
+                CommandError::Usage(format!("cannot read trace {}: {e}", path.display()))
             })?;
             let events = sim::parse_trace(&text)?;
             if events.is_empty() {
-                return Err(CliError::Usage(format!(
+                return Err(CommandError::Usage(format!(
                     "trace {} has no events",
                     path.display()
                 )));
@@ -176,7 +178,7 @@ pub fn run(args: &SimulateArgs) -> Result<Report, CliError> {
         }
         None => node.run_counts(&args.pods),
     };
-    let mut report = Report::default();
+    let mut report = CommandOutput::default();
     if let Some(note) = node.pool.mode_note() {
         report.notes.push(note.to_owned());
     }
@@ -208,7 +210,7 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn json(&self) -> Result<String, CliError> {
+    fn json(&self) -> Result<String, CommandError> {
         let (args, limits, config, node, steps) =
             (self.args, self.limits, self.config, self.node, self.steps);
         let totals = node.ec2.calls();

@@ -8,14 +8,15 @@ use cloud::model::{EniFilter, NetworkInterface, SubnetInfo};
 
 use super::common::{self, Bar, thousands};
 use crate::args::{Output, SubnetsArgs};
-use crate::{CliError, Report, render, svg};
+use crate::outcome::{CommandError, CommandOutput};
+use crate::{render, svg};
 
-pub fn run(args: &SubnetsArgs) -> Result<Report, CliError> {
+pub fn run(args: &SubnetsArgs) -> Result<CommandOutput, CommandError> {
     let output = Output::from(args.output);
     let mut usages = if args.live {
         let ids = if args.subnet.is_empty() {
             let path = args.spec.as_ref().ok_or_else(|| {
-                CliError::Usage("--live needs --subnet IDs or a SPEC naming the subnets".into())
+                CommandError::Usage("--live needs --subnet IDs or a SPEC naming the subnets".into())
             })?;
             common::read_spec(path)?
                 .subnets
@@ -30,7 +31,7 @@ pub fn run(args: &SubnetsArgs) -> Result<Report, CliError> {
         let path = args
             .spec
             .as_ref()
-            .ok_or_else(|| CliError::Usage("a SPEC is needed without --live".into()))?;
+            .ok_or_else(|| CommandError::Usage("a SPEC is needed without --live".into()))?;
         let cluster = common::read_spec(path)?;
         let bar = Bar::new(args.progress);
         capacity::forecast::current_usage(&cluster, &mut |p| bar.update(p))?
@@ -42,7 +43,7 @@ pub fn run(args: &SubnetsArgs) -> Result<Report, CliError> {
             .find(|id| !usages.iter().any(|u| &&u.id == id))
         {
             let known: Vec<&str> = usages.iter().map(|u| u.id.as_str()).collect();
-            return Err(CliError::Usage(format!(
+            return Err(CommandError::Usage(format!(
                 "--subnet {missing:?}: no such subnet (known: {})",
                 known.join(", ")
             )));
@@ -61,9 +62,9 @@ pub fn run(args: &SubnetsArgs) -> Result<Report, CliError> {
     } else {
         text(&maps, output, args)
     };
-    Ok(Report {
+    Ok(CommandOutput {
         stdout,
-        ..Report::default()
+        ..CommandOutput::default()
     })
 }
 
@@ -165,7 +166,10 @@ fn text(maps: &[BlockMap], output: Output, args: &SubnetsArgs) -> String {
 
 /// EC2's view of one subnet as the planner's input: every ENI with its addresses; the owner is
 /// the attached instance, else the description, else the interface type.
-pub fn usage_from(info: &SubnetInfo, enis: &[NetworkInterface]) -> Result<SubnetUsage, CliError> {
+pub fn usage_from(
+    info: &SubnetInfo,
+    enis: &[NetworkInterface],
+) -> Result<SubnetUsage, CommandError> {
     let mut out = Vec::with_capacity(enis.len());
     for e in enis {
         if e.subnet_id != info.id {
@@ -200,17 +204,17 @@ pub fn usage_from(info: &SubnetInfo, enis: &[NetworkInterface]) -> Result<Subnet
 
 /// Reads the subnets and their ENIs: one DescribeSubnets, then per subnet one paginated
 /// DescribeNetworkInterfaces filtered on `subnet-id`.
-pub async fn live_usage<E: Ec2>(ec2: &E, ids: &[String]) -> Result<Vec<SubnetUsage>, CliError> {
+pub async fn live_usage<E: Ec2>(ec2: &E, ids: &[String]) -> Result<Vec<SubnetUsage>, CommandError> {
     let infos = ec2
         .describe_subnets(ids)
         .await
-        .map_err(|e| CliError::Internal(e.to_string()))?;
+        .map_err(|e| CommandError::Internal(e.to_string()))?;
     let mut out = Vec::new();
     for id in ids {
         let info = infos
             .iter()
             .find(|s| &s.id == id)
-            .ok_or_else(|| CliError::Usage(format!("subnet {id:?} was not found in EC2")))?;
+            .ok_or_else(|| CommandError::Usage(format!("subnet {id:?} was not found in EC2")))?;
         let filter = EniFilter {
             subnet_id: Some(id.clone()),
             ..EniFilter::default()
@@ -218,13 +222,13 @@ pub async fn live_usage<E: Ec2>(ec2: &E, ids: &[String]) -> Result<Vec<SubnetUsa
         let enis = ec2
             .describe_network_interfaces(&filter)
             .await
-            .map_err(|e| CliError::Internal(e.to_string()))?;
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
         out.push(usage_from(info, &enis)?);
     }
     Ok(out)
 }
 
-fn read_live(args: &SubnetsArgs, ids: &[String]) -> Result<Vec<SubnetUsage>, CliError> {
+fn read_live(args: &SubnetsArgs, ids: &[String]) -> Result<Vec<SubnetUsage>, CommandError> {
     let settings = cloud::aws::AwsSettings {
         region: args.region.clone(),
         ec2_endpoint: args.endpoint.clone(),
@@ -233,11 +237,11 @@ fn read_live(args: &SubnetsArgs, ids: &[String]) -> Result<Vec<SubnetUsage>, Cli
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Internal(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| CommandError::Internal(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(async {
         let ec2 = cloud::aws::AwsEc2::new(&settings)
             .await
-            .map_err(|e| CliError::Internal(e.to_string()))?;
+            .map_err(|e| CommandError::Internal(e.to_string()))?;
         let guarded = cloud::Guarded::new(ec2, cloud::RetryPolicy::default());
         live_usage(&guarded, ids).await
     })
@@ -294,7 +298,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(&err, CliError::Usage(m) | CliError::Internal(m) if m.contains("subnet-nope")),
+            matches!(&err, CommandError::Usage(m) | CommandError::Internal(m) if m.contains("subnet-nope")),
             "{err:?}"
         );
     }
