@@ -101,10 +101,10 @@ pub struct Profile {
 
 fn footprint(node: &Node, pods: u32, branch_pods: u32, trunk: bool) -> Footprint {
     let (mut enis, mut ips, mut prefixes) = (0u32, 0u32, 0u32);
-    for e in node.ec2.enis().filter(|e| !e.unmanaged) {
+    for e in node.ec2.enis() {
         enis += 1;
-        ips += u32::try_from(e.ips.len()).unwrap_or(u32::MAX);
-        prefixes += u32::try_from(e.prefixes.len()).unwrap_or(u32::MAX);
+        ips += u32::try_from(e.addresses.ips.len()).unwrap_or(u32::MAX);
+        prefixes += u32::try_from(e.addresses.prefixes.len()).unwrap_or(u32::MAX);
     }
     Footprint {
         pods,

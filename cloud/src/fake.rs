@@ -1,9 +1,12 @@
-//! A stateful, in-memory EC2 and IMDS, faithful where ipamd needs it: subnets hand out real,
-//! unique addresses (AWS reserves 5 per subnet) and aligned /28 prefixes through the planner's
-//! subnet model, with `InsufficientCidrBlocks` / `InsufficientFreeAddressesInSubnet`; instance
-//! types carry the catalogue's ENI and per-ENI limits (`AttachmentLimitExceeded`,
-//! `PrivateIpAddressLimitExceeded`); ENIs have attachment state, tags, types and MACs. Errors,
-//! latency and throttling can be injected per API.
+//! A stateful, in-memory EC2 and IMDS, faithful where ipamd needs it. Limits, address
+//! allocation and error codes are the planner's one model of EC2's network interfaces
+//! ([`planner::sim::eni`], also run by `planner::sim::Ec2Model`): subnets hand out real, unique
+//! addresses (AWS reserves 5 per subnet) and aligned /28 prefixes from the planner's subnet
+//! model, with `InsufficientCidrBlocks` / `InsufficientFreeAddressesInSubnet`; instance types
+//! carry the catalogue's ENI and per-ENI limits (`AttachmentLimitExceeded`,
+//! `PrivateIpAddressLimitExceeded`). What only the fake has is here: a region of VPCs, subnets
+//! and instances, ids, MACs, tags, types, attachment state, filters, IMDS, and errors and
+//! throttling injected per API.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -24,12 +27,12 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use ipnetwork::Ipv4Network;
 use planner::catalogue;
 use planner::pool::EniId;
 use planner::rng::Rng;
+use planner::sim::eni::{self, EniAddresses};
 use planner::subnet::{Placement, Subnet};
 
 use crate::model::{
@@ -54,6 +57,25 @@ struct FakeSubnet {
     model: Subnet,
 }
 
+/// An ENI: what only the fake keeps (`iface`, whose address fields stay empty) and its
+/// addresses in the planner's model.
+struct FakeEni {
+    iface: NetworkInterface,
+    addresses: EniAddresses,
+}
+
+impl FakeEni {
+    /// The ENI as DescribeNetworkInterfaces shows it.
+    fn view(&self) -> NetworkInterface {
+        NetworkInterface {
+            primary_ip: self.addresses.primary_ip,
+            secondary_ips: self.addresses.ips.iter().copied().collect(),
+            prefixes: self.addresses.prefixes.iter().copied().collect(),
+            ..self.iface.clone()
+        }
+    }
+}
+
 struct FakeInstance {
     instance_type: &'static catalogue::InstanceLimits,
     subnet_id: String,
@@ -66,9 +88,8 @@ struct State {
     vpcs: BTreeMap<String, Ipv4Network>,
     subnets: BTreeMap<String, FakeSubnet>,
     instances: BTreeMap<String, FakeInstance>,
-    enis: BTreeMap<EniId, NetworkInterface>,
+    enis: BTreeMap<EniId, FakeEni>,
     faults: BTreeMap<String, Fault>,
-    latency: Duration,
     rng: Rng,
     calls: BTreeMap<&'static str, u64>,
 }
@@ -115,7 +136,7 @@ impl State {
         Ok(())
     }
 
-    fn eni(&self, api: &'static str, id: &EniId) -> Result<&NetworkInterface> {
+    fn eni(&self, api: &'static str, id: &EniId) -> Result<&FakeEni> {
         self.enis
             .get(id)
             .ok_or_else(|| not_found(api, "InvalidNetworkInterfaceID.NotFound", &id.0))
@@ -133,78 +154,38 @@ impl State {
         }
     }
 
-    fn slots_limit(&self, eni: &NetworkInterface) -> Option<u32> {
-        let instance = &self
-            .instances
-            .get(&eni.attachment.as_ref()?.instance_id)?
-            .instance_type;
-        Some(u32::from(instance.ipv4_per_eni) - 1)
+    /// The instance type of the instance an ENI is attached to (`None`: not attached).
+    fn attached_type(&self, e: &FakeEni) -> Option<&'static catalogue::InstanceLimits> {
+        let instance = &e.iface.attachment.as_ref()?.instance_id;
+        Some(self.instances.get(instance)?.instance_type)
     }
-}
 
-impl State {
-    /// AssignPrivateIpAddresses (addresses or prefixes): the ENI's slot limit, then an atomic
-    /// allocation from its subnet.
-    fn assign<T: Ord + Copy>(
+    /// One address change of an ENI (assign or unassign, addresses or prefixes) in the
+    /// planner's model: `change` gets the ENI's addresses, its instance type when attached (EC2
+    /// checks the limit of a detached ENI when it is attached) and its subnet.
+    fn change<T>(
         &mut self,
+        api: &'static str,
         eni: &EniId,
-        count: u32,
-        what: &str,
-        allocate: impl FnOnce(&mut Subnet, u32) -> planner::Result<Vec<T>>,
-        list: impl FnOnce(&mut NetworkInterface) -> &mut Vec<T>,
-    ) -> Result<Vec<T>> {
-        let api = "AssignPrivateIpAddresses";
+        change: impl FnOnce(
+            &mut EniAddresses,
+            Option<&'static catalogue::InstanceLimits>,
+            &mut Subnet,
+        ) -> planner::Result<T>,
+    ) -> Result<T> {
         self.enter(api)?;
         let e = self.eni(api, eni)?;
-        let used = u32::try_from(e.secondary_ips.len() + e.prefixes.len()).unwrap_or(u32::MAX);
-        if self
-            .slots_limit(e)
-            .is_some_and(|limit| used + count > limit)
-        {
-            return Err(CloudError::from_code(
-                api,
-                "PrivateIpAddressLimitExceeded",
-                &format!("{eni} cannot hold {count} more {what}"),
-            ));
-        }
-        let subnet_id = e.subnet_id.clone();
-        let got = allocate(&mut self.subnet(api, &subnet_id)?.model, count)
-            .map_err(|e| subnet_error(api, &e))?;
-        let held = list(self.enis.get_mut(eni).expect("checked above"));
-        held.extend(&got);
-        held.sort_unstable();
+        let limits = self.attached_type(e);
+        let subnet_id = e.iface.subnet_id.clone();
+        let State { subnets, enis, .. } = self;
+        let model = &mut subnets
+            .get_mut(&subnet_id)
+            .ok_or_else(|| not_found(api, "InvalidSubnetID.NotFound", &subnet_id))?
+            .model;
+        let addresses = &mut enis.get_mut(eni).expect("checked above").addresses;
+        let out = change(addresses, limits, model).map_err(|e| ec2_error(api, &e))?;
         self.sync_available(&subnet_id);
-        Ok(got)
-    }
-
-    /// UnassignPrivateIpAddresses (addresses or prefixes): all must be on the ENI, or nothing
-    /// changes.
-    fn unassign<T: PartialEq + Copy + std::fmt::Display>(
-        &mut self,
-        eni: &EniId,
-        items: &[T],
-        what: &str,
-        release: impl Fn(&mut Subnet, T) -> planner::Result<()>,
-        list: impl FnOnce(&mut NetworkInterface) -> &mut Vec<T>,
-    ) -> Result<()> {
-        let api = "UnassignPrivateIpAddresses";
-        self.enter(api)?;
-        let subnet_id = self.eni(api, eni)?.subnet_id.clone();
-        let held = list(self.enis.get_mut(eni).expect("checked above"));
-        if let Some(x) = items.iter().find(|x| !held.contains(x)) {
-            return Err(CloudError::from_code(
-                api,
-                "InvalidParameterValue",
-                &format!("{x} is not a {what} of {eni}"),
-            ));
-        }
-        held.retain(|x| !items.contains(x));
-        let model = &mut self.subnet(api, &subnet_id)?.model;
-        for x in items {
-            let _ = release(model, *x);
-        }
-        self.sync_available(&subnet_id);
-        Ok(())
+        Ok(out)
     }
 }
 
@@ -212,16 +193,14 @@ fn not_found(api: &'static str, code: &str, id: &str) -> CloudError {
     CloudError::from_code(api, code, &format!("The resource '{id}' does not exist"))
 }
 
-fn subnet_error(api: &'static str, e: &planner::Error) -> CloudError {
-    match e {
-        planner::Error::InsufficientCidrBlocks { .. } => {
-            CloudError::from_code(api, "InsufficientCidrBlocks", &e.to_string())
-        }
-        planner::Error::InsufficientFreeAddressesInSubnet { .. } => {
-            CloudError::from_code(api, "InsufficientFreeAddressesInSubnet", &e.to_string())
-        }
-        other => CloudError::from_code(api, "InvalidParameterValue", &other.to_string()),
-    }
+/// A refusal of the planner's model as EC2 returns it: its EC2 code, else
+/// `InvalidParameterValue`.
+fn ec2_error(api: &'static str, e: &planner::Error) -> CloudError {
+    CloudError::from_code(
+        api,
+        e.ec2_code().unwrap_or("InvalidParameterValue"),
+        &e.to_string(),
+    )
 }
 
 /// The in-memory EC2. Clones share state.
@@ -293,7 +272,7 @@ impl FakeEc2 {
             .subnet("occupy", subnet_id)?
             .model
             .occupy_range(range)
-            .map_err(|e| subnet_error("occupy", &e))?;
+            .map_err(|e| ec2_error("occupy", &e))?;
         s.sync_available(subnet_id);
         Ok(n)
     }
@@ -307,11 +286,14 @@ impl FakeEc2 {
                 name: instance_type.to_owned(),
             })?;
         let mut s = self.lock();
-        let ip = s
-            .subnet(api, subnet_id)?
-            .model
-            .allocate_ip(Placement::Lowest)
-            .map_err(|e| subnet_error(api, &e))?;
+        let (addresses, _, _) = EniAddresses::allocate(
+            &mut s.subnet(api, subnet_id)?.model,
+            Placement::Lowest,
+            0,
+            0,
+        )
+        .map_err(|e| ec2_error(api, &e))?;
+        let ip = addresses.primary_ip;
         let (vpc_id, az) = {
             let sub = &s.subnets[subnet_id].info;
             (sub.vpc_id.clone(), sub.availability_zone.clone())
@@ -322,28 +304,31 @@ impl FakeEc2 {
         let mac = s.mac();
         s.enis.insert(
             eni_id.clone(),
-            NetworkInterface {
-                id: eni_id,
-                subnet_id: subnet_id.to_owned(),
-                vpc_id,
-                availability_zone: az,
-                description: String::new(),
-                mac,
-                interface_type: InterfaceType::Interface,
-                status: "in-use".to_owned(),
-                primary_ip: ip,
-                secondary_ips: Vec::new(),
-                prefixes: Vec::new(),
-                attachment: Some(Attachment {
-                    id: attachment_id,
-                    instance_id: instance_id.clone(),
-                    device_index: 0,
-                    network_card_index: 0,
-                    delete_on_termination: true,
-                    status: "attached".to_owned(),
-                }),
-                tags: BTreeMap::new(),
-                security_groups: vec!["sg-default".to_owned()],
+            FakeEni {
+                iface: NetworkInterface {
+                    id: eni_id,
+                    subnet_id: subnet_id.to_owned(),
+                    vpc_id,
+                    availability_zone: az,
+                    description: String::new(),
+                    mac,
+                    interface_type: InterfaceType::Interface,
+                    status: "in-use".to_owned(),
+                    primary_ip: ip,
+                    secondary_ips: Vec::new(),
+                    prefixes: Vec::new(),
+                    attachment: Some(Attachment {
+                        id: attachment_id,
+                        instance_id: instance_id.clone(),
+                        device_index: 0,
+                        network_card_index: 0,
+                        delete_on_termination: true,
+                        status: "attached".to_owned(),
+                    }),
+                    tags: BTreeMap::new(),
+                    security_groups: vec!["sg-default".to_owned()],
+                },
+                addresses,
             },
         );
         s.instances.insert(
@@ -368,42 +353,17 @@ impl FakeEc2 {
         self.lock().faults.clear();
     }
 
-    /// Adds latency to every call (use with a paused tokio clock in tests).
-    pub fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
-    }
-
     /// Calls made so far, by API.
     pub fn calls(&self) -> BTreeMap<&'static str, u64> {
         self.lock().calls.clone()
     }
 
-    /// Free addresses and aligned /28s of a subnet.
-    pub fn subnet_free(&self, subnet_id: &str) -> Option<(u32, u32)> {
-        let s = self.lock();
-        s.subnets
-            .get(subnet_id)
-            .map(|f| (f.model.free_addresses(), f.model.free_blocks()))
-    }
-
-    async fn delay(&self) {
-        let latency = self.lock().latency;
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
-        }
-    }
-
     /// Releases every address of an ENI back to its subnet.
-    fn release_all(s: &mut State, eni: &NetworkInterface) {
-        if let Some(sub) = s.subnets.get_mut(&eni.subnet_id) {
-            for ip in eni.secondary_ips.iter().chain([&eni.primary_ip]) {
-                let _ = sub.model.release_ip(*ip);
-            }
-            for p in &eni.prefixes {
-                let _ = sub.model.release_prefix(*p);
-            }
+    fn release_all(s: &mut State, eni: &FakeEni) {
+        if let Some(sub) = s.subnets.get_mut(&eni.iface.subnet_id) {
+            eni.addresses.release(&mut sub.model);
         }
-        s.sync_available(&eni.subnet_id);
+        s.sync_available(&eni.iface.subnet_id);
     }
 }
 
@@ -426,7 +386,6 @@ fn matches(filter: &EniFilter, e: &NetworkInterface) -> bool {
 impl Ec2 for FakeEc2 {
     async fn describe_instances(&self, ids: &[String]) -> Result<Vec<Instance>> {
         let api = "DescribeInstances";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         let mut out = Vec::new();
@@ -439,6 +398,7 @@ impl Ec2 for FakeEc2 {
             let network_interfaces = s
                 .enis
                 .values()
+                .map(|e| &e.iface)
                 .filter_map(|e| {
                     e.attachment
                         .as_ref()
@@ -461,7 +421,6 @@ impl Ec2 for FakeEc2 {
 
     async fn describe_instance_types(&self, names: &[String]) -> Result<Vec<InstanceTypeInfo>> {
         let api = "DescribeInstanceTypes";
-        self.delay().await;
         self.lock().enter(api)?;
         names
             .iter()
@@ -490,7 +449,6 @@ impl Ec2 for FakeEc2 {
 
     async fn describe_subnets(&self, ids: &[String]) -> Result<Vec<SubnetInfo>> {
         let api = "DescribeSubnets";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         ids.iter()
@@ -508,7 +466,6 @@ impl Ec2 for FakeEc2 {
         filter: &EniFilter,
     ) -> Result<Vec<NetworkInterface>> {
         let api = "DescribeNetworkInterfaces";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         if let Some(missing) = filter.ids.iter().find(|id| !s.enis.contains_key(id)) {
@@ -520,14 +477,13 @@ impl Ec2 for FakeEc2 {
         }
         Ok(s.enis
             .values()
-            .filter(|e| matches(filter, e))
-            .cloned()
+            .filter(|e| matches(filter, &e.iface))
+            .map(FakeEni::view)
             .collect())
     }
 
     async fn create_network_interface(&self, request: &CreateEni) -> Result<NetworkInterface> {
         let api = "CreateNetworkInterface";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         if request.secondary_ips > 0 && request.prefixes > 0 {
@@ -539,33 +495,14 @@ impl Ec2 for FakeEc2 {
         }
         let sub = s.subnet(api, &request.subnet_id)?;
         let (vpc_id, az) = (sub.info.vpc_id.clone(), sub.info.availability_zone.clone());
-        // All or nothing.
-        let primary = sub
-            .model
-            .allocate_ip(Placement::Lowest)
-            .map_err(|e| subnet_error(api, &e))?;
-        let ips = match sub
-            .model
-            .allocate_ips(request.secondary_ips, Placement::Lowest)
-        {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = sub.model.release_ip(primary);
-                return Err(subnet_error(api, &e));
-            }
-        };
-        let prefixes = match sub
-            .model
-            .allocate_prefixes(request.prefixes, Placement::Lowest)
-        {
-            Ok(v) => v,
-            Err(e) => {
-                for ip in ips.iter().chain([&primary]) {
-                    let _ = sub.model.release_ip(*ip);
-                }
-                return Err(subnet_error(api, &e));
-            }
-        };
+        // All or nothing; no limit yet (EC2 checks it when the ENI is attached).
+        let (addresses, _, _) = EniAddresses::allocate(
+            &mut sub.model,
+            Placement::Lowest,
+            request.secondary_ips,
+            request.prefixes,
+        )
+        .map_err(|e| ec2_error(api, &e))?;
         let id = EniId(s.id("eni"));
         let mac = s.mac();
         let eni = NetworkInterface {
@@ -580,9 +517,9 @@ impl Ec2 for FakeEc2 {
                 .clone()
                 .unwrap_or(InterfaceType::Interface),
             status: "available".to_owned(),
-            primary_ip: primary,
-            secondary_ips: ips,
-            prefixes,
+            primary_ip: addresses.primary_ip,
+            secondary_ips: Vec::new(),
+            prefixes: Vec::new(),
             attachment: None,
             tags: request.tags.clone(),
             security_groups: if request.security_groups.is_empty() {
@@ -591,9 +528,14 @@ impl Ec2 for FakeEc2 {
                 request.security_groups.clone()
             },
         };
-        s.enis.insert(id, eni.clone());
+        let eni = FakeEni {
+            iface: eni,
+            addresses,
+        };
+        let view = eni.view();
+        s.enis.insert(id, eni);
         s.sync_available(&request.subnet_id);
-        Ok(eni)
+        Ok(view)
     }
 
     async fn attach_network_interface(
@@ -604,7 +546,6 @@ impl Ec2 for FakeEc2 {
         network_card_index: u32,
     ) -> Result<String> {
         let api = "AttachNetworkInterface";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         let limits = s
@@ -613,28 +554,26 @@ impl Ec2 for FakeEc2 {
             .ok_or_else(|| not_found(api, "InvalidInstanceID.NotFound", instance_id))?
             .instance_type;
         let e = s.eni(api, eni)?;
-        if e.attachment.is_some() {
+        if e.iface.attachment.is_some() {
             return Err(CloudError::from_code(
                 api,
                 "InvalidParameterValue",
                 &format!("{eni} is already attached"),
             ));
         }
-        let card_limit = limits
-            .network_cards
-            .get(network_card_index as usize)
-            .copied()
-            .ok_or_else(|| {
+        if eni::enis_on_card(limits, network_card_index).is_none() {
+            return Err({
                 CloudError::from_code(
                     api,
                     "InvalidParameterValue",
                     &format!("network card {network_card_index} does not exist"),
                 )
-            })?;
+            });
+        }
         let attached: Vec<&Attachment> = s
             .enis
             .values()
-            .filter_map(|e| e.attachment.as_ref())
+            .filter_map(|e| e.iface.attachment.as_ref())
             .filter(|a| a.instance_id == instance_id)
             .collect();
         if attached
@@ -651,27 +590,12 @@ impl Ec2 for FakeEc2 {
             .iter()
             .filter(|a| a.network_card_index == network_card_index)
             .count();
-        if on_card >= usize::from(card_limit) {
-            return Err(CloudError::from_code(
-                api,
-                "AttachmentLimitExceeded",
-                &format!(
-                    "{} allows {card_limit} network interfaces on card {network_card_index}",
-                    limits.name
-                ),
-            ));
-        }
-        let slots = u32::from(limits.ipv4_per_eni) - 1;
-        let used = u32::try_from(e.secondary_ips.len() + e.prefixes.len()).unwrap_or(u32::MAX);
-        if used > slots {
-            return Err(CloudError::from_code(
-                api,
-                "PrivateIpAddressLimitExceeded",
-                "the interface holds more addresses than the instance type allows",
-            ));
-        }
+        let on_card = u32::try_from(on_card).unwrap_or(u32::MAX);
+        eni::check_attachment(limits, network_card_index, on_card)
+            .and_then(|()| eni::check_slots(limits, &eni.0, e.addresses.slots(), 0))
+            .map_err(|e| ec2_error(api, &e))?;
         let id = s.id("eni-attach");
-        let e = s.enis.get_mut(eni).expect("checked above");
+        let e = &mut s.enis.get_mut(eni).expect("checked above").iface;
         "in-use".clone_into(&mut e.status);
         e.attachment = Some(Attachment {
             id: id.clone(),
@@ -691,14 +615,13 @@ impl Ec2 for FakeEc2 {
         delete: bool,
     ) -> Result<()> {
         let api = "ModifyNetworkInterfaceAttribute";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         let e = s
             .enis
             .get_mut(eni)
             .ok_or_else(|| not_found(api, "InvalidNetworkInterfaceID.NotFound", &eni.0))?;
-        match e.attachment.as_mut() {
+        match e.iface.attachment.as_mut() {
             Some(a) if a.id == attachment_id => {
                 a.delete_on_termination = delete;
                 Ok(())
@@ -713,12 +636,12 @@ impl Ec2 for FakeEc2 {
 
     async fn detach_network_interface(&self, attachment_id: &str, _force: bool) -> Result<()> {
         let api = "DetachNetworkInterface";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         let e = s
             .enis
             .values_mut()
+            .map(|e| &mut e.iface)
             .find(|e| e.attachment.as_ref().is_some_and(|a| a.id == attachment_id))
             .ok_or_else(|| not_found(api, "InvalidAttachmentID.NotFound", attachment_id))?;
         if e.attachment.as_ref().is_some_and(|a| a.device_index == 0) {
@@ -735,11 +658,10 @@ impl Ec2 for FakeEc2 {
 
     async fn delete_network_interface(&self, eni: &EniId) -> Result<()> {
         let api = "DeleteNetworkInterface";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         let e = s.eni(api, eni)?;
-        if e.attachment.is_some() {
+        if e.iface.attachment.is_some() {
             return Err(CloudError::from_code(
                 api,
                 "InvalidNetworkInterface.InUse",
@@ -752,40 +674,38 @@ impl Ec2 for FakeEc2 {
     }
 
     async fn assign_private_ips(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Addr>> {
-        self.delay().await;
-        self.lock().assign(
+        self.lock().change(
+            "AssignPrivateIpAddresses",
             eni,
-            count,
-            "addresses",
-            |m, n| m.allocate_ips(n, Placement::Lowest),
-            |e| &mut e.secondary_ips,
+            |held, limits, subnet| match limits {
+                Some(l) => held.assign_ips(l, &eni.0, subnet, Placement::Lowest, count),
+                None => held.add_ips(subnet, Placement::Lowest, count),
+            },
         )
     }
 
     async fn assign_prefixes(&self, eni: &EniId, count: u32) -> Result<Vec<Ipv4Network>> {
-        self.delay().await;
-        self.lock().assign(
+        self.lock().change(
+            "AssignPrivateIpAddresses",
             eni,
-            count,
-            "prefixes",
-            |m, n| m.allocate_prefixes(n, Placement::Lowest),
-            |e| &mut e.prefixes,
+            |held, limits, subnet| match limits {
+                Some(l) => held.assign_prefixes(l, &eni.0, subnet, Placement::Lowest, count),
+                None => held.add_prefixes(subnet, Placement::Lowest, count),
+            },
         )
     }
 
     async fn unassign_private_ips(&self, eni: &EniId, ips: &[Ipv4Addr]) -> Result<()> {
-        self.delay().await;
         self.lock()
-            .unassign(eni, ips, "secondary address", Subnet::release_ip, |e| {
-                &mut e.secondary_ips
+            .change("UnassignPrivateIpAddresses", eni, |held, _, subnet| {
+                held.unassign_ips(&eni.0, subnet, ips)
             })
     }
 
     async fn unassign_prefixes(&self, eni: &EniId, prefixes: &[Ipv4Network]) -> Result<()> {
-        self.delay().await;
         self.lock()
-            .unassign(eni, prefixes, "prefix", Subnet::release_prefix, |e| {
-                &mut e.prefixes
+            .change("UnassignPrivateIpAddresses", eni, |held, _, subnet| {
+                held.unassign_prefixes(&eni.0, subnet, prefixes)
             })
     }
 
@@ -795,7 +715,6 @@ impl Ec2 for FakeEc2 {
         tags: &BTreeMap<String, String>,
     ) -> Result<()> {
         let api = "CreateTags";
-        self.delay().await;
         let mut s = self.lock();
         s.enter(api)?;
         for r in resources {
@@ -804,7 +723,8 @@ impl Ec2 for FakeEc2 {
                 .enis
                 .get_mut(&id)
                 .ok_or_else(|| not_found(api, "InvalidNetworkInterfaceID.NotFound", r))?;
-            e.tags
+            e.iface
+                .tags
                 .extend(tags.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         Ok(())
@@ -831,9 +751,10 @@ impl FakeImds {
         let s = self.ec2.lock();
         let instance = s.instances.get(&self.instance_id)?;
         let sub = &s.subnets[&instance.subnet_id].info;
-        let attached: Vec<&NetworkInterface> = s
+        let attached: Vec<NetworkInterface> = s
             .enis
             .values()
+            .map(FakeEni::view)
             .filter(|e| {
                 e.attachment
                     .as_ref()

@@ -97,6 +97,41 @@ pub enum Error {
         /// Free addresses at the time of the request.
         free_addresses: u32,
     },
+    /// EC2 `PrivateIpAddressLimitExceeded`: the ENI would hold more secondary addresses and
+    /// prefixes than its instance type allows (`ipv4_per_eni − 1`).
+    #[error(
+        "PrivateIpAddressLimitExceeded: {eni} holds {held} secondary addresses or prefixes of at most {limit} and cannot take {requested} more; use fewer per call, another ENI or prefix delegation"
+    )]
+    PrivateIpAddressLimitExceeded {
+        /// The ENI (or `a new interface`).
+        eni: String,
+        /// Secondary addresses and prefixes it holds.
+        held: u32,
+        /// Asked for in the (atomic) request.
+        requested: u32,
+        /// The instance type's limit.
+        limit: u32,
+    },
+    /// EC2 `AttachmentLimitExceeded`: the network card has no free ENI slot.
+    #[error(
+        "AttachmentLimitExceeded: {instance_type} allows {limit} network interfaces on card {card}; detach one or use a larger instance type"
+    )]
+    AttachmentLimitExceeded {
+        /// The instance type.
+        instance_type: String,
+        /// The network card index.
+        card: u32,
+        /// ENIs the card can attach.
+        limit: u32,
+    },
+    /// EC2 `InvalidParameterValue` of an unassign: the address or prefix is not on the ENI.
+    #[error("{item} is not assigned to {eni}")]
+    NotAssigned {
+        /// The ENI.
+        eni: String,
+        /// The address or prefix as given.
+        item: String,
+    },
     /// An address, prefix or range lies (partly) outside the subnet.
     #[error("{addr} is not inside subnet {subnet}; use an address or prefix within {subnet}")]
     AddressNotInSubnet {
@@ -155,6 +190,26 @@ pub enum Error {
         /// What is accepted.
         expected: String,
     },
+}
+
+impl Error {
+    /// The EC2 error code this refusal is, for the errors EC2 itself returns (`None` for the
+    /// planner's own input errors).
+    ///
+    /// ```
+    /// let e = planner::Error::NotAssigned { eni: "eni-1".into(), item: "10.0.0.9".into() };
+    /// assert_eq!(e.ec2_code(), Some("InvalidParameterValue"));
+    /// ```
+    pub fn ec2_code(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::InsufficientFreeAddressesInSubnet { .. } => "InsufficientFreeAddressesInSubnet",
+            Error::InsufficientCidrBlocks { .. } => "InsufficientCidrBlocks",
+            Error::PrivateIpAddressLimitExceeded { .. } => "PrivateIpAddressLimitExceeded",
+            Error::AttachmentLimitExceeded { .. } => "AttachmentLimitExceeded",
+            Error::NotAssigned { .. } => "InvalidParameterValue",
+            _ => return None,
+        })
+    }
 }
 
 fn suggest_family(suggestions: &[String]) -> String {

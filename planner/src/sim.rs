@@ -1,10 +1,12 @@
 //! An in-memory EC2 for one node, and a driver that runs the pool engine against it.
 //!
-//! [`Ec2Model`] executes the engine's [`Ec2Call`]s the way EC2 does: unique addresses from a
-//! real subnet model (AWS-reserved addresses, aligned /28 prefixes, fragmentation), the instance
-//! type's ENI and per-ENI address limits with EC2's error codes, and a count of API calls.
-//! [`Node`] wires it to a [`Pool`]: the planner's simulations, `eniplan simulate`, the property
-//! tests and (wrapped in async) the `cloud` crate's fake all execute the same model.
+//! [`Ec2Model`] executes the engine's [`Ec2Call`]s the way EC2 does, through [`eni`], the one
+//! model of EC2's network interfaces: unique addresses from a real subnet model (AWS-reserved
+//! addresses, aligned /28 prefixes, fragmentation), the instance type's ENI and per-ENI address
+//! limits, EC2's error codes; it adds device numbers and a count of API calls. [`Node`] wires it
+//! to a [`Pool`]: the planner's simulations, `eniplan simulate` and the property tests run it.
+//! The `cloud` crate's fake (`cloud::fake::FakeEc2`) executes the same [`eni`] model behind the
+//! async `Ec2` trait, for a whole region (ids, MACs, tags, attachment state, faults).
 //!
 //! ```
 //! use planner::catalogue::lookup;
@@ -16,6 +18,8 @@
 //! assert_eq!(node.ec2.calls().get("AssignPrivateIpAddresses"), Some(&1));
 //! # Ok::<(), planner::Error>(())
 //! ```
+
+pub mod eni;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -31,6 +35,7 @@ use crate::pool::{
     Reply, Time,
 };
 use crate::subnet::{Placement, Subnet};
+use eni::EniAddresses;
 
 /// One ENI in the model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,29 +44,17 @@ pub struct ModelEni {
     pub id: EniId,
     /// Device number.
     pub device: u32,
-    /// Primary address.
-    pub primary_ip: Ipv4Addr,
-    /// Secondary addresses.
-    pub ips: BTreeSet<Ipv4Addr>,
-    /// Delegated prefixes.
-    pub prefixes: BTreeSet<Ipv4Network>,
-    /// Not managed by the pool (attached by other software).
-    pub unmanaged: bool,
+    /// Its addresses.
+    #[serde(flatten)]
+    pub addresses: EniAddresses,
 }
 
-impl ModelEni {
-    fn slots(&self) -> u32 {
-        u32::try_from(self.ips.len() + self.prefixes.len()).unwrap_or(u32::MAX)
-    }
-}
-
-/// EC2 as one node sees it: its subnet, its ENIs, its limits.
+/// EC2 as one node sees it: its subnet, its ENIs (on the default network card), its limits.
 #[derive(Debug, Clone)]
 pub struct Ec2Model {
     subnet: Subnet,
     placement: Placement,
-    max_enis: u32,
-    slots_per_eni: u32,
+    limits: InstanceLimits,
     enis: BTreeMap<u32, ModelEni>,
     next_eni: u64,
     calls: BTreeMap<&'static str, u64>,
@@ -73,18 +66,17 @@ impl Ec2Model {
         let mut m = Ec2Model {
             subnet,
             placement,
-            max_enis: u32::from(limits.max_enis),
-            slots_per_eni: u32::from(limits.ipv4_per_eni).saturating_sub(1),
+            limits: *limits,
             enis: BTreeMap::new(),
             next_eni: 1,
             calls: BTreeMap::new(),
         };
-        let primary_ip = m.subnet.allocate_ip(placement)?;
-        m.insert_eni(0, primary_ip, false);
+        let (addresses, _, _) = EniAddresses::allocate(&mut m.subnet, placement, 0, 0)?;
+        m.insert_eni(0, addresses);
         Ok(m)
     }
 
-    fn insert_eni(&mut self, device: u32, primary_ip: Ipv4Addr, unmanaged: bool) -> EniId {
+    fn insert_eni(&mut self, device: u32, addresses: EniAddresses) -> EniId {
         let id = EniId(format!("eni-{:017x}", self.next_eni));
         self.next_eni += 1;
         self.enis.insert(
@@ -92,33 +84,18 @@ impl Ec2Model {
             ModelEni {
                 id: id.clone(),
                 device,
-                primary_ip,
-                ips: BTreeSet::new(),
-                prefixes: BTreeSet::new(),
-                unmanaged,
+                addresses,
             },
         );
         id
     }
 
-    /// Attaches an ENI owned by other software (it counts against the instance's ENI limit).
-    pub fn attach_unmanaged_eni(&mut self) -> Result<EniId> {
-        let device = self.free_device().ok_or(Error::InvalidSetting {
-            name: "unmanaged ENIs".to_owned(),
-            value: (self.max_enis + 1).to_string(),
-            expected: format!("at most {} ENIs on this instance type", self.max_enis),
-        })?;
-        let ip = self.subnet.allocate_ip(self.placement)?;
-        Ok(self.insert_eni(device, ip, true))
-    }
-
     /// Assigns addresses to an ENI behind the pool's back (another tool did it), as EC2 would.
     pub fn assign_out_of_band(&mut self, device: u32, ips: u32) -> Result<Vec<Ipv4Addr>> {
-        let got = self.subnet.allocate_ips(ips, self.placement)?;
-        if let Some(e) = self.enis.get_mut(&device) {
-            e.ips.extend(got.iter().copied());
+        match self.enis.get_mut(&device) {
+            Some(e) => e.addresses.add_ips(&mut self.subnet, self.placement, ips),
+            None => self.subnet.allocate_ips(ips, self.placement),
         }
-        Ok(got)
     }
 
     /// The subnet.
@@ -150,8 +127,14 @@ impl Ec2Model {
         *self.calls.entry(api).or_default() += 1;
     }
 
+    /// The network card the node's ENIs are on (the VPC CNI uses the default card).
+    fn card(&self) -> u32 {
+        u32::from(self.limits.default_network_card_index)
+    }
+
     fn free_device(&self) -> Option<u32> {
-        (0..self.max_enis).find(|d| !self.enis.contains_key(d))
+        let limit = eni::enis_on_card(&self.limits, self.card()).unwrap_or(0);
+        (0..limit).find(|d| !self.enis.contains_key(d))
     }
 
     fn device_of(&self, id: &EniId) -> Option<u32> {
@@ -165,72 +148,40 @@ impl Ec2Model {
             .map(|e| ObservedEni {
                 id: e.id.clone(),
                 device: e.device,
-                primary_ip: e.primary_ip,
-                ips: e.ips.iter().copied().collect(),
-                prefixes: e.prefixes.iter().copied().collect(),
+                primary_ip: e.addresses.primary_ip,
+                ips: e.addresses.ips.iter().copied().collect(),
+                prefixes: e.addresses.prefixes.iter().copied().collect(),
                 trunk: false,
-                unmanaged: e.unmanaged,
+                unmanaged: false,
             })
             .collect()
     }
 
-    fn subnet_failure(e: &Error) -> Failure {
-        match e {
-            Error::InsufficientCidrBlocks { .. } => Failure::InsufficientCidrBlocks,
-            Error::InsufficientFreeAddressesInSubnet { .. } => Failure::InsufficientFreeAddresses,
-            other => Failure::Other {
-                message: other.to_string(),
-            },
-        }
-    }
-
     fn create_eni(&mut self, ips: u32, prefixes: u32) -> std::result::Result<Outcome, Failure> {
         self.count("CreateNetworkInterface");
-        if ips + prefixes > self.slots_per_eni {
-            return Err(Failure::IpLimitExceeded);
-        }
-        let primary = self
-            .subnet
-            .allocate_ip(self.placement)
-            .map_err(|e| Self::subnet_failure(&e))?;
-        let new_ips = match self.subnet.allocate_ips(ips, self.placement) {
-            Ok(v) => v,
-            Err(e) => {
-                let _ = self.subnet.release_ip(primary);
-                return Err(Self::subnet_failure(&e));
-            }
-        };
-        let new_prefixes = match self.subnet.allocate_prefixes(prefixes, self.placement) {
-            Ok(v) => v,
-            Err(e) => {
-                for ip in new_ips.iter().chain([&primary]) {
-                    let _ = self.subnet.release_ip(*ip);
-                }
-                return Err(Self::subnet_failure(&e));
-            }
-        };
+        let fail = |e: Error| eni::failure(&e);
+        eni::check_slots(&self.limits, "a new interface", 0, ips + prefixes).map_err(fail)?;
+        let (addresses, new_ips, new_prefixes) =
+            EniAddresses::allocate(&mut self.subnet, self.placement, ips, prefixes)
+                .map_err(fail)?;
         self.count("AttachNetworkInterface");
-        let Some(device) = self.free_device() else {
+        let attached = u32::try_from(self.enis.len()).unwrap_or(u32::MAX);
+        let device = eni::check_attachment(&self.limits, self.card(), attached)
+            .ok()
+            .and_then(|()| self.free_device());
+        let Some(device) = device else {
             // Created but cannot attach: EC2 leaves an available ENI; we delete it.
-            for ip in new_ips.iter().chain([&primary]) {
-                let _ = self.subnet.release_ip(*ip);
-            }
-            for p in &new_prefixes {
-                let _ = self.subnet.release_prefix(*p);
-            }
+            addresses.release(&mut self.subnet);
             self.count("DeleteNetworkInterface");
             return Err(Failure::AttachmentLimitExceeded);
         };
         self.count("ModifyNetworkInterfaceAttribute");
-        let eni = self.insert_eni(device, primary, false);
-        if let Some(e) = self.enis.get_mut(&device) {
-            e.ips.extend(new_ips.iter().copied());
-            e.prefixes.extend(new_prefixes.iter().copied());
-        }
+        let primary_ip = addresses.primary_ip;
+        let eni = self.insert_eni(device, addresses);
         Ok(Outcome::EniCreated {
             eni,
             device,
-            primary_ip: primary,
+            primary_ip,
             ips: new_ips,
             prefixes: new_prefixes,
         })
@@ -238,60 +189,57 @@ impl Ec2Model {
 
     /// Executes one call as EC2 would. Atomic: a failed call changes nothing (except the count).
     pub fn execute(&mut self, call: &Ec2Call) -> std::result::Result<Outcome, Failure> {
+        let fail = |e: Error| eni::failure(&e);
         match call {
             Ec2Call::CreateEni { ips, prefixes } => self.create_eni(*ips, *prefixes),
-            Ec2Call::AssignIps { eni, count } | Ec2Call::AssignPrefixes { eni, count } => {
+            Ec2Call::AssignIps { eni, count } => {
                 self.count("AssignPrivateIpAddresses");
-                let prefixes = matches!(call, Ec2Call::AssignPrefixes { .. });
                 let device = self.device_of(eni).ok_or(Failure::NotFound)?;
-                if self.enis[&device].slots() + count > self.slots_per_eni {
-                    return Err(Failure::IpLimitExceeded);
-                }
                 let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                if prefixes {
-                    let got = self
-                        .subnet
-                        .allocate_prefixes(*count, self.placement)
-                        .map_err(|e| Self::subnet_failure(&e))?;
-                    e.prefixes.extend(got.iter().copied());
-                    Ok(Outcome::PrefixesAssigned { prefixes: got })
-                } else {
-                    let got = self
-                        .subnet
-                        .allocate_ips(*count, self.placement)
-                        .map_err(|e| Self::subnet_failure(&e))?;
-                    e.ips.extend(got.iter().copied());
-                    Ok(Outcome::IpsAssigned { ips: got })
-                }
+                let ips = e
+                    .addresses
+                    .assign_ips(
+                        &self.limits,
+                        &eni.0,
+                        &mut self.subnet,
+                        self.placement,
+                        *count,
+                    )
+                    .map_err(fail)?;
+                Ok(Outcome::IpsAssigned { ips })
+            }
+            Ec2Call::AssignPrefixes { eni, count } => {
+                self.count("AssignPrivateIpAddresses");
+                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
+                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
+                let prefixes = e
+                    .addresses
+                    .assign_prefixes(
+                        &self.limits,
+                        &eni.0,
+                        &mut self.subnet,
+                        self.placement,
+                        *count,
+                    )
+                    .map_err(fail)?;
+                Ok(Outcome::PrefixesAssigned { prefixes })
             }
             Ec2Call::UnassignIps { eni, ips } => {
                 self.count("UnassignPrivateIpAddresses");
                 let device = self.device_of(eni).ok_or(Failure::NotFound)?;
                 let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                if let Some(ip) = ips.iter().find(|ip| !e.ips.contains(ip)) {
-                    return Err(Failure::Other {
-                        message: format!("InvalidParameterValue: {ip} is not assigned to {eni}"),
-                    });
-                }
-                for ip in ips {
-                    e.ips.remove(ip);
-                    let _ = self.subnet.release_ip(*ip);
-                }
+                e.addresses
+                    .unassign_ips(&eni.0, &mut self.subnet, ips)
+                    .map_err(fail)?;
                 Ok(Outcome::Unassigned)
             }
             Ec2Call::UnassignPrefixes { eni, prefixes } => {
                 self.count("UnassignPrivateIpAddresses");
                 let device = self.device_of(eni).ok_or(Failure::NotFound)?;
                 let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                if let Some(p) = prefixes.iter().find(|p| !e.prefixes.contains(p)) {
-                    return Err(Failure::Other {
-                        message: format!("InvalidParameterValue: {p} is not assigned to {eni}"),
-                    });
-                }
-                for p in prefixes {
-                    e.prefixes.remove(p);
-                    let _ = self.subnet.release_prefix(*p);
-                }
+                e.addresses
+                    .unassign_prefixes(&eni.0, &mut self.subnet, prefixes)
+                    .map_err(fail)?;
                 Ok(Outcome::Unassigned)
             }
             Ec2Call::DeleteEni { eni } => {
@@ -302,18 +250,13 @@ impl Ec2Model {
                 }
                 self.count("DeleteNetworkInterface");
                 let e = self.enis.remove(&device).ok_or(Failure::NotFound)?;
-                for ip in e.ips.iter().chain([&e.primary_ip]) {
-                    let _ = self.subnet.release_ip(*ip);
-                }
-                for p in &e.prefixes {
-                    let _ = self.subnet.release_prefix(*p);
-                }
+                e.addresses.release(&mut self.subnet);
                 Ok(Outcome::EniDeleted)
             }
             Ec2Call::DescribeEni { eni } => {
                 self.count("DescribeNetworkInterfaces");
                 let device = self.device_of(eni).ok_or(Failure::NotFound)?;
-                let e = &self.enis[&device];
+                let e = &self.enis[&device].addresses;
                 Ok(Outcome::EniDescribed {
                     ips: e.ips.iter().copied().collect(),
                     prefixes: e.prefixes.iter().copied().collect(),
@@ -375,7 +318,7 @@ impl Node {
         )
     }
 
-    /// A node over a prepared EC2 model (other tenants, unmanaged ENIs, placement policy).
+    /// A node over a prepared EC2 model (other tenants, placement policy).
     pub fn with_ec2(limits: &InstanceLimits, config: PoolConfig, ec2: Ec2Model) -> Result<Node> {
         let mut node = Node {
             pool: Pool::new(limits, config),
@@ -504,16 +447,17 @@ impl Node {
                 }
             }
         }
-        for e in self.ec2.enis().filter(|e| !e.unmanaged) {
+        for e in self.ec2.enis() {
             let (ips, prefixes) = pool.remove(&e.id).unwrap_or_default();
-            if ips != e.ips || prefixes != e.prefixes {
+            let held = &e.addresses;
+            if ips != held.ips || prefixes != held.prefixes {
                 return Err(format!(
                     "{}: pool holds {} ips / {} prefixes, EC2 {} / {}",
                     e.id,
                     ips.len(),
                     prefixes.len(),
-                    e.ips.len(),
-                    e.prefixes.len()
+                    held.ips.len(),
+                    held.prefixes.len()
                 ));
             }
         }

@@ -529,7 +529,12 @@ impl Harness {
             addresses.len(),
             "the pool holds an address twice"
         );
-        let primaries: BTreeSet<Ipv4Addr> = self.node.ec2.enis().map(|e| e.primary_ip).collect();
+        let primaries: BTreeSet<Ipv4Addr> = self
+            .node
+            .ec2
+            .enis()
+            .map(|e| e.addresses.primary_ip)
+            .collect();
         let mut seen = BTreeSet::new();
         for (key, ip) in pool.pods() {
             prop_assert!(seen.insert(ip), "{ip} is held by two pods");
@@ -584,11 +589,11 @@ impl Harness {
         );
         for e in enis {
             prop_assert!(
-                count(e.ips.len() + e.prefixes.len()) <= slots,
+                count(e.addresses.ips.len() + e.addresses.prefixes.len()) <= slots,
                 "EC2: {} holds {} ips + {} prefixes > {slots}",
                 e.id,
-                e.ips.len(),
-                e.prefixes.len()
+                e.addresses.ips.len(),
+                e.addresses.prefixes.len()
             );
         }
         Ok(())
