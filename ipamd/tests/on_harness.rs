@@ -641,15 +641,27 @@ async fn throttling_and_5xx_are_retried_and_nothing_leaks() {
         total(&view)
     );
     assert_eq!(n.leaked_enis().await, 0);
-    // Every declared metric is exported (the faults made the error series appear).
-    let (status, text) = harness_client::http("GET", &format!("http://{metrics_addr}/metrics"), "");
-    assert_eq!(status, 200);
-    for name in ipamd::metrics::NAMES {
+    // Every declared metric is exported (the faults made the error series appear). The subnet
+    // gauge is refreshed on the reconcile interval, and under faults its DescribeSubnets may
+    // have failed every time so far: wait, with a deadline, for a pass without faults.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let (status, text) =
+            harness_client::http("GET", &format!("http://{metrics_addr}/metrics"), "");
+        assert_eq!(status, 200);
+        let missing: Vec<_> = ipamd::metrics::NAMES
+            .iter()
+            .filter(|name| !text.lines().any(|l| l.starts_with(*name)))
+            .collect();
+        if missing.is_empty() {
+            break text;
+        }
         assert!(
-            text.lines().any(|l| l.starts_with(name)),
-            "{name} is not exported:\n{text}"
+            Instant::now() < deadline,
+            "{missing:?} not exported within 30 s:\n{text}"
         );
-    }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert!(
         text.contains(r#"eniplan_ec2_calls_total{api="AssignPrivateIpAddresses",outcome="ok"}"#)
     );
