@@ -32,6 +32,33 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
+async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Io {
+            what: "cannot listen on",
+            path: addr.to_string().into(),
+            source,
+        })
+}
+
+/// Serves `router` on `listener` in a background task until `exit` resolves.
+fn serve_http<L>(
+    listener: L,
+    router: axum::Router,
+    exit: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(exit)
+            .await;
+    })
+}
+
 /// Binds every listener (an error if one cannot be bound) and serves in background tasks.
 pub(crate) async fn start(
     config: &Arc<Config>,
@@ -83,40 +110,15 @@ pub(crate) async fn start(
     if let Some(bind) = &config.introspection {
         let router = introspect::introspection(http.clone());
         let exit = wait_for(stage.clone(), Stage::Exit);
-        match bind {
-            Bind::Tcp(addr) => {
-                let l = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Io {
-                        what: "cannot listen on",
-                        path: addr.to_string().into(),
-                        source,
-                    })?;
-                tasks.push(tokio::spawn(async move {
-                    let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
-                }));
-            }
-            Bind::Unix(path) => {
-                let l = bind_unix(path)?;
-                tasks.push(tokio::spawn(async move {
-                    let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
-                }));
-            }
-        }
+        tasks.push(match bind {
+            Bind::Tcp(addr) => serve_http(bind_tcp(*addr).await?, router, exit),
+            Bind::Unix(path) => serve_http(bind_unix(path)?, router, exit),
+        });
     }
     if let Some(addr) = config.metrics {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Io {
-                what: "cannot listen on",
-                path: addr.to_string().into(),
-                source,
-            })?;
         let router = introspect::metrics_router(http);
         let exit = wait_for(stage, Stage::Exit);
-        tasks.push(tokio::spawn(async move {
-            let _ = axum::serve(l, router).with_graceful_shutdown(exit).await;
-        }));
+        tasks.push(serve_http(bind_tcp(addr).await?, router, exit));
     }
     Ok(tasks)
 }
