@@ -2,17 +2,10 @@
 //! concerns, and every check is reported, passed or failed, so a report can list them all
 //! (Markdown, JSON, JUnit: one test case per check).
 //!
-//! ```
-//! use capacity::gates::{parse_days, parse_percent};
-//! assert_eq!(parse_percent("--fail-under-headroom", "20%")?, 20.0);
-//! assert_eq!(parse_days("--fail-if-exhausted-within", "12w")?, 84);
-//! assert!(parse_days("--fail-if-exhausted-within", "soon").is_err());
-//! # Ok::<(), capacity::Error>(())
-//! ```
+//! The flag values themselves (`20%`, `12w`) are parsed by the CLI (`cli/src/values.rs`).
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
 use crate::forecast::Forecast;
 
 /// The gates asked for (`None`/`false`: not checked).
@@ -161,92 +154,11 @@ pub fn evaluate(f: &Forecast, gates: &Gates) -> Vec<Check> {
     out
 }
 
-/// Reads a percentage: `20%`, `20` or `12.5%`.
-pub fn parse_percent(name: &str, value: &str) -> Result<f64> {
-    let v = value.trim();
-    let number = v.strip_suffix('%').unwrap_or(v).trim();
-    match number.parse::<f64>() {
-        Ok(p) if p.is_finite() && (0.0..=1000.0).contains(&p) => Ok(p),
-        _ => Err(Error::InvalidArgument {
-            name: name.to_owned(),
-            value: value.to_owned(),
-            expected: "a percentage such as 20% (0 to 1000)".to_owned(),
-        }),
-    }
-}
-
-/// Reads a number of days: `90d`, `12w`, `1y` (365 days) or a bare number of days.
-pub fn parse_days(name: &str, value: &str) -> Result<u32> {
-    let v = value.trim();
-    let (number, scale) = if let Some(n) = v.strip_suffix('d') {
-        (n, 1)
-    } else if let Some(n) = v.strip_suffix('w') {
-        (n, 7)
-    } else if let Some(n) = v.strip_suffix('y') {
-        (n, 365)
-    } else {
-        (v, 1)
-    };
-    number
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .filter(|d| *d <= 36_500)
-        .ok_or_else(|| Error::InvalidArgument {
-            name: name.to_owned(),
-            value: value.to_owned(),
-            expected: "a number of days such as 90d, 12w or 1y (at most 100 years)".to_owned(),
-        })
-}
-
-/// Reads a duration in hours or minutes: `24h`, `90m`, `2d`, or a bare number of hours.
-pub fn parse_hours(name: &str, value: &str) -> Result<std::time::Duration> {
-    let v = value.trim();
-    let (number, secs) = if let Some(n) = v.strip_suffix('h') {
-        (n, 3600)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60)
-    } else if let Some(n) = v.strip_suffix('d') {
-        (n, 86_400)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1)
-    } else {
-        (v, 3600)
-    };
-    number
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(secs))
-        .filter(|s| *s <= 30 * 86_400)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| Error::InvalidArgument {
-            name: name.to_owned(),
-            value: value.to_owned(),
-            expected: "a duration such as 24h, 90m, 2d or 30s (at most 30 days)".to_owned(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::forecast::{Options, forecast};
     use crate::spec::load;
-
-    #[test]
-    fn values_to_numbers_or_errors_naming_the_flag() {
-        assert!((parse_percent("x", " 12.5 % ").unwrap() - 12.5).abs() < 1e-12);
-        assert_eq!(parse_days("x", "90").unwrap(), 90);
-        assert_eq!(parse_days("x", "1y").unwrap(), 365);
-        assert_eq!(parse_hours("x", "90m").unwrap().as_secs(), 5400);
-        let e = parse_percent("--fail-under-headroom", "-3%").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid --fail-under-headroom \"-3%\": expected a percentage such as 20% (0 to 1000)"
-        );
-        assert!(parse_hours("--window", "31d").is_err());
-    }
 
     #[test]
     fn small_subnet_to_failed_headroom_and_capacity_checks() {

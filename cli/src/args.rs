@@ -6,6 +6,8 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::values;
+
 /// Plan pod IP capacity for Kubernetes on AWS.
 ///
 /// eniplan knows the networking limits of every EC2 instance type offline and computes what the
@@ -189,8 +191,8 @@ pub struct SimulateArgs {
     pub trace: Option<std::path::PathBuf>,
 
     /// The node's subnet.
-    #[arg(long, value_name = "CIDR", default_value = "10.0.0.0/16")]
-    pub subnet: String,
+    #[arg(long, value_name = "CIDR", default_value = "10.0.0.0/16", value_parser = values::cidr)]
+    pub subnet: ipnetwork::Ipv4Network,
 
     /// Say why the engine made each EC2 call.
     #[arg(long)]
@@ -239,12 +241,12 @@ pub struct SpecOptions {
     pub spec: std::path::PathBuf,
 
     /// Length of the simulated churn window (24h, 90m, 2d).
-    #[arg(long, value_name = "DURATION", default_value = "24h")]
-    pub window: String,
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = values::duration)]
+    pub window: std::time::Duration,
 
     /// How far ahead to follow growth (90d, 12w, 2y).
-    #[arg(long, value_name = "DAYS", default_value = "730d")]
-    pub horizon: String,
+    #[arg(long, value_name = "DAYS", default_value = "730d", value_parser = values::days)]
+    pub horizon: u32,
 
     /// Progress bar on stderr (shown only on a terminal).
     #[arg(long, value_enum, default_value = "auto")]
@@ -342,16 +344,16 @@ pub struct LayoutArgs {
     pub spec: std::path::PathBuf,
 
     /// The CIDR to carve into pod subnets (a VPC secondary CIDR, e.g. 100.64.0.0/16).
-    #[arg(long, value_name = "CIDR")]
-    pub cidr: String,
+    #[arg(long, value_name = "CIDR", value_parser = values::cidr)]
+    pub cidr: ipnetwork::Ipv4Network,
 
     /// AZs to create pod subnets in [default: every AZ a node group runs in].
     #[arg(long, value_name = "AZ", value_delimiter = ',')]
     pub azs: Vec<String>,
 
     /// Room over the peak demand.
-    #[arg(long, value_name = "PERCENT", default_value = "30%")]
-    pub headroom: String,
+    #[arg(long, value_name = "PERCENT", default_value = "30%", value_parser = values::percent)]
+    pub headroom: f64,
 
     /// Security groups for the ENIConfigs (repeatable) [default: none, so the node's].
     #[arg(long = "security-group", value_name = "SG")]
@@ -386,17 +388,18 @@ pub struct ApiBudgetArgs {
         long,
         value_name = "DURATION",
         default_value = "60s",
+        value_parser = values::duration,
         requires = "batch"
     )]
-    pub interval: String,
+    pub interval: std::time::Duration,
 
     /// Time one EC2 call takes.
     #[arg(long, value_name = "MS", default_value_t = 200)]
     pub latency_ms: u64,
 
     /// Share of each bucket's refill this cluster may use (other callers share the account).
-    #[arg(long, value_name = "PERCENT", default_value = "100%")]
-    pub share: String,
+    #[arg(long, value_name = "PERCENT", default_value = "100%", value_parser = values::share)]
+    pub share: f64,
 
     /// Progress bar on stderr (shown only on a terminal).
     #[arg(long, value_enum, default_value = "auto")]
@@ -429,12 +432,12 @@ pub struct ReportArgs {
     pub format: ReportFormat,
 
     /// Fail when a subnet keeps less than this share of its addresses free at peak.
-    #[arg(long, value_name = "PERCENT")]
-    pub fail_under_headroom: Option<String>,
+    #[arg(long, value_name = "PERCENT", value_parser = values::percent)]
+    pub fail_under_headroom: Option<f64>,
 
     /// Fail when a subnet runs out within this time under the growth rates.
-    #[arg(long, value_name = "DAYS")]
-    pub fail_if_exhausted_within: Option<String>,
+    #[arg(long, value_name = "DAYS", value_parser = values::days)]
+    pub fail_if_exhausted_within: Option<u32>,
 
     /// Fail when a subnet's free /28s drop below N during the churn window.
     #[arg(long, value_name = "N")]

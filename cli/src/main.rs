@@ -14,6 +14,7 @@ mod commands;
 mod outcome;
 mod render;
 mod svg;
+mod values;
 
 use std::io::Write as _;
 use std::process::ExitCode;

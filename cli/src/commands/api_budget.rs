@@ -22,18 +22,12 @@ pub fn run(args: &ApiBudgetArgs) -> Result<CommandOutput, CommandError> {
         )));
     }
     let output = Output::from(args.output);
-    let share = capacity::gates::parse_percent("--share", &args.share)? / 100.0;
-    if share <= 0.0 || share > 1.0 {
-        return Err(CommandError::Usage(format!(
-            "--share {:?}: expected a percentage above 0 and at most 100%",
-            args.share
-        )));
-    }
+    let share = args.share / 100.0;
     let request = Request {
         nodes: args.scale_up,
         group: args.node_group.clone(),
         batch: args.batch,
-        interval: capacity::gates::parse_hours("--interval", &args.interval)?,
+        interval: args.interval,
         latency: Duration::from_millis(args.latency_ms),
         share,
     };

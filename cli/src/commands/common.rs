@@ -18,11 +18,11 @@ pub fn read_spec(path: &Path) -> Result<Cluster, CommandError> {
 }
 
 /// The forecast settings from the shared flags.
-pub fn forecast_options(o: &SpecOptions) -> Result<forecast::Options, CommandError> {
-    Ok(forecast::Options {
-        window: capacity::gates::parse_hours("--window", &o.window)?,
-        horizon_days: capacity::gates::parse_days("--horizon", &o.horizon)?,
-    })
+pub fn forecast_options(o: &SpecOptions) -> forecast::Options {
+    forecast::Options {
+        window: o.window,
+        horizon_days: o.horizon,
+    }
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal (indicatif hides it

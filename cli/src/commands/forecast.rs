@@ -11,7 +11,7 @@ use crate::{render, svg};
 
 pub fn run(args: &ForecastArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec.spec)?;
-    let options = common::forecast_options(&args.spec)?;
+    let options = common::forecast_options(&args.spec);
     let output = Output::from(args.output);
     let f = {
         let bar = Bar::new(args.spec.progress);

@@ -9,17 +9,8 @@ use crate::render;
 
 pub fn run(args: &LayoutArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec)?;
-    let bad = || {
-        CommandError::Usage(format!(
-            "--cidr {:?}: expected an IPv4 CIDR with its prefix length, such as 100.64.0.0/16",
-            args.cidr
-        ))
-    };
-    if !args.cidr.contains('/') {
-        return Err(bad());
-    }
-    let cidr = args.cidr.trim().parse().map_err(|_| bad())?;
-    let headroom = capacity::gates::parse_percent("--headroom", &args.headroom)? / 100.0;
+    let cidr = args.cidr;
+    let headroom = args.headroom / 100.0;
     let plan = layout::plan(
         &cluster,
         &Request {

@@ -12,23 +12,15 @@ use crate::args::{Output, ReportArgs, ReportFormat};
 use crate::outcome::{CommandError, CommandOutput};
 use crate::render;
 
-fn gates_of(args: &ReportArgs) -> Result<Gates, CommandError> {
-    Ok(Gates {
-        min_headroom_percent: args
-            .fail_under_headroom
-            .as_deref()
-            .map(|v| gates::parse_percent("--fail-under-headroom", v))
-            .transpose()?,
-        exhausted_within_days: args
-            .fail_if_exhausted_within
-            .as_deref()
-            .map(|v| gates::parse_days("--fail-if-exhausted-within", v))
-            .transpose()?,
+fn gates_of(args: &ReportArgs) -> Gates {
+    Gates {
+        min_headroom_percent: args.fail_under_headroom,
+        exhausted_within_days: args.fail_if_exhausted_within,
         min_free_blocks: args.fail_under_free_blocks,
         fragmented: args.fail_if_fragmented,
         unserved: args.fail_if_unserved,
         over_capacity: args.fail_if_over_capacity,
-    })
+    }
 }
 
 #[derive(Serialize)]
@@ -41,8 +33,8 @@ struct JsonReport<'a> {
 
 pub fn run(args: &ReportArgs) -> Result<CommandOutput, CommandError> {
     let cluster = common::read_spec(&args.spec.spec)?;
-    let options = common::forecast_options(&args.spec)?;
-    let g = gates_of(args)?;
+    let options = common::forecast_options(&args.spec);
+    let g = gates_of(args);
     let f = {
         let bar = Bar::new(args.spec.progress);
         forecast(&cluster, &options, &mut |p| bar.update(p))?

@@ -108,7 +108,7 @@ struct JsonReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     mode_note: Option<&'a str>,
     max_pods: u32,
-    subnet: &'a str,
+    subnet: ipnetwork::Ipv4Network,
     settings: &'a PoolConfig,
     steps: Vec<JsonStep>,
     ec2_calls_total: Vec<ApiCount>,
@@ -161,7 +161,7 @@ pub fn run(args: &SimulateArgs) -> Result<CommandOutput, CommandError> {
     config.max_pods = args
         .max_pods
         .unwrap_or_else(|| max_pods::max_pods(limits, &Options::default()).max_pods);
-    let mut node = Node::new(limits, config.clone(), &args.subnet)?;
+    let mut node = Node::new(limits, config.clone(), &args.subnet.to_string())?;
     let steps = match &args.trace {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
@@ -220,7 +220,7 @@ impl Run<'_> {
             mode,
             mode_note: node.pool.mode_note(),
             max_pods: config.max_pods,
-            subnet: &args.subnet,
+            subnet: args.subnet,
             settings: config,
             steps: steps
                 .iter()
