@@ -5,8 +5,9 @@
 //! API-budget forecasts (`capacity::budget`, which replays calls in simulated time), so the
 //! forecast is of the limiter the daemon runs.
 //!
-//! The numbers are EC2's documented defaults (EC2 API reference, "Request throttling"), as
-//! collected in `docs/reference/landscape.md` §3 of the project's shared material.
+//! The numbers are EC2's documented defaults for an account (the EC2 API reference, "Request
+//! throttling for the Amazon EC2 API",
+//! <https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html>).
 //!
 //! ```
 //! use planner::ec2api::bucket;
