@@ -137,6 +137,26 @@ impl Ec2Model {
         (0..limit).find(|d| !self.enis.contains_key(d))
     }
 
+    /// One call of `api` on the addresses of ENI `id`, with the node's limits, subnet and
+    /// placement: `NotFound` for an unknown ENI, EC2's error codes for what `f` refuses.
+    fn on_eni<T>(
+        &mut self,
+        api: &'static str,
+        id: &EniId,
+        f: impl FnOnce(&mut EniAddresses, &InstanceLimits, &mut Subnet, Placement) -> Result<T>,
+    ) -> std::result::Result<T, Failure> {
+        self.count(api);
+        let device = self.device_of(id).ok_or(Failure::NotFound)?;
+        let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
+        f(
+            &mut e.addresses,
+            &self.limits,
+            &mut self.subnet,
+            self.placement,
+        )
+        .map_err(|e| eni::failure(&e))
+    }
+
     fn device_of(&self, id: &EniId) -> Option<u32> {
         self.enis.values().find(|e| &e.id == id).map(|e| e.device)
     }
@@ -189,59 +209,36 @@ impl Ec2Model {
 
     /// Executes one call as EC2 would. Atomic: a failed call changes nothing (except the count).
     pub fn execute(&mut self, call: &Ec2Call) -> std::result::Result<Outcome, Failure> {
-        let fail = |e: Error| eni::failure(&e);
         match call {
             Ec2Call::CreateEni { ips, prefixes } => self.create_eni(*ips, *prefixes),
-            Ec2Call::AssignIps { eni, count } => {
-                self.count("AssignPrivateIpAddresses");
-                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
-                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                let ips = e
-                    .addresses
-                    .assign_ips(
-                        &self.limits,
-                        &eni.0,
-                        &mut self.subnet,
-                        self.placement,
-                        *count,
-                    )
-                    .map_err(fail)?;
-                Ok(Outcome::IpsAssigned { ips })
-            }
-            Ec2Call::AssignPrefixes { eni, count } => {
-                self.count("AssignPrivateIpAddresses");
-                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
-                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                let prefixes = e
-                    .addresses
-                    .assign_prefixes(
-                        &self.limits,
-                        &eni.0,
-                        &mut self.subnet,
-                        self.placement,
-                        *count,
-                    )
-                    .map_err(fail)?;
-                Ok(Outcome::PrefixesAssigned { prefixes })
-            }
-            Ec2Call::UnassignIps { eni, ips } => {
-                self.count("UnassignPrivateIpAddresses");
-                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
-                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                e.addresses
-                    .unassign_ips(&eni.0, &mut self.subnet, ips)
-                    .map_err(fail)?;
-                Ok(Outcome::Unassigned)
-            }
-            Ec2Call::UnassignPrefixes { eni, prefixes } => {
-                self.count("UnassignPrivateIpAddresses");
-                let device = self.device_of(eni).ok_or(Failure::NotFound)?;
-                let e = self.enis.get_mut(&device).ok_or(Failure::NotFound)?;
-                e.addresses
-                    .unassign_prefixes(&eni.0, &mut self.subnet, prefixes)
-                    .map_err(fail)?;
-                Ok(Outcome::Unassigned)
-            }
+            Ec2Call::AssignIps { eni, count } => self
+                .on_eni(
+                    "AssignPrivateIpAddresses",
+                    eni,
+                    |a, limits, subnet, placement| {
+                        a.assign_ips(limits, &eni.0, subnet, placement, *count)
+                    },
+                )
+                .map(|ips| Outcome::IpsAssigned { ips }),
+            Ec2Call::AssignPrefixes { eni, count } => self
+                .on_eni(
+                    "AssignPrivateIpAddresses",
+                    eni,
+                    |a, limits, subnet, placement| {
+                        a.assign_prefixes(limits, &eni.0, subnet, placement, *count)
+                    },
+                )
+                .map(|prefixes| Outcome::PrefixesAssigned { prefixes }),
+            Ec2Call::UnassignIps { eni, ips } => self
+                .on_eni("UnassignPrivateIpAddresses", eni, |a, _, subnet, _| {
+                    a.unassign_ips(&eni.0, subnet, ips)
+                })
+                .map(|()| Outcome::Unassigned),
+            Ec2Call::UnassignPrefixes { eni, prefixes } => self
+                .on_eni("UnassignPrivateIpAddresses", eni, |a, _, subnet, _| {
+                    a.unassign_prefixes(&eni.0, subnet, prefixes)
+                })
+                .map(|()| Outcome::Unassigned),
             Ec2Call::DeleteEni { eni } => {
                 self.count("DetachNetworkInterface");
                 let device = self.device_of(eni).ok_or(Failure::NotFound)?;
