@@ -30,22 +30,9 @@ pub fn share(value: &str) -> Result<f64, String> {
 
 /// A number of days: `90d`, `12w`, `1y` (365 days) or a bare number of days; at most 100 years.
 pub fn days(value: &str) -> Result<u32, String> {
-    let v = value.trim();
-    let (number, scale) = if let Some(n) = v.strip_suffix('d') {
-        (n, 1)
-    } else if let Some(n) = v.strip_suffix('w') {
-        (n, 7)
-    } else if let Some(n) = v.strip_suffix('y') {
-        (n, 365)
-    } else {
-        (v, 1)
-    };
-    number
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
+    scaled(value, &[('d', 1), ('w', 7), ('y', 365)], 1)
         .filter(|d| *d <= 36_500)
+        .and_then(|d| u32::try_from(d).ok())
         .ok_or_else(|| {
             "expected a number of days such as 90d, 12w or 1y (at most 100 years)".into()
         })
@@ -53,26 +40,25 @@ pub fn days(value: &str) -> Result<u32, String> {
 
 /// A duration: `30s`, `90m`, `24h`, `2d`, or a bare number of hours; at most 30 days.
 pub fn duration(value: &str) -> Result<Duration, String> {
+    scaled(
+        value,
+        &[('s', 1), ('m', 60), ('h', 3600), ('d', 86_400)],
+        3600,
+    )
+    .filter(|s| *s <= 30 * 86_400)
+    .map(Duration::from_secs)
+    .ok_or_else(|| "expected a duration such as 30s, 90m, 24h or 2d (at most 30 days)".into())
+}
+
+/// A whole number with an optional unit suffix, times that unit's scale (`bare` without one);
+/// `None` when it is not a number or overflows.
+fn scaled(value: &str, units: &[(char, u64)], bare: u64) -> Option<u64> {
     let v = value.trim();
-    let (number, secs) = if let Some(n) = v.strip_suffix('s') {
-        (n, 1)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60)
-    } else if let Some(n) = v.strip_suffix('h') {
-        (n, 3600)
-    } else if let Some(n) = v.strip_suffix('d') {
-        (n, 86_400)
-    } else {
-        (v, 3600)
-    };
-    number
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(secs))
-        .filter(|s| *s <= 30 * 86_400)
-        .map(Duration::from_secs)
-        .ok_or_else(|| "expected a duration such as 30s, 90m, 24h or 2d (at most 30 days)".into())
+    let (number, scale) = units
+        .iter()
+        .find_map(|&(unit, scale)| v.strip_suffix(unit).map(|n| (n, scale)))
+        .unwrap_or((v, bare));
+    number.trim().parse::<u64>().ok()?.checked_mul(scale)
 }
 
 /// An IPv4 CIDR with its prefix length, such as `100.64.0.0/16`.
