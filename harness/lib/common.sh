@@ -113,3 +113,36 @@ harness_pid() {
     { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q 'eniplan_harness.launch' || return 1
     echo "$pid"
 }
+
+GRPC_PIN_FILE="$HARNESS_ROOT/grpc-requirements.txt"
+GRPC_VENV="$CACHE_ROOT/grpc-$(sha256sum "$GRPC_PIN_FILE" | cut -c1-12)"
+
+# Makes sure $GRPC_VENV holds the pinned gRPC client (harness/grpc-python). Idempotent and
+# serialised like ensure_venv.
+ensure_grpc_venv() {
+    local marker="$GRPC_VENV/.eniplan-installed"
+    [[ -f "$marker" && -x "$GRPC_VENV/bin/python" ]] && return 0
+    mkdir -p "$CACHE_ROOT"
+    exec 9>"$CACHE_ROOT/.install-grpc.lock"
+    flock 9
+    if [[ ! -f "$marker" ]]; then
+        local start; start="$(now)"
+        hlog "installing $(basename "$GRPC_PIN_FILE") into $GRPC_VENV"
+        rm -rf "$GRPC_VENV"
+        if [[ "${ENIPLAN_INSTALLER:-uv}" != pip ]] && ensure_uv \
+            && "$UV_DIR/bin/uv" venv -q -p python3 "$GRPC_VENV" >&2 \
+            && "$UV_DIR/bin/uv" pip install -q --python "$GRPC_VENV/bin/python" -r "$GRPC_PIN_FILE" >&2; then
+            :
+        else
+            rm -rf "$GRPC_VENV"
+            python3 -m venv "$GRPC_VENV" >&2 \
+                && "$GRPC_VENV/bin/pip" install -q --disable-pip-version-check -r "$GRPC_PIN_FILE" >&2 \
+                || { rm -rf "$GRPC_VENV"; die "could not install $GRPC_PIN_FILE"; }
+        fi
+        "$GRPC_VENV/bin/python" -c 'import grpc, grpc_tools.protoc' >&2 \
+            || { rm -rf "$GRPC_VENV"; die "the gRPC venv does not import grpc"; }
+        touch "$marker"
+        hlog "installed in $(elapsed "$start") s"
+    fi
+    flock -u 9
+}

@@ -6,7 +6,7 @@ use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tower::service_fn;
 
-use crate::rpc::c_n_i_backend_client::CNIBackendClient;
+use crate::rpc::cni_backend_client::CniBackendClient;
 use crate::rpc::{AddNetworkRequest, DelNetworkRequest};
 
 /// A gRPC channel over the daemon's Unix socket.
@@ -23,8 +23,8 @@ async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
 }
 
 /// Connects to the daemon's Unix socket.
-pub async fn connect(socket: &Path) -> Result<CNIBackendClient<Channel>, tonic::transport::Error> {
-    Ok(CNIBackendClient::new(channel(socket).await?))
+pub async fn connect(socket: &Path) -> Result<CniBackendClient<Channel>, tonic::transport::Error> {
+    Ok(CniBackendClient::new(channel(socket).await?))
 }
 
 /// Asks the standard gRPC health service whether `rpc.CNIBackend` is serving.

@@ -48,7 +48,7 @@ async fn view(http: &Http) -> Option<View> {
 
 fn unavailable() -> Response {
     (
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        http::StatusCode::SERVICE_UNAVAILABLE,
         "the pool loop is not running",
     )
         .into_response()

@@ -6,6 +6,7 @@
 //! `docs/ipamd.md` describes start-up, the loop and the interfaces.
 #![deny(missing_docs)]
 
+pub mod authority;
 pub mod checkpoint;
 pub mod client;
 pub mod config;

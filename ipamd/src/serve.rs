@@ -12,7 +12,7 @@ use crate::driver::Event;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::node::Node;
-use crate::{Stage, introspect, rpc, server, wait_for};
+use crate::{Stage, authority, introspect, rpc, server, wait_for};
 
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -73,7 +73,7 @@ pub(crate) async fn start(
     let listener = bind_unix(&socket)?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
-        .set_serving::<rpc::c_n_i_backend_server::CNIBackendServer<server::Service>>()
+        .set_serving::<rpc::cni_backend_server::CniBackendServer<server::Service>>()
         .await;
     reporter
         .set_service_status(
@@ -91,10 +91,14 @@ pub(crate) async fn start(
     };
     let exit = wait_for(stage.clone(), Stage::Exit);
     tasks.push(tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        // Every client's :authority is accepted (gRPC C-core sends the socket path).
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::UnixListenerStream::new(listener),
+            |conn| conn.map(authority::Normalize::new),
+        );
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(rpc::c_n_i_backend_server::CNIBackendServer::new(service))
+            .add_service(rpc::cni_backend_server::CniBackendServer::new(service))
             .serve_with_incoming_shutdown(incoming, exit)
             .await
         {

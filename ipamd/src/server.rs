@@ -12,7 +12,7 @@ use crate::checkpoint::Metadata;
 use crate::driver::{Durable, Event};
 use crate::metrics::Metrics;
 use crate::node::route_table;
-use crate::rpc::c_n_i_backend_server::CNIBackend;
+use crate::rpc::cni_backend_server::CniBackend;
 use crate::rpc::{
     AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest, IpAllocationMetadata,
 };
@@ -67,19 +67,13 @@ async fn durable(d: Durable) -> Result<(), Status> {
 
 impl Service {
     fn check_version(&self, client: &str) -> Result<(), Status> {
-        if client.is_empty() || client == self.version {
-            Ok(())
-        } else {
-            Err(Status::failed_precondition(format!(
-                "wrong client version {client:?}: this daemon is {:?}; install the CNI plugin from the same release",
-                self.version
-            )))
-        }
+        eniplan_rpc::check_client_version(client, &self.version)
+            .map_err(Status::failed_precondition)
     }
 }
 
 #[tonic::async_trait]
-impl CNIBackend for Service {
+impl CniBackend for Service {
     async fn add_network(
         &self,
         request: Request<AddNetworkRequest>,

@@ -327,3 +327,73 @@ async fn prefix_delegation_warms_up_with_prefixes() {
     assert_eq!(enis(&ec2, &instance).await[0].prefixes.len(), 2);
     d.stop().await;
 }
+
+/// Runs the C-core client (Python grpcio, from `harness/grpc-python`) once against `socket`.
+async fn c_core_add(socket: &Path, version: &str, container: &str) -> serde_json::Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = tokio::process::Command::new(root.join("harness/grpc-python"))
+        .arg(root.join("ipamd/tests/c_core_client.py"))
+        .arg(root.join("rpc/proto/rpc.proto"))
+        .arg(socket)
+        .arg(version)
+        .arg(container)
+        .output()
+        .await
+        .expect("run harness/grpc-python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_core_client_and_vpc_cni_plugin_versions_are_served() {
+    let (ec2, instance) = node("m5.large", "10.0.0.0/20");
+    let dir = temp_dir("c-core");
+    let d = start(&ec2, &instance, &dir, &[]).await;
+    // gRPC C-core sends the socket path as :authority; the VPC CNI's plugin its release.
+    let reply = c_core_add(&d.socket(), "v1.20.0", "py-1").await;
+    assert_eq!(reply["success"], true, "{reply}");
+    assert_eq!(reply["ips"].as_array().map(Vec::len), Some(1), "{reply}");
+    assert_eq!(reply["vpc_v4_cidrs"][0], "10.0.0.0/16");
+    let unset = c_core_add(&d.socket(), "", "py-2").await;
+    assert_eq!(unset["success"], true, "{unset}");
+    assert_ne!(unset["ips"][0], reply["ips"][0], "two pods, two addresses");
+    // Before v1.20.0 the reply's field 2 was a string: such a plugin is refused, with why.
+    let old = c_core_add(&d.socket(), "v1.19.0", "py-3").await;
+    assert_eq!(old["code"], "FAILED_PRECONDITION", "{old}");
+    assert!(
+        old["details"]
+            .as_str()
+            .is_some_and(|s| s.contains("v1.20.0")),
+        "{old}"
+    );
+    assert_eq!(
+        ipamd::checkpoint::load(&dir.join("ipam.json"))
+            .unwrap()
+            .len(),
+        2,
+        "the refused request assigned nothing"
+    );
+    // A tonic client presenting a VPC CNI release is served too.
+    let mut client = connect(&d.socket()).await.unwrap();
+    let mut vpc_cni = add_request("go-1", "default", "go");
+    vpc_cni.client_version = "v1.21.1-eksbuild.3".into();
+    assert!(
+        client
+            .add_network(vpc_cni)
+            .await
+            .unwrap()
+            .into_inner()
+            .success
+    );
+    d.stop().await;
+}
