@@ -6,4 +6,8 @@
 //! what goes back, so every rule is unit-tested without a runtime.
 #![deny(missing_docs)]
 
+pub mod ipamd;
+pub mod log;
+pub mod plugin;
 pub mod spec;
+pub mod wire;

@@ -72,6 +72,9 @@ pub struct NetConf {
     pub pod_annotations: serde_json::Map<String, Value>,
     /// GC: `cni.dev/valid-attachments` (or the older `cni.dev/attachments`).
     pub valid_attachments: Option<Vec<Attachment>>,
+    /// `ipamdSocket` (eniplan's own key; default `/var/run/aws-node/ipamd.sock`): where ipamd
+    /// listens.
+    pub ipamd_socket: String,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +96,7 @@ struct Wire {
     valid_attachments: Option<Vec<Attachment>>,
     #[serde(rename = "cni.dev/attachments")]
     attachments: Option<Vec<Attachment>>,
+    ipamd_socket: Option<String>,
 }
 
 impl NetConf {
@@ -159,6 +163,10 @@ impl NetConf {
             prev_result: wire.prev_result.filter(|v| !v.is_null()),
             pod_annotations,
             valid_attachments: wire.valid_attachments.or(wire.attachments),
+            ipamd_socket: wire
+                .ipamd_socket
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| eniplan_rpc::DEFAULT_SOCKET.to_owned()),
         })
     }
 

@@ -1,0 +1,117 @@
+//! The plugin's side of the socket: AddNetwork and DelNetwork over `rpc.CNIBackend`, and the
+//! health check STATUS asks.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use eniplan_rpc::cni_backend_client::CniBackendClient;
+use eniplan_rpc::{AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest};
+use hyper_util::rt::TokioIo;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+use crate::spec::{Code, Error};
+
+/// How long the plugin waits for ipamd to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one call may take (ipamd answers from its warm pool in microseconds; the rest is
+/// headroom for a node under load).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// This release: sent as `ClientVersion`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A connection to ipamd.
+pub struct Ipamd {
+    client: CniBackendClient<Channel>,
+    socket: String,
+}
+
+impl Ipamd {
+    /// Connects to ipamd's socket.
+    ///
+    /// # Errors
+    /// Code 11 (try again later) naming the socket when ipamd does not answer.
+    pub async fn connect(socket: &str) -> Result<Ipamd, Error> {
+        let path = PathBuf::from(socket);
+        let channel = Endpoint::from_static("http://localhost")
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    Code::TryAgainLater,
+                    format!("ipamd is not reachable at {socket}: {e}"),
+                )
+                .details(
+                    "is the eniplan ipamd (aws-node) pod running on this node? the kubelet retries",
+                )
+            })?;
+        Ok(Ipamd {
+            client: CniBackendClient::new(channel),
+            socket: socket.to_owned(),
+        })
+    }
+
+    fn status(&self, call: &str, s: &tonic::Status) -> Error {
+        let code = match s.code() {
+            tonic::Code::Unavailable
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::DeadlineExceeded => Code::TryAgainLater,
+            _ => Code::IpamdRefused,
+        };
+        Error::new(
+            code,
+            format!(
+                "ipamd ({}) {call}: {}: {}",
+                self.socket,
+                s.code(),
+                s.message()
+            ),
+        )
+    }
+
+    /// AddNetwork.
+    ///
+    /// # Errors
+    /// Code 11 when ipamd has no address yet or is going away, 100 when it refuses.
+    pub async fn add(&mut self, request: AddNetworkRequest) -> Result<AddNetworkReply, Error> {
+        let reply = self
+            .client
+            .add_network(request)
+            .await
+            .map_err(|s| self.status("AddNetwork", &s))?
+            .into_inner();
+        if !reply.success {
+            return Err(Error::new(
+                Code::IpamdRefused,
+                "ipamd could not assign an address to the container",
+            ));
+        }
+        Ok(reply)
+    }
+
+    /// DelNetwork; `Ok(None)` when ipamd does not know the pod (already released).
+    ///
+    /// # Errors
+    /// As [`Ipamd::add`].
+    pub async fn del(
+        &mut self,
+        request: DelNetworkRequest,
+    ) -> Result<Option<DelNetworkReply>, Error> {
+        match self.client.del_network(request).await {
+            Ok(r) => Ok(Some(r.into_inner())),
+            Err(s) if s.code() == tonic::Code::NotFound && s.message().contains("unknown pod") => {
+                Ok(None)
+            }
+            Err(s) => Err(self.status("DelNetwork", &s)),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The commands: ADD wires a pod with the address ipamd gives it, DEL undoes it and returns the
+//! address, STATUS says whether ipamd can be reached.
+
+use std::net::Ipv4Addr;
+
+use eniplan_rpc::{AddNetworkRequest, DelNetworkRequest};
+use serde_json::{Value, json};
+
+use crate::ipamd::{Ipamd, VERSION};
+use crate::log::Log;
+use crate::spec::{
+    CniResult, Code, Command, Env, Error, Interface, IpConfig, LogLevel, NetConf, Route,
+};
+use crate::wire::{self, GATEWAY, MAIN_TABLE, Plan};
+
+/// Runs the command; `Ok(Some(json))` is printed on stdout.
+///
+/// # Errors
+/// The spec error to print.
+pub async fn run(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Option<Value>, Error> {
+    match env.command {
+        Command::Add => add(env, conf, log).await.map(Some),
+        Command::Del => del(env, conf, log).await.map(|()| None),
+        Command::Status => status(conf).await.map(|()| None),
+        Command::Version => Ok(Some(crate::spec::version_reply(Some(conf.version)))),
+        Command::Check | Command::Gc => Err(Error::new(
+            Code::InvalidEnvironment,
+            format!(
+                "CNI_COMMAND {:?} is not served by this release",
+                env.command
+            ),
+        )
+        .details("ADD, DEL, STATUS and VERSION are")),
+    }
+}
+
+/// The pod's namespace and name from `CNI_ARGS` (the kubelet sets them).
+fn pod_of(env: &Env) -> Result<(String, String), Error> {
+    let get = |k: &str| {
+        env.arg(k).map(str::to_owned).ok_or_else(|| {
+            Error::new(
+                Code::InvalidEnvironment,
+                format!("CNI_ARGS: {k} is missing"),
+            )
+            .details("the kubelet passes K8S_POD_NAMESPACE and K8S_POD_NAME")
+        })
+    };
+    Ok((get("K8S_POD_NAMESPACE")?, get("K8S_POD_NAME")?))
+}
+
+async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
+    let (namespace, pod) = pod_of(env)?;
+    let netns_path = env.netns.clone().unwrap_or_default();
+    let pod_ns = wire::open_netns(&netns_path)?;
+    let home = wire::current_netns()?;
+    let mut ipamd = Ipamd::connect(&conf.ipamd_socket).await?;
+    let reply = ipamd
+        .add(AddNetworkRequest {
+            k8s_pod_name: pod.clone(),
+            k8s_pod_namespace: namespace.clone(),
+            k8s_pod_infra_container_id: env.container_id.clone(),
+            netns: netns_path.clone(),
+            if_name: env.ifname.clone(),
+            network_name: conf.name.clone(),
+            container_id: env.container_id.clone(),
+            client_version: VERSION.to_owned(),
+            requires_multi_nic_attachment: false,
+        })
+        .await?;
+    let allocation = reply
+        .ip_allocation_metadata
+        .first()
+        .ok_or_else(|| Error::new(Code::IpamdRefused, "ipamd answered without an address"))?;
+    let ip: Ipv4Addr = allocation.ipv4_addr.parse().map_err(|_| {
+        Error::new(
+            Code::IpamdRefused,
+            format!(
+                "ipamd answered with {:?}, not an IPv4 address",
+                allocation.ipv4_addr
+            ),
+        )
+    })?;
+    let table = u32::try_from(allocation.route_table_id)
+        .ok()
+        .filter(|t| *t != 0)
+        .unwrap_or(MAIN_TABLE);
+    let plan = Plan {
+        host_veth: wire::host_veth_name(&conf.veth_prefix, &namespace, &pod),
+        pod_if: env.ifname.clone(),
+        ip,
+        table,
+        mtu: conf.mtu,
+    };
+    log.line(
+        LogLevel::Info,
+        "ADD",
+        json!({"container": env.container_id, "pod": format!("{namespace}/{pod}"), "ip": ip.to_string(),
+               "table": table, "veth": plan.host_veth}),
+    );
+    let host = wire::connect()?;
+    let in_pod = wire::connect_in(&pod_ns, &home)?;
+    let built = match wire::add(&host, &in_pod, &pod_ns, &plan).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Roll back: what was built, then the address (as the VPC CNI: SetupNSFailed).
+            let _ = wire::del(&host, &plan.host_veth, Some(ip)).await;
+            let _ = ipamd
+                .del(del_request(env, conf, &namespace, &pod, "SetupNSFailed"))
+                .await;
+            log.line(
+                LogLevel::Error,
+                "ADD failed",
+                json!({"error": e.to_string()}),
+            );
+            return Err(e);
+        }
+    };
+    let result = CniResult {
+        interfaces: vec![
+            Interface {
+                name: plan.host_veth.clone(),
+                mac: built.host_mac,
+                sandbox: String::new(),
+                mtu: Some(conf.mtu),
+            },
+            Interface {
+                name: plan.pod_if.clone(),
+                mac: built.pod_mac,
+                sandbox: netns_path,
+                mtu: Some(conf.mtu),
+            },
+        ],
+        ips: vec![IpConfig {
+            address: ipnetwork::Ipv4Network::new(ip, 32).expect("a /32"),
+            gateway: None,
+            interface: Some(1),
+        }],
+        routes: vec![Route {
+            dst: "0.0.0.0/0".parse().expect("a CIDR"),
+            gw: Some(GATEWAY),
+        }],
+    };
+    Ok(result.to_json(conf.version))
+}
+
+fn del_request(
+    env: &Env,
+    conf: &NetConf,
+    namespace: &str,
+    pod: &str,
+    reason: &str,
+) -> DelNetworkRequest {
+    DelNetworkRequest {
+        k8s_pod_name: pod.to_owned(),
+        k8s_pod_namespace: namespace.to_owned(),
+        k8s_pod_infra_container_id: env.container_id.clone(),
+        reason: reason.to_owned(),
+        if_name: env.ifname.clone(),
+        network_name: conf.name.clone(),
+        container_id: env.container_id.clone(),
+        client_version: VERSION.to_owned(),
+        k8s_pod_uid: env.arg("K8S_POD_UID").unwrap_or_default().to_owned(),
+    }
+}
+
+/// DEL: the address goes back to ipamd (an unknown pod is already released; an unreachable
+/// ipamd is logged, and the node side is still cleaned), then the node side is removed. It
+/// succeeds when repeated, without `prevResult` and after ipamd restarted.
+async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
+    let (namespace, pod) = pod_of(env)?;
+    let prev_ip = conf
+        .prev_result
+        .as_ref()
+        .and_then(|p| CniResult::from_prev(p).ok())
+        .and_then(|r| r.ips.first().map(|ip| ip.address.ip()));
+    let released = match Ipamd::connect(&conf.ipamd_socket).await {
+        Ok(mut ipamd) => match ipamd
+            .del(del_request(env, conf, &namespace, &pod, "PodDeleted"))
+            .await
+        {
+            Ok(reply) => reply.and_then(|r| {
+                r.ip_allocation_metadata
+                    .first()
+                    .and_then(|a| a.ipv4_addr.parse::<Ipv4Addr>().ok())
+            }),
+            Err(e) if e.code == Code::IpamdRefused => return Err(e),
+            Err(e) => {
+                log.line(
+                    LogLevel::Warn,
+                    "DEL: ipamd not reached; cleaning the node side",
+                    json!({"error": e.to_string()}),
+                );
+                None
+            }
+        },
+        Err(e) => {
+            log.line(
+                LogLevel::Warn,
+                "DEL: ipamd not reached; cleaning the node side",
+                json!({"error": e.to_string()}),
+            );
+            None
+        }
+    };
+    let host_veth = wire::host_veth_name(&conf.veth_prefix, &namespace, &pod);
+    log.line(
+        LogLevel::Info,
+        "DEL",
+        json!({"container": env.container_id, "pod": format!("{namespace}/{pod}"), "veth": host_veth,
+               "released": released.map(|ip| ip.to_string())}),
+    );
+    let host = wire::connect()?;
+    wire::del(&host, &host_veth, released.or(prev_ip)).await
+}
+
+/// STATUS: code 50 only when ipamd cannot be reached (never because the pool is empty).
+async fn status(conf: &NetConf) -> Result<(), Error> {
+    match Ipamd::connect(&conf.ipamd_socket).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::new(Code::NotAvailable, e.msg).details(e.details)),
+    }
+}

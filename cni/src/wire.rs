@@ -1,0 +1,409 @@
+//! What ADD builds on the node and in the pod, and how DEL and CHECK find it again, over
+//! rtnetlink (no `ip` or `sysctl` processes). The layout is the VPC CNI's, so operators'
+//! commands carry over (`docs/cni.md`):
+//!
+//! * a veth pair: the host end `<vethPrefix><11 hex of sha1("<namespace>.<pod>")>`, the pod end
+//!   `CNI_IFNAME`, both at the configured MTU;
+//! * in the pod: the address as a `/32`, a link route to the gateway 169.254.1.1, the default
+//!   route via it, and a permanent neighbour entry for it with the host end's MAC;
+//! * on the node: a `/32` route to the pod through the host end (main table), a rule at
+//!   priority 512 sending traffic *to* the pod to the main table and, when the address is on a
+//!   secondary ENI, a rule at priority 1536 sending traffic *from* the pod to that ENI's table.
+//!
+//! DEL and CHECK find everything from the kernel (the host end by name, the pod address by the
+//! host route through it, the rules by that address), so DEL works without `prevResult` and
+//! after ipamd has restarted.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use futures::TryStreamExt as _;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::{Handle, IpVersion, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use sha1::{Digest as _, Sha1};
+
+use crate::spec::{Code, Error};
+
+/// The pod's gateway: link-local, answered by the host end (through the static neighbour).
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+/// Rule priority: traffic to a pod looks up the main table.
+pub const TO_POD_PRIORITY: u32 = 512;
+/// Rule priority: traffic from a secondary-ENI pod looks up its ENI's table.
+pub const FROM_POD_PRIORITY: u32 = 1536;
+
+/// The host end's name: the prefix and the first 11 hex digits of sha1("namespace.pod"), as the
+/// VPC CNI names it.
+///
+/// ```
+/// use eniplan_cni::wire::host_veth_name;
+/// let name = host_veth_name("eni", "default", "web-0");
+/// assert_eq!(name.len(), 14);
+/// assert!(name.starts_with("eni"));
+/// assert_eq!(name, host_veth_name("eni", "default", "web-0"));
+/// assert_ne!(name, host_veth_name("eni", "default", "web-1"));
+/// ```
+pub fn host_veth_name(prefix: &str, namespace: &str, pod: &str) -> String {
+    let digest = Sha1::digest(format!("{namespace}.{pod}").as_bytes());
+    let hex = digest.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    });
+    format!("{prefix}{}", &hex[..11])
+}
+
+/// What ADD is asked to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The host end's name.
+    pub host_veth: String,
+    /// The pod end's name (`CNI_IFNAME`).
+    pub pod_if: String,
+    /// The pod's address.
+    pub ip: Ipv4Addr,
+    /// The route table of the address's ENI ([`MAIN_TABLE`] for the primary ENI).
+    pub table: u32,
+    /// MTU of both ends.
+    pub mtu: u32,
+}
+
+/// What ADD built, for the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    /// The host end's MAC.
+    pub host_mac: String,
+    /// The pod end's MAC.
+    pub pod_mac: String,
+}
+
+fn wiring(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::new(Code::Wiring, format!("{what}: {e}"))
+}
+
+/// A netlink connection in the current network namespace, served by a task on the runtime.
+///
+/// # Errors
+/// Code 101 when no netlink socket can be opened.
+pub fn connect() -> Result<Handle, Error> {
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| wiring("opening a netlink socket", e))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+/// The calling thread's network namespace, to come back to.
+///
+/// # Errors
+/// Code 5 when `/proc/self/ns/net` cannot be opened.
+pub fn current_netns() -> Result<OwnedFd, Error> {
+    std::fs::File::open("/proc/thread-self/ns/net")
+        .map(OwnedFd::from)
+        .map_err(|e| Error::new(Code::Io, format!("opening /proc/thread-self/ns/net: {e}")))
+}
+
+/// Opens the pod's namespace (`CNI_NETNS`).
+///
+/// # Errors
+/// Code 3 (unknown container) when the path does not exist or is not a namespace.
+pub fn open_netns(path: &str) -> Result<OwnedFd, Error> {
+    let f = std::fs::File::open(path).map_err(|e| {
+        Error::new(
+            Code::UnknownContainer,
+            format!("CNI_NETNS {path:?} cannot be opened: {e}"),
+        )
+    })?;
+    Ok(OwnedFd::from(f))
+}
+
+/// A netlink connection inside `netns`: the socket is opened there (a socket keeps the
+/// namespace it was created in) and the thread returns to `home`.
+///
+/// # Errors
+/// Code 101 when the namespace cannot be entered.
+pub fn connect_in(netns: &OwnedFd, home: &OwnedFd) -> Result<Handle, Error> {
+    use nix::sched::{CloneFlags, setns};
+    setns(netns.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| wiring("entering the pod's network namespace", e))?;
+    let handle = connect();
+    setns(home.as_fd(), CloneFlags::CLONE_NEWNET)
+        .map_err(|e| wiring("returning to the node's network namespace", e))?;
+    handle
+}
+
+/// The link named `name`, if there is one.
+async fn link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, Error> {
+    match handle
+        .link()
+        .get()
+        .match_name(name.to_owned())
+        .execute()
+        .try_next()
+        .await
+    {
+        Ok(link) => Ok(link),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
+        Err(e) => Err(wiring(&format!("looking up link {name}"), e)),
+    }
+}
+
+const fn libc_enodev() -> i32 {
+    19
+}
+
+fn mac_of(link: &LinkMessage) -> String {
+    link.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Address(mac) => Some(
+                mac.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// Builds everything in the module docs. A leftover host end of the same name (an ADD retried
+/// after a failure) is removed first.
+///
+/// # Errors
+/// Code 101 naming the step that failed; the caller undoes what was built with [`del`].
+pub async fn add(
+    host: &Handle,
+    pod: &Handle,
+    pod_ns: &OwnedFd,
+    plan: &Plan,
+) -> Result<Built, Error> {
+    if let Some(old) = link(host, &plan.host_veth).await? {
+        host.link()
+            .del(old.header.index)
+            .execute()
+            .await
+            .map_err(|e| wiring(&format!("removing the stale {}", plan.host_veth), e))?;
+    }
+    // The pod end is created directly in the pod's namespace under its final name.
+    let peer = LinkMessageBuilder::<LinkUnspec>::new()
+        .name(plan.pod_if.clone())
+        .mtu(plan.mtu)
+        .setns_by_fd(pod_ns.as_raw_fd())
+        .build();
+    let veth = LinkVeth::new(&plan.host_veth, &plan.pod_if)
+        .mtu(plan.mtu)
+        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+        .build();
+    host.link().add(veth).execute().await.map_err(|e| {
+        wiring(
+            &format!("creating veth {} / {}", plan.host_veth, plan.pod_if),
+            e,
+        )
+    })?;
+    let host_link = link(host, &plan.host_veth)
+        .await?
+        .ok_or_else(|| wiring("the new host end", "not found"))?;
+    let host_index = host_link.header.index;
+    let host_mac = mac_of(&host_link);
+    host.link()
+        .set(LinkUnspec::new_with_index(host_index).up().build())
+        .execute()
+        .await
+        .map_err(|e| wiring(&format!("setting {} up", plan.host_veth), e))?;
+    let pod_mac = wire_pod(pod, plan, &host_mac).await?;
+    wire_node(host, plan, host_index).await?;
+    Ok(Built { host_mac, pod_mac })
+}
+
+/// The pod side: its end up with the address, the gateway's link route, the default route and
+/// the gateway's permanent neighbour entry (the host end's MAC). Returns the pod end's MAC.
+async fn wire_pod(pod: &Handle, plan: &Plan, host_mac: &str) -> Result<String, Error> {
+    if let Some(lo) = link(pod, "lo").await? {
+        pod.link()
+            .set(LinkUnspec::new_with_index(lo.header.index).up().build())
+            .execute()
+            .await
+            .map_err(|e| wiring("setting the pod's lo up", e))?;
+    }
+    let pod_link = link(pod, &plan.pod_if)
+        .await?
+        .ok_or_else(|| wiring(&format!("the pod end {}", plan.pod_if), "not found"))?;
+    let pod_index = pod_link.header.index;
+    let pod_mac = mac_of(&pod_link);
+    pod.link()
+        .set(LinkUnspec::new_with_index(pod_index).up().build())
+        .execute()
+        .await
+        .map_err(|e| wiring(&format!("setting {} up", plan.pod_if), e))?;
+    pod.address()
+        .add(pod_index, IpAddr::V4(plan.ip), 32)
+        .execute()
+        .await
+        .map_err(|e| wiring(&format!("adding {}/32 to {}", plan.ip, plan.pod_if), e))?;
+    let gw_route = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(GATEWAY, 32)
+        .output_interface(pod_index)
+        .scope(RouteScope::Link)
+        .build();
+    pod.route()
+        .add(gw_route)
+        .execute()
+        .await
+        .map_err(|e| wiring("adding the pod's route to 169.254.1.1", e))?;
+    let default = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(GATEWAY)
+        .output_interface(pod_index)
+        .build();
+    pod.route()
+        .add(default)
+        .execute()
+        .await
+        .map_err(|e| wiring("adding the pod's default route", e))?;
+    let mac = parse_mac(host_mac);
+    pod.neighbours()
+        .add(pod_index, IpAddr::V4(GATEWAY))
+        .link_layer_address(&mac)
+        .execute()
+        .await
+        .map_err(|e| wiring("adding the pod's neighbour entry for 169.254.1.1", e))?;
+    Ok(pod_mac)
+}
+
+/// The node side: the `/32` route through the host end and the rules.
+async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Error> {
+    let to_pod = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(plan.ip, 32)
+        .output_interface(host_index)
+        .scope(RouteScope::Link)
+        .table_id(MAIN_TABLE)
+        .build();
+    host.route()
+        .add(to_pod)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| wiring(&format!("adding the node's route to {}", plan.ip), e))?;
+    host.rule()
+        .add()
+        .v4()
+        .destination_prefix(plan.ip, 32)
+        .table_id(MAIN_TABLE)
+        .action(RuleAction::ToTable)
+        .priority(TO_POD_PRIORITY)
+        .execute()
+        .await
+        .map_err(|e| wiring(&format!("adding rule {TO_POD_PRIORITY} to {}", plan.ip), e))?;
+    if plan.table != MAIN_TABLE {
+        host.rule()
+            .add()
+            .v4()
+            .source_prefix(plan.ip, 32)
+            .table_id(plan.table)
+            .action(RuleAction::ToTable)
+            .priority(FROM_POD_PRIORITY)
+            .execute()
+            .await
+            .map_err(|e| {
+                wiring(
+                    &format!(
+                        "adding rule {FROM_POD_PRIORITY} from {} to table {}",
+                        plan.ip, plan.table
+                    ),
+                    e,
+                )
+            })?;
+    }
+    Ok(())
+}
+
+fn parse_mac(text: &str) -> Vec<u8> {
+    text.split(':')
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect()
+}
+
+/// The pod addresses routed through the host end `index` (its `/32` routes in the main table).
+async fn pod_addresses(host: &Handle, index: u32) -> Result<Vec<Ipv4Addr>, Error> {
+    let routes: Vec<RouteMessage> = host
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| wiring("listing the node's routes", e))?;
+    Ok(routes
+        .iter()
+        .filter(|r| r.header.destination_prefix_length == 32)
+        .filter(|r| r.attributes.contains(&RouteAttribute::Oif(index)))
+        .filter_map(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
+                _ => None,
+            })
+        })
+        .collect())
+}
+
+/// The node's rules for `ip`: priority 512 to it, 1536 from it.
+async fn rules_of(host: &Handle, ip: Ipv4Addr) -> Result<Vec<RuleMessage>, Error> {
+    let rules: Vec<RuleMessage> = host
+        .rule()
+        .get(IpVersion::V4)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| wiring("listing the node's rules", e))?;
+    Ok(rules
+        .into_iter()
+        .filter(|r| {
+            let prio = r.attributes.iter().find_map(|a| match a {
+                RuleAttribute::Priority(p) => Some(*p),
+                _ => None,
+            });
+            let to = r
+                .attributes
+                .contains(&RuleAttribute::Destination(IpAddr::V4(ip)))
+                && r.header.dst_len == 32;
+            let from = r
+                .attributes
+                .contains(&RuleAttribute::Source(IpAddr::V4(ip)))
+                && r.header.src_len == 32;
+            (prio == Some(TO_POD_PRIORITY) && to) || (prio == Some(FROM_POD_PRIORITY) && from)
+        })
+        .collect())
+}
+
+/// Removes what ADD built for the host end `host_veth` (and for `extra`, an address a
+/// `prevResult` or ipamd named): the rules of its addresses, their routes, and the veth pair
+/// (deleting the host end deletes the pod end). What is already gone is not an error.
+///
+/// # Errors
+/// Code 101 when something that exists cannot be removed.
+pub async fn del(host: &Handle, host_veth: &str, extra: Option<Ipv4Addr>) -> Result<(), Error> {
+    let link = link(host, host_veth).await?;
+    let mut ips = match &link {
+        Some(l) => pod_addresses(host, l.header.index).await?,
+        None => Vec::new(),
+    };
+    ips.extend(extra.filter(|ip| !ips.contains(ip)));
+    for ip in ips {
+        for rule in rules_of(host, ip).await? {
+            match host.rule().del(rule).execute().await {
+                Ok(()) => {}
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -2 => {}
+                Err(e) => return Err(wiring(&format!("removing a rule of {ip}"), e)),
+            }
+        }
+    }
+    if let Some(l) = link {
+        match host.link().del(l.header.index).execute().await {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {}
+            Err(e) => return Err(wiring(&format!("removing {host_veth}"), e)),
+        }
+    }
+    Ok(())
+}

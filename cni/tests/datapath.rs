@@ -1,0 +1,401 @@
+//! The plugin binary wiring pods in real network namespaces: one namespace stands for the node,
+//! one per pod, created as a container runtime creates them; the plugin runs inside the node's
+//! namespace, executed as a runtime executes it (environment and stdin per the CNI spec), and
+//! talks to ipamd (in this process, on the `cloud` fake EC2) over its Unix socket. The state of
+//! the namespaces is read back with `ip -j` and checked; traffic between pods is real TCP.
+//!
+//! Needs root and iproute2's `ip` (installed by `scripts/test`). Every namespace is removed at
+//! the end, also when a test fails.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use cloud::fake::{FakeEc2, FakeImds};
+use ipamd::Stage;
+use ipamd::config::Config;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+/// A network namespace, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Netns(name)
+    }
+
+    fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.0)
+    }
+
+    /// `ip -n <ns> -j <args>` as JSON.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["-n", &self.0, "-j"];
+        full.extend_from_slice(args);
+        let out = ip(&full);
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
+    }
+
+    /// Everything a pod's wiring could leave behind: links, addresses, routes of every
+    /// table, rules and neighbours.
+    fn state(&self) -> Value {
+        json!({
+            "links": self.json(&["link", "show"]).as_array().map(|l| l.iter().map(|x| x["ifname"].clone()).collect::<Vec<_>>()),
+            "addresses": self.json(&["addr", "show"]),
+            "routes": self.json(&["route", "show", "table", "all"]),
+            "rules": self.json(&["rule", "show"]),
+            "neighbours": self.json(&["neigh", "show"]),
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+fn ip(args: &[&str]) -> Output {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+struct Daemon {
+    stage: watch::Sender<Stage>,
+    task: tokio::task::JoinHandle<ipamd::Result<()>>,
+    socket: PathBuf,
+    /// The node's primary address (its primary ENI's).
+    node_ip: Ipv4Addr,
+}
+
+/// ipamd on the fake EC2 for an m5.large node, its socket in `dir`.
+async fn ipamd(dir: &Path) -> Daemon {
+    let ec2 = FakeEc2::new();
+    let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
+    let subnet = ec2
+        .create_subnet(&vpc, "10.0.0.0/20".parse().unwrap(), "us-west-2a")
+        .unwrap();
+    let instance = ec2.run_instance("m5.large", &subnet).unwrap();
+    let node_ip = cloud::Ec2::describe_instances(&ec2, std::slice::from_ref(&instance))
+        .await
+        .unwrap()[0]
+        .private_ip;
+    let vars: BTreeMap<String, String> = [
+        ("ENIPLAN_STATE_DIR", dir.display().to_string()),
+        ("DISABLE_INTROSPECTION", "true".into()),
+        ("DISABLE_METRICS", "true".into()),
+        ("ENIPLAN_TICK_INTERVAL_MS", "50".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (stage, rx) = watch::channel(Stage::Running);
+    let imds = FakeImds::new(&ec2, &instance);
+    let task = tokio::spawn(ipamd::run(Config::from_vars(&vars).unwrap(), ec2, imds, rx));
+    let socket = dir.join("ipamd.sock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ipamd::client::health(&socket).await != Ok(true) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ipamd did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Daemon {
+        stage,
+        task,
+        socket,
+        node_ip,
+    }
+}
+
+impl Daemon {
+    async fn stop(self) {
+        let _ = self.stage.send(Stage::Exit);
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn conf(socket: &Path, version: &str, log: &Path) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": "aws-cni",
+        "type": "eniplan-cni",
+        "vethPrefix": "eni",
+        "mtu": "9001",
+        "pluginLogFile": log.display().to_string(),
+        "pluginLogLevel": "Debug",
+        "ipamdSocket": socket.display().to_string(),
+    })
+}
+
+/// Runs the plugin in `node` as a runtime does.
+fn plugin(node: &Netns, command: &str, pod: Option<(&Netns, &str)>, stdin: &Value) -> Output {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &node.0, env!("CARGO_BIN_EXE_eniplan-cni")])
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/opt/cni/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some((ns, name)) = pod {
+        cmd.env("CNI_CONTAINERID", format!("c-{name}"))
+            .env("CNI_NETNS", ns.path())
+            .env("CNI_IFNAME", "eth0")
+            .env(
+                "CNI_ARGS",
+                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name}"),
+            );
+    }
+    let mut child = cmd.spawn().expect("run the plugin");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok_json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "plugin failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON result")
+}
+
+/// The node's primary ENI: `eth0` in the node's namespace with the node's address, its peer in
+/// `vpc` (which stands for the VPC router).
+fn primary_eni(node: &Netns, vpc: &Netns, addr: Ipv4Addr) {
+    ip(&[
+        "-n", &node.0, "link", "add", "eth0", "type", "veth", "peer", "name", "vpc0", "netns",
+        &vpc.0,
+    ]);
+    ip(&[
+        "-n",
+        &node.0,
+        "addr",
+        "add",
+        &format!("{addr}/20"),
+        "dev",
+        "eth0",
+    ]);
+    ip(&["-n", &node.0, "link", "set", "eth0", "up"]);
+    ip(&["-n", &vpc.0, "link", "set", "vpc0", "up"]);
+    ip(&[
+        "netns",
+        "exec",
+        &node.0,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
+}
+
+/// Moves the calling thread into the namespace at `path`.
+fn enter(path: &str) {
+    let f = std::fs::File::open(path).unwrap();
+    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}
+
+/// Connects from inside `from` to `to:port`, where a listener in `at` answers "pong" and
+/// reports the address the connection came from.
+fn tcp_between(from: &Netns, at: &Netns, to: Ipv4Addr, port: u16) -> (String, Ipv4Addr) {
+    let (ready, bound) = std::sync::mpsc::channel();
+    let at_path = at.path();
+    let listener = std::thread::spawn(move || {
+        enter(&at_path);
+        let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
+        ready.send(()).unwrap();
+        let (mut s, peer) = l.accept().unwrap();
+        s.write_all(b"pong").unwrap();
+        match peer.ip() {
+            std::net::IpAddr::V4(v4) => v4,
+            std::net::IpAddr::V6(v6) => panic!("an IPv6 peer {v6}"),
+        }
+    });
+    bound.recv().unwrap();
+    let from_path = from.path();
+    let reply = std::thread::spawn(move || {
+        enter(&from_path);
+        let mut s =
+            TcpStream::connect_timeout(&SocketAddrV4::new(to, port).into(), Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connect to {to}:{port}: {e}"));
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    })
+    .join()
+    .unwrap();
+    (reply, listener.join().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(
+    clippy::too_many_lines,
+    clippy::many_single_char_names,
+    reason = "one scenario, read top to bottom"
+)]
+async fn add_wires_two_pods_that_reach_each_other_and_del_leaves_nothing() {
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("eniplan-cni-datapath-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let node = Netns::new(format!("enp-node-{pid}"));
+    let vpc = Netns::new(format!("enp-vpc-{pid}"));
+    let a = Netns::new(format!("enp-a-{pid}"));
+    let b = Netns::new(format!("enp-b-{pid}"));
+    let d = ipamd(&dir).await;
+    primary_eni(&node, &vpc, d.node_ip);
+    let node_before = node.state();
+    let log = dir.join("plugin.log");
+    let c = conf(&d.socket, "1.1.0", &log);
+
+    let ra = ok_json(&plugin(&node, "ADD", Some((&a, "web-a")), &c));
+    let rb = ok_json(&plugin(&node, "ADD", Some((&b, "web-b")), &c));
+    let ip_of = |r: &Value| -> Ipv4Addr {
+        r["ips"][0]["address"]
+            .as_str()
+            .and_then(|s| s.strip_suffix("/32"))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no /32 in {r}"))
+    };
+    let (ia, ib) = (ip_of(&ra), ip_of(&rb));
+    assert_ne!(ia, ib);
+    assert_eq!(ra["cniVersion"], "1.1.0");
+    assert_eq!(ra["interfaces"][1]["sandbox"], a.path());
+
+    // The pod side, as the VPC CNI builds it.
+    let addrs = a.json(&["addr", "show", "dev", "eth0"]);
+    let addr = &addrs[0]["addr_info"];
+    assert!(
+        addr.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["local"] == ia.to_string() && x["prefixlen"] == 32),
+        "{addrs}"
+    );
+    assert_eq!(addrs[0]["mtu"], 9001);
+    let routes = a.json(&["route", "show"]);
+    assert!(
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["dst"] == "default" && r["gateway"] == "169.254.1.1"),
+        "{routes}"
+    );
+    assert!(
+        routes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["dst"] == "169.254.1.1" && r["scope"] == "link"),
+        "{routes}"
+    );
+    let host_veth = ra["interfaces"][0]["name"].as_str().unwrap().to_owned();
+    let neigh = a.json(&["neigh", "show", "dev", "eth0"]);
+    assert!(
+        neigh
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["dst"] == "169.254.1.1"
+                && n["lladdr"] == ra["interfaces"][0]["mac"]
+                && n["state"]
+                    .as_array()
+                    .is_some_and(|s| s.contains(&json!("PERMANENT")))),
+        "{neigh}"
+    );
+    // The node side.
+    let r = node.json(&["route", "show", &format!("{ia}/32")]);
+    assert_eq!(r[0]["dev"], host_veth.as_str(), "{r}");
+    let rules = node.json(&["rule", "show"]);
+    assert!(
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["priority"] == 512 && x["dst"] == ia.to_string() && x["table"] == "main"),
+        "{rules}"
+    );
+
+    // Real traffic, both ways through the node.
+    assert_eq!(tcp_between(&a, &b, ib, 18080), ("pong".to_owned(), ia));
+    assert_eq!(tcp_between(&b, &a, ia, 18081), ("pong".to_owned(), ib));
+
+    // DEL leaves the node as it was; a second DEL and one without anything in ipamd succeed.
+    for (ns, name) in [(&a, "web-a"), (&b, "web-b")] {
+        let out = plugin(&node, "DEL", Some((ns, name)), &c);
+        assert!(out.status.success(), "{out:?}");
+        assert!(out.stdout.is_empty(), "DEL prints nothing");
+        let again = plugin(&node, "DEL", Some((ns, name)), &c);
+        assert!(again.status.success(), "repeated DEL: {again:?}");
+    }
+    assert_eq!(
+        node.state(),
+        node_before,
+        "the node is as it was before the pods"
+    );
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+        "log lines are JSON"
+    );
+    d.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ipamd_add_is_try_again_later_and_status_is_50() {
+    let pid = std::process::id();
+    let node = Netns::new(format!("enp-node2-{pid}"));
+    let pod = Netns::new(format!("enp-c-{pid}"));
+    let before = pod.state();
+    let dir = std::env::temp_dir().join(format!("eniplan-cni-noipamd-{pid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("nobody.sock");
+    let c = conf(&socket, "1.1.0", &dir.join("plugin.log"));
+    let out = plugin(&node, "ADD", Some((&pod, "web")), &c);
+    assert!(!out.status.success());
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["code"], 11, "{e}");
+    assert!(
+        e["msg"]
+            .as_str()
+            .unwrap()
+            .contains(&socket.display().to_string()),
+        "{e}"
+    );
+    assert_eq!(pod.state(), before, "nothing was built");
+    let status = plugin(&node, "STATUS", None, &c);
+    let e: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(e["code"], 50, "{e}");
+    // DEL without ipamd still succeeds (nothing to clean).
+    assert!(
+        plugin(&node, "DEL", Some((&pod, "web")), &c)
+            .status
+            .success()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
