@@ -44,15 +44,15 @@ impl Netns {
         serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
     }
 
-    /// Everything a pod's wiring could leave behind: links, addresses, routes of every
-    /// table, rules and neighbours.
+    /// Everything a pod's wiring could leave behind: links, and the IPv4 addresses, routes of
+    /// every table, rules and neighbours (IPv6 link-local setup runs on its own clock).
     fn state(&self) -> Value {
         json!({
             "links": self.json(&["link", "show"]).as_array().map(|l| l.iter().map(|x| x["ifname"].clone()).collect::<Vec<_>>()),
-            "addresses": self.json(&["addr", "show"]),
-            "routes": self.json(&["route", "show", "table", "all"]),
-            "rules": self.json(&["rule", "show"]),
-            "neighbours": self.json(&["neigh", "show"]),
+            "addresses": self.json(&["-4", "addr", "show"]),
+            "routes": self.json(&["-4", "route", "show", "table", "all"]),
+            "rules": self.json(&["-4", "rule", "show"]),
+            "neighbours": self.json(&["-4", "neigh", "show"]),
         })
     }
 }
@@ -82,14 +82,14 @@ struct Daemon {
     node_ip: Ipv4Addr,
 }
 
-/// ipamd on the fake EC2 for an m5.large node, its socket in `dir`.
-async fn ipamd(dir: &Path) -> Daemon {
+/// ipamd on the fake EC2 for a node of `instance_type`, its socket in `dir`.
+async fn ipamd(dir: &Path, instance_type: &str) -> Daemon {
     let ec2 = FakeEc2::new();
     let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
     let subnet = ec2
         .create_subnet(&vpc, "10.0.0.0/20".parse().unwrap(), "us-west-2a")
         .unwrap();
-    let instance = ec2.run_instance("m5.large", &subnet).unwrap();
+    let instance = ec2.run_instance(instance_type, &subnet).unwrap();
     let node_ip = cloud::Ec2::describe_instances(&ec2, std::slice::from_ref(&instance))
         .await
         .unwrap()[0]
@@ -263,7 +263,7 @@ async fn add_wires_two_pods_that_reach_each_other_and_del_leaves_nothing() {
     let vpc = Netns::new(format!("enp-vpc-{pid}"));
     let a = Netns::new(format!("enp-a-{pid}"));
     let b = Netns::new(format!("enp-b-{pid}"));
-    let d = ipamd(&dir).await;
+    let d = ipamd(&dir, "m5.large").await;
     primary_eni(&node, &vpc, d.node_ip);
     let node_before = node.state();
     let log = dir.join("plugin.log");
@@ -398,4 +398,156 @@ async fn without_ipamd_add_is_try_again_later_and_status_is_50() {
             .success()
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A world of one node (with its primary ENI) and `pods` pod namespaces, removed on drop.
+struct World {
+    node: Netns,
+    _vpc: Netns,
+    pods: Vec<Netns>,
+    dir: PathBuf,
+}
+
+impl World {
+    fn new(tag: &str, pods: usize, node_ip: Ipv4Addr, dir: PathBuf) -> World {
+        let pid = std::process::id();
+        let node = Netns::new(format!("enp-{tag}n-{pid}"));
+        let vpc = Netns::new(format!("enp-{tag}v-{pid}"));
+        primary_eni(&node, &vpc, node_ip);
+        let pods = (0..pods)
+            .map(|i| Netns::new(format!("enp-{tag}{i}-{pid}")))
+            .collect();
+        World {
+            node,
+            _vpc: vpc,
+            pods,
+            dir,
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("eniplan-cni-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The node's priority-1536 rules: (pod address, table).
+fn from_pod_rules(node: &Netns) -> Vec<(String, Value)> {
+    node.json(&["rule", "show"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["priority"] == 1536)
+        .map(|r| {
+            (
+                r["src"].as_str().unwrap_or_default().to_owned(),
+                r["table"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secondary_eni_pods_get_the_rule_to_their_enis_table() {
+    let dir = temp_dir("secondary");
+    let d = ipamd(&dir, "m5.large").await;
+    // m5.large: 9 addresses per ENI; the tenth pod is on a secondary ENI.
+    let w = World::new("s", 12, d.node_ip, dir.clone());
+    let before = w.node.state();
+    let c = conf(&d.socket, "0.4.0", &dir.join("plugin.log"));
+    let mut seen = Vec::new();
+    for (i, pod) in w.pods.iter().enumerate() {
+        let r = ok_json(&plugin(&w.node, "ADD", Some((pod, &format!("p{i}"))), &c));
+        assert_eq!(r["ips"][0]["version"], "4", "a 0.4.0 result");
+        seen.push(
+            r["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches("/32")
+                .to_owned(),
+        );
+    }
+    let rules = from_pod_rules(&w.node);
+    assert!(!rules.is_empty(), "some pods are on a secondary ENI");
+    for (src, table) in &rules {
+        assert!(seen.contains(src), "{src} is one of the pods");
+        // Device N's table is N + 1: never main (254) for a secondary ENI.
+        let t: u64 = table
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("a numbered table");
+        assert!((2..254).contains(&t), "table {t}");
+    }
+    assert!(
+        rules.len() < seen.len(),
+        "pods on the primary ENI have no such rule"
+    );
+    for (i, pod) in w.pods.iter().enumerate() {
+        let out = plugin(&w.node, "DEL", Some((pod, &format!("p{i}"))), &c);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(from_pod_rules(&w.node).is_empty());
+    assert_eq!(w.node.state(), before);
+    d.stop().await;
+}
+
+/// ADD as the kubelet does it: again while the answer is "try again later" (code 11).
+fn add_until_served(node: &Netns, pod: &Netns, name: &str, c: &Value) -> Value {
+    for _ in 0..200 {
+        let out = plugin(node, "ADD", Some((pod, name)), c);
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(e["code"], 11, "{name}: {e}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{name} was never served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_adds_at_once_get_distinct_addresses_and_64_dels_leave_nothing() {
+    let dir = temp_dir("storm");
+    let d = ipamd(&dir, "m5.4xlarge").await;
+    let w = std::sync::Arc::new(World::new("m", 64, d.node_ip, dir.clone()));
+    let before = w.node.state();
+    let c = std::sync::Arc::new(conf(&d.socket, "1.0.0", &dir.join("plugin.log")));
+    let adds: Vec<_> = (0..64)
+        .map(|i| {
+            let (w, c) = (w.clone(), c.clone());
+            std::thread::spawn(move || add_until_served(&w.node, &w.pods[i], &format!("m{i}"), &c))
+        })
+        .collect();
+    let ips: std::collections::BTreeSet<String> = adds
+        .into_iter()
+        .map(|t| {
+            t.join().unwrap()["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ips.len(), 64, "64 distinct addresses");
+    let dels: Vec<_> = (0..64)
+        .map(|i| {
+            let (w, c) = (w.clone(), c.clone());
+            std::thread::spawn(move || {
+                plugin(&w.node, "DEL", Some((&w.pods[i], &format!("m{i}"))), &c)
+            })
+        })
+        .collect();
+    for t in dels {
+        let out = t.join().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(w.node.state(), before, "64 DELs leave the node as it was");
+    d.stop().await;
 }
