@@ -173,26 +173,21 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
         .as_ref()
         .and_then(|p| CniResult::from_prev(p).ok())
         .and_then(|r| r.ips.first().map(|ip| ip.address.ip()));
-    let released = match Ipamd::connect(&conf.ipamd_socket).await {
-        Ok(mut ipamd) => match ipamd
-            .del(del_request(env, conf, &namespace, &pod, "PodDeleted"))
-            .await
-        {
-            Ok(reply) => reply.and_then(|r| {
-                r.ip_allocation_metadata
-                    .first()
-                    .and_then(|a| a.ipv4_addr.parse::<Ipv4Addr>().ok())
-            }),
-            Err(e) if e.code == Code::IpamdRefused => return Err(e),
-            Err(e) => {
-                log.line(
-                    LogLevel::Warn,
-                    "DEL: ipamd not reached; cleaning the node side",
-                    json!({"error": e.to_string()}),
-                );
-                None
-            }
-        },
+    let asked = match Ipamd::connect(&conf.ipamd_socket).await {
+        Ok(mut ipamd) => {
+            ipamd
+                .del(del_request(env, conf, &namespace, &pod, "PodDeleted"))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    let released = match asked {
+        Ok(reply) => reply.and_then(|r| {
+            r.ip_allocation_metadata
+                .first()
+                .and_then(|a| a.ipv4_addr.parse::<Ipv4Addr>().ok())
+        }),
+        Err(e) if e.code == Code::IpamdRefused => return Err(e),
         Err(e) => {
             log.line(
                 LogLevel::Warn,
