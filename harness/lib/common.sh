@@ -37,6 +37,23 @@ ensure_uv() {
     [[ -x "$UV_DIR/bin/uv" ]]
 }
 
+# Creates the venv DIR from the pin file PINS with uv, or with python3 -m venv + pip when uv
+# fails (ENIPLAN_INSTALLER=pip skips uv, to exercise the fallback); dies when neither works.
+create_venv() {
+    local dir="$1" pins="$2"
+    rm -rf "$dir"
+    if [[ "${ENIPLAN_INSTALLER:-uv}" != pip ]] && ensure_uv \
+        && "$UV_DIR/bin/uv" venv -q -p python3 "$dir" >&2 \
+        && "$UV_DIR/bin/uv" pip install -q --python "$dir/bin/python" -r "$pins" >&2; then
+        return 0
+    fi
+    hlog "uv failed or skipped; falling back to python3 -m venv + pip (slower)"
+    rm -rf "$dir"
+    python3 -m venv "$dir" >&2 \
+        && "$dir/bin/pip" install -q --disable-pip-version-check -r "$pins" >&2 \
+        || { rm -rf "$dir"; die "could not install $pins"; }
+}
+
 venv_imports_ok() {
     "$VENV/bin/python" - >/dev/null 2>&1 <<'PY'
 from importlib import metadata
@@ -63,19 +80,7 @@ ensure_venv() {
     fi
     local start; start="$(now)"
     hlog "installing LocalStack 4.14.0 from $(basename "$PIN_FILE") into $VENV"
-    rm -rf "$VENV"
-    # ENIPLAN_INSTALLER=pip skips uv (to exercise the fallback)
-    if [[ "${ENIPLAN_INSTALLER:-uv}" != pip ]] && ensure_uv \
-        && "$UV_DIR/bin/uv" venv -q -p python3 "$VENV" >&2 \
-        && "$UV_DIR/bin/uv" pip install -q --python "$VENV/bin/python" -r "$PIN_FILE" >&2; then
-        :
-    else
-        hlog "uv failed; falling back to python3 -m venv + pip (slower)"
-        rm -rf "$VENV"
-        python3 -m venv "$VENV" >&2 \
-            && "$VENV/bin/pip" install -q --disable-pip-version-check -r "$PIN_FILE" >&2 \
-            || { rm -rf "$VENV"; die "could not install $PIN_FILE"; }
-    fi
+    create_venv "$VENV" "$PIN_FILE"
     venv_imports_ok || { rm -rf "$VENV"; die "installed venv does not import LocalStack 4.14.0 / moto-ext 5.1.24"; }
     echo "$PIN_HASH" >"$marker"
     hlog "installed in $(elapsed "$start") s"
@@ -128,17 +133,7 @@ ensure_grpc_venv() {
     if [[ ! -f "$marker" ]]; then
         local start; start="$(now)"
         hlog "installing $(basename "$GRPC_PIN_FILE") into $GRPC_VENV"
-        rm -rf "$GRPC_VENV"
-        if [[ "${ENIPLAN_INSTALLER:-uv}" != pip ]] && ensure_uv \
-            && "$UV_DIR/bin/uv" venv -q -p python3 "$GRPC_VENV" >&2 \
-            && "$UV_DIR/bin/uv" pip install -q --python "$GRPC_VENV/bin/python" -r "$GRPC_PIN_FILE" >&2; then
-            :
-        else
-            rm -rf "$GRPC_VENV"
-            python3 -m venv "$GRPC_VENV" >&2 \
-                && "$GRPC_VENV/bin/pip" install -q --disable-pip-version-check -r "$GRPC_PIN_FILE" >&2 \
-                || { rm -rf "$GRPC_VENV"; die "could not install $GRPC_PIN_FILE"; }
-        fi
+        create_venv "$GRPC_VENV" "$GRPC_PIN_FILE"
         "$GRPC_VENV/bin/python" -c 'import grpc, grpc_tools.protoc' >&2 \
             || { rm -rf "$GRPC_VENV"; die "the gRPC venv does not import grpc"; }
         touch "$marker"
