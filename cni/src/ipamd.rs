@@ -23,6 +23,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// A connection to ipamd.
 pub struct Ipamd {
     client: CniBackendClient<Channel>,
+    channel: Channel,
     socket: String,
 }
 
@@ -55,9 +56,25 @@ impl Ipamd {
                 )
             })?;
         Ok(Ipamd {
-            client: CniBackendClient::new(channel),
+            client: CniBackendClient::new(channel.clone()),
+            channel,
             socket: socket.to_owned(),
         })
+    }
+
+    /// Whether ipamd's standard health service reports `grpc.health.v1.aws-node` as SERVING
+    /// (what the aws-node entrypoint waits for).
+    pub async fn healthy(&self) -> bool {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(self.channel.clone());
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "grpc.health.v1.aws-node".to_owned(),
+            })
+            .await
+            .is_ok_and(|r| {
+                r.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            })
     }
 
     fn status(&self, call: &str, s: &tonic::Status) -> Error {

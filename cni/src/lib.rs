@@ -6,6 +6,7 @@
 //! what goes back, so every rule is unit-tested without a runtime.
 #![deny(missing_docs)]
 
+pub mod install;
 pub mod ipamd;
 pub mod log;
 pub mod plugin;

@@ -46,15 +46,6 @@ impl Log {
         }
     }
 
-    /// A log that writes nothing (before the configuration names one).
-    pub fn none() -> Log {
-        Log {
-            file: None,
-            to_stderr: false,
-            level: LogLevel::Error,
-        }
-    }
-
     /// Writes one line at `level` with `fields`.
     pub fn line(&mut self, level: LogLevel, msg: &str, fields: serde_json::Value) {
         if level < self.level {

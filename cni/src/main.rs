@@ -11,6 +11,10 @@ use eniplan_cni::spec::{Code, Command, Env, Error, MAX_STDIN, NetConf, Version, 
 
 fn main() -> ExitCode {
     let vars: BTreeMap<String, String> = std::env::vars().collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("install") {
+        return install(&vars, &args[1..]);
+    }
     let mut stdin = Vec::new();
     let read = std::io::stdin()
         .take(u64::try_from(MAX_STDIN).unwrap_or(u64::MAX) + 1)
@@ -50,6 +54,86 @@ fn run(vars: &BTreeMap<String, String>, stdin: &[u8]) -> Result<Option<serde_jso
         .enable_all()
         .build()
         .map_err(|e| Error::new(Code::Io, format!("starting the runtime: {e}")))?;
-    let _ = Log::none();
     runtime.block_on(eniplan_cni::plugin::run(&env, &conf, &mut log))
+}
+
+/// `eniplan-cni install [--wait-secs N]`: see `eniplan_cni::install`. Exit 0 installed, 2 a
+/// variable or argument is invalid, 3 ipamd not healthy within the wait, 4 a file could not be
+/// written.
+fn install(vars: &BTreeMap<String, String>, args: &[String]) -> ExitCode {
+    use eniplan_cni::install::{InstallError, Settings, write_files};
+    let wait = match args {
+        [] => None,
+        [flag, n] if flag == "--wait-secs" => match n.parse::<u64>() {
+            Ok(n) => Some(std::time::Duration::from_secs(n)),
+            Err(_) => return usage(&format!("--wait-secs {n:?}: expected a number of seconds")),
+        },
+        _ => return usage(&format!("unexpected arguments {args:?}")),
+    };
+    let outcome = Settings::from_vars(vars).and_then(|s| {
+        wait_for_ipamd(&s.socket, wait)?;
+        let exe = std::env::current_exe().map_err(|source| InstallError::Io {
+            path: "/proc/self/exe".into(),
+            source,
+        })?;
+        write_files(&s, &exe)?;
+        eprintln!(
+            "eniplan-cni installed in {} and {}",
+            s.bin_dir.display(),
+            s.conf_dir.join(eniplan_cni::install::CONFLIST).display()
+        );
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(match e {
+                InstallError::Invalid { .. } => 2,
+                InstallError::NotHealthy { .. } => 3,
+                InstallError::Io { .. } => 4,
+            })
+        }
+    }
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!(
+        "error: {msg}\nusage: eniplan-cni install [--wait-secs N]   (N = 0 or omitted: wait for ipamd without a limit)"
+    );
+    ExitCode::from(2)
+}
+
+/// Polls ipamd's health every 250 ms until it serves, or until `limit` (none or zero: no
+/// limit, as the aws-node entrypoint; the pod's liveness probe ends a stuck start).
+fn wait_for_ipamd(
+    socket: &str,
+    limit: Option<std::time::Duration>,
+) -> Result<(), eniplan_cni::install::InstallError> {
+    let start = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| eniplan_cni::install::InstallError::Io {
+            path: "(runtime)".into(),
+            source,
+        })?;
+    runtime.block_on(async {
+        loop {
+            if let Ok(ipamd) = eniplan_cni::ipamd::Ipamd::connect(socket).await
+                && ipamd.healthy().await
+            {
+                return Ok(());
+            }
+            if let Some(limit) = limit.filter(|l| !l.is_zero())
+                && start.elapsed() >= limit
+            {
+                return Err(eniplan_cni::install::InstallError::NotHealthy {
+                    socket: socket.to_owned(),
+                    waited_s: limit.as_secs(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+    })
 }

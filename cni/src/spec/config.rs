@@ -236,18 +236,26 @@ fn mtu(value: Option<&Value>) -> Result<u32, Error> {
         .ok_or_else(|| invalid("mtu", &text, "a number from 576 to 9001"))
 }
 
-/// `pluginLogLevel`, case-insensitive (the VPC CNI writes `DEBUG`); default debug.
+/// `pluginLogLevel` (default debug).
 fn log_level(level: Option<&str>) -> Result<LogLevel, Error> {
-    match level.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("debug" | "trace") => Ok(LogLevel::Debug),
-        Some("info") => Ok(LogLevel::Info),
-        Some("warn" | "warning") => Ok(LogLevel::Warn),
-        Some("error" | "fatal" | "panic") => Ok(LogLevel::Error),
-        Some(_) => Err(invalid(
-            "pluginLogLevel",
-            level.unwrap_or_default(),
-            "Debug, Info, Warn or Error",
-        )),
+    match level {
+        None => Ok(LogLevel::Debug),
+        Some(l) => LogLevel::parse(l)
+            .ok_or_else(|| invalid("pluginLogLevel", l, "Debug, Info, Warn or Error")),
+    }
+}
+
+impl LogLevel {
+    /// A level's name, any case (the VPC CNI writes `DEBUG`; logrus's `trace`, `warning`,
+    /// `fatal` and `panic` are accepted as their nearest level).
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        match s.to_ascii_lowercase().as_str() {
+            "debug" | "trace" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "error" | "fatal" | "panic" => Some(LogLevel::Error),
+            _ => None,
+        }
     }
 }
 

@@ -1,0 +1,124 @@
+//! `eniplan-cni install` as the aws-node container runs it: the VPC CNI's variables in, the
+//! plugin and `10-aws.conflist` out, written only once ipamd answers its health check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+mod common;
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("eniplan-cni-install-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn install(dir: &Path, socket: &Path, extra: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eniplan-cni"));
+    cmd.arg("install")
+        .args(args)
+        .env_clear()
+        .env("HOST_CNI_BIN_PATH", dir.join("bin"))
+        .env("HOST_CNI_CONFDIR_PATH", dir.join("net.d"))
+        .env("ENIPLAN_IPAMD_SOCKET", socket);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run eniplan-cni install")
+}
+
+#[test]
+fn bad_variables_exit_2_naming_them_and_write_nothing() {
+    let dir = temp_dir("bad");
+    for (k, v) in [
+        ("AWS_VPC_K8S_CNI_VETHPREFIX", "vlan"),
+        ("POD_MTU", "500"),
+        ("ENABLE_BANDWIDTH_PLUGIN", "maybe"),
+    ] {
+        let out = install(
+            &dir,
+            &dir.join("none.sock"),
+            &[(k, v)],
+            &["--wait-secs", "1"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{k}={v}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("{k}={v:?}")), "{stderr}");
+    }
+    let out = install(&dir, &dir.join("none.sock"), &[], &["--wait", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.join("net.d").exists() && !dir.join("bin").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn without_a_healthy_ipamd_no_conflist_is_written() {
+    let dir = temp_dir("unhealthy");
+    let socket = dir.join("nobody.sock");
+    let out = install(&dir, &socket, &[], &["--wait-secs", "1"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&socket.display().to_string()));
+    assert!(!dir.join("net.d/10-aws.conflist").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ipamd_healthy_the_plugin_and_conflist_are_installed() {
+    let dir = temp_dir("ok");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let d = common::ipamd(&state, "m5.large").await;
+    let socket = d.socket.clone();
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            install(
+                &dir,
+                &socket,
+                &[("POD_MTU", "1500"), ("ENABLE_BANDWIDTH_PLUGIN", "true")],
+                &["--wait-secs", "10"],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let conflist: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("net.d/10-aws.conflist")).unwrap()).unwrap();
+    assert_eq!(conflist["name"], "aws-cni");
+    assert_eq!(conflist["plugins"][0]["type"], "eniplan-cni");
+    assert_eq!(conflist["plugins"][0]["mtu"], "1500");
+    assert_eq!(
+        conflist["plugins"][0]["ipamdSocket"],
+        d.socket.display().to_string()
+    );
+    let types: Vec<&str> = conflist["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["type"].as_str())
+        .collect();
+    assert_eq!(types, ["eniplan-cni", "portmap", "bandwidth"]);
+    // The installed plugin is this build, and it runs.
+    let installed = dir.join("bin/eniplan-cni");
+    assert_eq!(
+        std::fs::read(&installed).unwrap(),
+        std::fs::read(env!("CARGO_BIN_EXE_eniplan-cni")).unwrap()
+    );
+    let version = Command::new(&installed)
+        .env("CNI_COMMAND", "VERSION")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&version.stdout).unwrap();
+    assert!(
+        v["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&"0.4.0".into())
+    );
+    d.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
