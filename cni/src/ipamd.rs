@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use eniplan_rpc::cni_backend_client::CniBackendClient;
-use eniplan_rpc::{AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest};
+use eniplan_rpc::{
+    AddNetworkReply, AddNetworkRequest, CheckNetworkReply, CheckNetworkRequest, DelNetworkReply,
+    DelNetworkRequest, GarbageCollectReply, GarbageCollectRequest,
+};
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -130,5 +133,35 @@ impl Ipamd {
             }
             Err(s) => Err(self.status("DelNetwork", &s)),
         }
+    }
+
+    /// CheckNetwork: whether ipamd holds the attachment's address.
+    ///
+    /// # Errors
+    /// As [`Ipamd::add`].
+    pub async fn check(
+        &mut self,
+        request: CheckNetworkRequest,
+    ) -> Result<CheckNetworkReply, Error> {
+        self.client
+            .check_network(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.status("CheckNetwork", &s))
+    }
+
+    /// GarbageCollect: releases every attachment of the network not listed.
+    ///
+    /// # Errors
+    /// As [`Ipamd::add`].
+    pub async fn gc(
+        &mut self,
+        request: GarbageCollectRequest,
+    ) -> Result<GarbageCollectReply, Error> {
+        self.client
+            .garbage_collect(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| self.status("GarbageCollect", &s))
     }
 }

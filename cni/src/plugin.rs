@@ -3,7 +3,9 @@
 
 use std::net::Ipv4Addr;
 
-use eniplan_rpc::{AddNetworkRequest, DelNetworkRequest};
+use eniplan_rpc::{
+    AddNetworkRequest, Attachment, CheckNetworkRequest, DelNetworkRequest, GarbageCollectRequest,
+};
 use serde_json::{Value, json};
 
 use crate::ipamd::{Ipamd, VERSION};
@@ -23,14 +25,8 @@ pub async fn run(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Option<Valu
         Command::Del => del(env, conf, log).await.map(|()| None),
         Command::Status => status(conf).await.map(|()| None),
         Command::Version => Ok(Some(crate::spec::version_reply(Some(conf.version)))),
-        Command::Check | Command::Gc => Err(Error::new(
-            Code::InvalidEnvironment,
-            format!(
-                "CNI_COMMAND {:?} is not served by this release",
-                env.command
-            ),
-        )
-        .details("ADD, DEL, STATUS and VERSION are")),
+        Command::Check => check(env, conf).await.map(|()| None),
+        Command::Gc => gc(conf, log).await.map(|()| None),
     }
 }
 
@@ -214,4 +210,98 @@ async fn status(conf: &NetConf) -> Result<(), Error> {
         Ok(_) => Ok(()),
         Err(e) => Err(Error::new(Code::NotAvailable, e.msg).details(e.details)),
     }
+}
+
+/// CHECK: ipamd still holds the address `prevResult` names for this attachment, and everything
+/// ADD built is on the node and in the pod.
+async fn check(env: &Env, conf: &NetConf) -> Result<(), Error> {
+    let (namespace, pod) = pod_of(env)?;
+    let prev = conf
+        .prev_result
+        .as_ref()
+        .ok_or_else(|| Error::new(Code::InvalidConfig, "CHECK needs a prevResult"))
+        .and_then(CniResult::from_prev)?;
+    let ip = prev
+        .ips
+        .first()
+        .map(|ip| ip.address.ip())
+        .ok_or_else(|| Error::new(Code::InvalidConfig, "prevResult has no IPv4 address"))?;
+    let mut ipamd = Ipamd::connect(&conf.ipamd_socket).await?;
+    let held = ipamd
+        .check(CheckNetworkRequest {
+            network_name: conf.name.clone(),
+            container_id: env.container_id.clone(),
+            if_name: env.ifname.clone(),
+            client_version: VERSION.to_owned(),
+        })
+        .await?;
+    let allocation = held
+        .ip_allocation_metadata
+        .filter(|_| held.owned)
+        .ok_or_else(|| {
+            Error::new(
+                Code::CheckFailed,
+                format!("ipamd holds no address for container {}", env.container_id),
+            )
+        })?;
+    if allocation.ipv4_addr != ip.to_string() {
+        return Err(Error::new(
+            Code::CheckFailed,
+            format!(
+                "ipamd holds {} for container {}, prevResult says {ip}",
+                allocation.ipv4_addr, env.container_id
+            ),
+        ));
+    }
+    let plan = Plan {
+        host_veth: wire::host_veth_name(&conf.veth_prefix, &namespace, &pod),
+        pod_if: env.ifname.clone(),
+        ip,
+        table: u32::try_from(allocation.route_table_id)
+            .ok()
+            .filter(|t| *t != 0)
+            .unwrap_or(MAIN_TABLE),
+        mtu: conf.mtu,
+    };
+    let pod_ns = wire::open_netns(env.netns.as_deref().unwrap_or_default())?;
+    let home = wire::current_netns()?;
+    let host = wire::connect()?;
+    let in_pod = wire::connect_in(&pod_ns, &home)?;
+    wire::check(&host, &in_pod, &plan).await
+}
+
+/// GC: ipamd releases every attachment of this network the runtime no longer lists, and their
+/// node side is removed.
+async fn gc(conf: &NetConf, log: &mut Log) -> Result<(), Error> {
+    let valid = conf.valid_attachments.clone().unwrap_or_default();
+    let mut ipamd = Ipamd::connect(&conf.ipamd_socket).await?;
+    let reply = ipamd
+        .gc(GarbageCollectRequest {
+            network_name: conf.name.clone(),
+            valid: valid
+                .iter()
+                .map(|a| Attachment {
+                    container_id: a.container_id.clone(),
+                    if_name: a.ifname.clone(),
+                })
+                .collect(),
+            client_version: VERSION.to_owned(),
+        })
+        .await?;
+    let host = wire::connect()?;
+    let mut first_error = None;
+    for (attachment, allocation) in reply.released.iter().zip(&reply.ip_allocation_metadata) {
+        log.line(
+            LogLevel::Info,
+            "GC released",
+            json!({"container": attachment.container_id, "ip": allocation.ipv4_addr}),
+        );
+        if let Ok(ip) = allocation.ipv4_addr.parse::<Ipv4Addr>()
+            && let Err(e) = wire::del_address(&host, ip).await
+        {
+            // Keep going past errors, as the spec asks; report the first.
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
 }

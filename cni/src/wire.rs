@@ -383,7 +383,11 @@ async fn rules_of(host: &Handle, ip: Ipv4Addr) -> Result<Vec<RuleMessage>, Error
 /// # Errors
 /// Code 101 when something that exists cannot be removed.
 pub async fn del(host: &Handle, host_veth: &str, extra: Option<Ipv4Addr>) -> Result<(), Error> {
-    let link = link(host, host_veth).await?;
+    let link = if host_veth.is_empty() {
+        None
+    } else {
+        link(host, host_veth).await?
+    };
     let mut ips = match &link {
         Some(l) => pod_addresses(host, l.header.index).await?,
         None => Vec::new(),
@@ -404,6 +408,138 @@ pub async fn del(host: &Handle, host_veth: &str, extra: Option<Ipv4Addr>) -> Res
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {}
             Err(e) => return Err(wiring(&format!("removing {host_veth}"), e)),
         }
+    }
+    Ok(())
+}
+
+/// Removes what ADD built for the pod address `ip` when the host end's name is not known (GC):
+/// the host end is the link its `/32` route goes through.
+///
+/// # Errors
+/// As [`del`].
+pub async fn del_address(host: &Handle, ip: Ipv4Addr) -> Result<(), Error> {
+    let name = match route_device(host, ip).await? {
+        Some(index) => host
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| {
+                l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                })
+            }),
+        None => None,
+    };
+    match name {
+        Some(name) => del(host, &name, Some(ip)).await,
+        None => del(host, "", Some(ip)).await,
+    }
+}
+
+/// The link the node's `/32` route to `ip` goes through.
+async fn route_device(host: &Handle, ip: Ipv4Addr) -> Result<Option<u32>, Error> {
+    let routes: Vec<RouteMessage> = host
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| wiring("listing the node's routes", e))?;
+    Ok(routes
+        .iter()
+        .filter(|r| r.header.destination_prefix_length == 32)
+        .filter(|r| {
+            r.attributes
+                .contains(&RouteAttribute::Destination(RouteAddress::Inet(ip)))
+        })
+        .find_map(|r| {
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            })
+        }))
+}
+
+/// CHECK: everything ADD built for `plan` is there; the error names the first difference.
+///
+/// # Errors
+/// Code 102 naming what is missing or different.
+pub async fn check(host: &Handle, pod: &Handle, plan: &Plan) -> Result<(), Error> {
+    let differs = |what: String| Error::new(Code::CheckFailed, what);
+    let host_link = link(host, &plan.host_veth)
+        .await?
+        .ok_or_else(|| differs(format!("the node has no link {}", plan.host_veth)))?;
+    let pod_link = link(pod, &plan.pod_if)
+        .await?
+        .ok_or_else(|| differs(format!("the pod has no interface {}", plan.pod_if)))?;
+    let addresses: Vec<_> = pod
+        .address()
+        .get()
+        .set_link_index_filter(pod_link.header.index)
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| wiring("listing the pod's addresses", e))?;
+    let has_ip = addresses.iter().any(|a| {
+        a.header.prefix_len == 32
+            && a.attributes.iter().any(|x| {
+                matches!(x, rtnetlink::packet_route::address::AddressAttribute::Local(IpAddr::V4(v)) if *v == plan.ip)
+            })
+    });
+    if !has_ip {
+        return Err(differs(format!(
+            "{} does not hold {}/32",
+            plan.pod_if, plan.ip
+        )));
+    }
+    let pod_routes: Vec<RouteMessage> = pod
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| wiring("listing the pod's routes", e))?;
+    let default_via_gateway = pod_routes.iter().any(|r| {
+        r.header.destination_prefix_length == 0
+            && r.attributes
+                .contains(&RouteAttribute::Gateway(RouteAddress::Inet(GATEWAY)))
+    });
+    if !default_via_gateway {
+        return Err(differs(format!(
+            "the pod has no default route via {GATEWAY}"
+        )));
+    }
+    if route_device(host, plan.ip).await? != Some(host_link.header.index) {
+        return Err(differs(format!(
+            "the node's route to {} does not go through {}",
+            plan.ip, plan.host_veth
+        )));
+    }
+    let rules = rules_of(host, plan.ip).await?;
+    let has = |prio: u32, table: u32| {
+        rules.iter().any(|r| {
+            r.attributes.contains(&RuleAttribute::Priority(prio))
+                && (r.attributes.contains(&RuleAttribute::Table(table))
+                    || u32::from(r.header.table) == table)
+        })
+    };
+    if !has(TO_POD_PRIORITY, MAIN_TABLE) {
+        return Err(differs(format!(
+            "the node has no rule {TO_POD_PRIORITY} to {}",
+            plan.ip
+        )));
+    }
+    if plan.table != MAIN_TABLE && !has(FROM_POD_PRIORITY, plan.table) {
+        return Err(differs(format!(
+            "the node has no rule {FROM_POD_PRIORITY} from {} to table {}",
+            plan.ip, plan.table
+        )));
     }
     Ok(())
 }

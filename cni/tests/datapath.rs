@@ -493,3 +493,79 @@ async fn sixty_four_adds_at_once_get_distinct_addresses_and_64_dels_leave_nothin
     assert_eq!(w.node.state(), before, "64 DELs leave the node as it was");
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_finds_a_removed_route_and_gc_releases_what_is_not_listed() {
+    let dir = temp_dir("check");
+    let d = ipamd(&dir, "m5.large").await;
+    let w = World::new("k", 2, d.node_ip, dir.clone());
+    let before = w.node.state();
+    let c = conf(&d.socket, "1.1.0", &dir.join("plugin.log"));
+    let r0 = ok_json(&plugin(&w.node, "ADD", Some((&w.pods[0], "k0")), &c));
+    let r1 = ok_json(&plugin(&w.node, "ADD", Some((&w.pods[1], "k1")), &c));
+    let ip0 = r0["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/32")
+        .to_owned();
+    let with_prev = |r: &Value| {
+        let mut c = c.clone();
+        c["prevResult"] = r.clone();
+        c
+    };
+    let checked = plugin(&w.node, "CHECK", Some((&w.pods[0], "k0")), &with_prev(&r0));
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(checked.stdout.is_empty(), "CHECK prints nothing");
+    // A prevResult naming another pod's address: ipamd disagrees.
+    let wrong = plugin(&w.node, "CHECK", Some((&w.pods[0], "k0")), &with_prev(&r1));
+    let e: Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(e["code"], 102, "{e}");
+    // GC with only k1 listed: k0's address goes back and its node side is removed.
+    let mut gc = c.clone();
+    gc["cni.dev/valid-attachments"] = json!([{"containerID": "c-k1", "ifname": "eth0"}]);
+    let out = plugin(&w.node, "GC", None, &gc);
+    assert!(out.status.success(), "{out:?}");
+    let veth0 = r0["interfaces"][0]["name"].as_str().unwrap();
+    let links = w.node.state()["links"].clone();
+    assert!(
+        !links.as_array().unwrap().contains(&json!(veth0)),
+        "{links}"
+    );
+    let gone = plugin(&w.node, "CHECK", Some((&w.pods[0], "k0")), &with_prev(&r0));
+    let e: Value = serde_json::from_slice(&gone.stdout).unwrap();
+    assert_eq!(e["code"], 102, "{e}");
+    assert!(
+        e["msg"].as_str().unwrap().contains("holds no address"),
+        "{e}"
+    );
+    let kept = plugin(&w.node, "CHECK", Some((&w.pods[1], "k1")), &with_prev(&r1));
+    assert!(
+        kept.status.success(),
+        "the listed pod is untouched: {kept:?}"
+    );
+    // The node loses its route to k1: CHECK says so, naming the address.
+    let ip1 = r1["ips"][0]["address"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches("/32")
+        .to_owned();
+    ip(&["-n", &w.node.0, "route", "del", &format!("{ip1}/32")]);
+    let broken = plugin(&w.node, "CHECK", Some((&w.pods[1], "k1")), &with_prev(&r1));
+    let e: Value = serde_json::from_slice(&broken.stdout).unwrap();
+    assert_eq!(e["code"], 102, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains(&ip1), "{e}");
+    assert!(
+        !w.node
+            .json(&["rule", "show"])
+            .to_string()
+            .contains(&format!("\"{ip0}\"")),
+        "k0's rules went with GC"
+    );
+    assert!(
+        plugin(&w.node, "DEL", Some((&w.pods[1], "k1")), &c)
+            .status
+            .success()
+    );
+    assert_eq!(w.node.state(), before);
+    d.stop().await;
+}

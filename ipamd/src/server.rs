@@ -14,7 +14,9 @@ use crate::metrics::Metrics;
 use crate::node::route_table;
 use crate::rpc::cni_backend_server::CniBackend;
 use crate::rpc::{
-    AddNetworkReply, AddNetworkRequest, DelNetworkReply, DelNetworkRequest, IpAllocationMetadata,
+    AddNetworkReply, AddNetworkRequest, Attachment, CheckNetworkReply, CheckNetworkRequest,
+    DelNetworkReply, DelNetworkRequest, GarbageCollectReply, GarbageCollectRequest,
+    IpAllocationMetadata,
 };
 
 /// The service.
@@ -66,6 +68,39 @@ async fn durable(d: Durable) -> Result<(), Status> {
 }
 
 impl Service {
+    /// The pool's view (every held address with its pod).
+    async fn view(&self) -> Result<crate::driver::View, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Event::Query(tx))
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?;
+        rx.await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))
+    }
+
+    /// Releases `key` as DEL does; `None` for an unknown pod.
+    async fn release(
+        &self,
+        key: planner::pool::PodKey,
+    ) -> Result<Option<planner::pool::PodAddress>, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Event::Del { key, reply: tx })
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?;
+        match rx
+            .await
+            .map_err(|_| Status::unavailable("the pool loop has stopped"))?
+        {
+            Some((address, ack)) => {
+                durable(ack).await?;
+                Ok(Some(address))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn check_version(&self, client: &str) -> Result<(), Status> {
         eniplan_rpc::check_client_version(client, &self.version)
             .map_err(Status::failed_precondition)
@@ -153,25 +188,83 @@ impl CniBackend for Service {
             container_id: r.container_id,
             if_name: r.if_name,
         };
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Event::Del { key, reply: tx })
-            .await
-            .map_err(|_| Status::unavailable("the pool loop has stopped"))?;
-        match rx
-            .await
-            .map_err(|_| Status::unavailable("the pool loop has stopped"))?
-        {
-            Some((address, ack)) => {
-                durable(ack).await?;
-                Ok(Response::new(DelNetworkReply {
-                    success: true,
-                    ip_allocation_metadata: vec![allocation(&address)],
-                    network_policy_mode: self.network_policy_mode.clone(),
-                    ..DelNetworkReply::default()
-                }))
-            }
+        match self.release(key).await? {
+            Some(address) => Ok(Response::new(DelNetworkReply {
+                success: true,
+                ip_allocation_metadata: vec![allocation(&address)],
+                network_policy_mode: self.network_policy_mode.clone(),
+                ..DelNetworkReply::default()
+            })),
             None => Err(Status::not_found(UNKNOWN_POD)),
         }
+    }
+
+    async fn check_network(
+        &self,
+        request: Request<CheckNetworkRequest>,
+    ) -> Result<Response<CheckNetworkReply>, Status> {
+        let r = request.into_inner();
+        self.check_version(&r.client_version)?;
+        required("ContainerID", &r.container_id)?;
+        required("IfName", &r.if_name)?;
+        required("NetworkName", &r.network_name)?;
+        let view = self.view().await?;
+        let held = view.addresses.iter().find(|a| {
+            a.pod.as_ref().is_some_and(|k| {
+                k.network_name == r.network_name
+                    && k.container_id == r.container_id
+                    && k.if_name == r.if_name
+            })
+        });
+        let device = |eni: &planner::pool::EniId| {
+            view.snapshot
+                .enis
+                .iter()
+                .find(|e| &e.id == eni)
+                .map_or(0, |e| e.device)
+        };
+        Ok(Response::new(CheckNetworkReply {
+            owned: held.is_some(),
+            ip_allocation_metadata: held.map(|a| {
+                allocation(&planner::pool::PodAddress {
+                    ip: a.ip,
+                    eni: a.eni.clone(),
+                    device: device(&a.eni),
+                })
+            }),
+        }))
+    }
+
+    async fn garbage_collect(
+        &self,
+        request: Request<GarbageCollectRequest>,
+    ) -> Result<Response<GarbageCollectReply>, Status> {
+        let r = request.into_inner();
+        self.check_version(&r.client_version)?;
+        required("NetworkName", &r.network_name)?;
+        let view = self.view().await?;
+        let stale: Vec<planner::pool::PodKey> = view
+            .addresses
+            .iter()
+            .filter_map(|a| a.pod.clone())
+            .filter(|k| k.network_name == r.network_name)
+            .filter(|k| {
+                !r.valid
+                    .iter()
+                    .any(|v| v.container_id == k.container_id && v.if_name == k.if_name)
+            })
+            .collect();
+        let mut reply = GarbageCollectReply::default();
+        for key in stale {
+            let attachment = Attachment {
+                container_id: key.container_id.clone(),
+                if_name: key.if_name.clone(),
+            };
+            if let Some(address) = self.release(key).await? {
+                reply.released.push(attachment);
+                reply.ip_allocation_metadata.push(allocation(&address));
+            }
+        }
+        Ok(Response::new(reply))
     }
 }
