@@ -161,6 +161,12 @@ fn enter(path: &str) {
 /// Connects from inside `from` to `to:port`, where a listener in `at` answers "pong" and
 /// reports the address the connection came from.
 fn tcp_between(from: &Netns, at: &Netns, to: Ipv4Addr, port: u16) -> (String, Ipv4Addr) {
+    tcp_via(from, at, SocketAddrV4::new(to, port), port)
+}
+
+/// Connects from inside `from` to `target`, where a listener in `at` on `listen` answers.
+fn tcp_via(from: &Netns, at: &Netns, target: SocketAddrV4, listen: u16) -> (String, Ipv4Addr) {
+    let port = listen;
     let (ready, bound) = std::sync::mpsc::channel();
     let at_path = at.path();
     let listener = std::thread::spawn(move || {
@@ -178,9 +184,8 @@ fn tcp_between(from: &Netns, at: &Netns, to: Ipv4Addr, port: u16) -> (String, Ip
     let from_path = from.path();
     let reply = std::thread::spawn(move || {
         enter(&from_path);
-        let mut s =
-            TcpStream::connect_timeout(&SocketAddrV4::new(to, port).into(), Duration::from_secs(5))
-                .unwrap_or_else(|e| panic!("connect to {to}:{port}: {e}"));
+        let mut s = TcpStream::connect_timeout(&target.into(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to {target}: {e}"));
         let mut text = String::new();
         s.read_to_string(&mut text).unwrap();
         text
@@ -567,5 +572,115 @@ async fn check_finds_a_removed_route_and_gc_releases_what_is_not_listed() {
             .success()
     );
     assert_eq!(w.node.state(), before);
+    d.stop().await;
+}
+
+/// A plugin of Debian's `containernetworking-plugins` (installed by `scripts/test`), chained
+/// after eniplan-cni as a runtime chains it: `prevResult` is eniplan-cni's result.
+fn chained(
+    node: &Netns,
+    plugin_name: &str,
+    command: &str,
+    pod: (&Netns, &str),
+    stdin: &Value,
+) -> Output {
+    let mut child = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.0,
+            &format!("/usr/lib/cni/{plugin_name}"),
+        ])
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/usr/lib/cni")
+        .env("CNI_CONTAINERID", format!("c-{}", pod.1))
+        .env("CNI_NETNS", pod.0.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run a chained plugin");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portmap_and_bandwidth_chained_after_it_get_a_result_they_can_use() {
+    let dir = temp_dir("portmap");
+    let d = ipamd(&dir, "m5.large").await;
+    let w = World::new("p", 1, d.node_ip, dir.clone());
+    // containernetworking-plugins 1.1 speaks up to 1.0.0.
+    let c = conf(&d.socket, "1.0.0", &dir.join("plugin.log"));
+    let result = ok_json(&plugin(&w.node, "ADD", Some((&w.pods[0], "web")), &c));
+    let portmap = json!({
+        "cniVersion": "1.0.0",
+        "name": "aws-cni",
+        "type": "portmap",
+        "capabilities": {"portMappings": true},
+        "snat": true,
+        "runtimeConfig": {"portMappings": [{"hostPort": 18443, "containerPort": 8080, "protocol": "tcp"}]},
+        "prevResult": result,
+    });
+    let out = chained(&w.node, "portmap", "ADD", (&w.pods[0], "web"), &portmap);
+    assert!(
+        out.status.success(),
+        "portmap ADD: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        passed["ips"], result["ips"],
+        "portmap passes eniplan-cni's result on"
+    );
+    let (reply, _) = tcp_via(
+        &w.node,
+        &w.pods[0],
+        SocketAddrV4::new(d.node_ip, 18443),
+        8080,
+    );
+    assert_eq!(reply, "pong", "the host port reaches the pod");
+    // bandwidth after portmap: its prevResult is what portmap passed on.
+    let bandwidth = json!({
+        "cniVersion": "1.0.0",
+        "name": "aws-cni",
+        "type": "bandwidth",
+        "capabilities": {"bandwidth": true},
+        "runtimeConfig": {"bandwidth": {"ingressRate": 8_000_000, "ingressBurst": 80_000, "egressRate": 8_000_000, "egressBurst": 80_000}},
+        "prevResult": passed,
+    });
+    let out = chained(&w.node, "bandwidth", "ADD", (&w.pods[0], "web"), &bandwidth);
+    assert!(
+        out.status.success(),
+        "bandwidth ADD: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let host_veth = result["interfaces"][0]["name"].as_str().unwrap();
+    let qdisc = Command::new("tc")
+        .args(["-n", &w.node.0, "qdisc", "show", "dev", host_veth])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&qdisc.stdout).contains("tbf"),
+        "a rate limit on the host end: {qdisc:?}"
+    );
+    let out = chained(&w.node, "bandwidth", "DEL", (&w.pods[0], "web"), &bandwidth);
+    assert!(out.status.success(), "bandwidth DEL: {out:?}");
+    let out = chained(&w.node, "portmap", "DEL", (&w.pods[0], "web"), &portmap);
+    assert!(out.status.success(), "portmap DEL: {out:?}");
+    assert!(
+        plugin(&w.node, "DEL", Some((&w.pods[0], "web")), &c)
+            .status
+            .success()
+    );
     d.stop().await;
 }
