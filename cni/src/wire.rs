@@ -325,8 +325,8 @@ fn parse_mac(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The pod addresses routed through the host end `index` (its `/32` routes in the main table).
-async fn pod_addresses(host: &Handle, index: u32) -> Result<Vec<Ipv4Addr>, Error> {
+/// The node's IPv4 `/32` routes (the ones ADD writes are among them).
+async fn host_routes(host: &Handle) -> Result<Vec<RouteMessage>, Error> {
     let routes: Vec<RouteMessage> = host
         .route()
         .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
@@ -335,8 +335,16 @@ async fn pod_addresses(host: &Handle, index: u32) -> Result<Vec<Ipv4Addr>, Error
         .await
         .map_err(|e| wiring("listing the node's routes", e))?;
     Ok(routes
-        .iter()
+        .into_iter()
         .filter(|r| r.header.destination_prefix_length == 32)
+        .collect())
+}
+
+/// The pod addresses routed through the host end `index` (its `/32` routes in the main table).
+async fn pod_addresses(host: &Handle, index: u32) -> Result<Vec<Ipv4Addr>, Error> {
+    Ok(host_routes(host)
+        .await?
+        .iter()
         .filter(|r| r.attributes.contains(&RouteAttribute::Oif(index)))
         .filter_map(|r| {
             r.attributes.iter().find_map(|a| match a {
@@ -444,16 +452,9 @@ pub async fn del_address(host: &Handle, ip: Ipv4Addr) -> Result<(), Error> {
 
 /// The link the node's `/32` route to `ip` goes through.
 async fn route_device(host: &Handle, ip: Ipv4Addr) -> Result<Option<u32>, Error> {
-    let routes: Vec<RouteMessage> = host
-        .route()
-        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| wiring("listing the node's routes", e))?;
-    Ok(routes
+    Ok(host_routes(host)
+        .await?
         .iter()
-        .filter(|r| r.header.destination_prefix_length == 32)
         .filter(|r| {
             r.attributes
                 .contains(&RouteAttribute::Destination(RouteAddress::Inet(ip)))
