@@ -11,66 +11,13 @@ use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::ipamd;
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(name: String) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        Netns(name)
-    }
-
-    fn path(&self) -> String {
-        format!("/var/run/netns/{}", self.0)
-    }
-
-    /// `ip -n <ns> -j <args>` as JSON.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut full = vec!["-n", &self.0, "-j"];
-        full.extend_from_slice(args);
-        let out = ip(&full);
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
-    }
-
-    /// Everything a pod's wiring could leave behind: links, and the IPv4 addresses, routes of
-    /// every table, rules and neighbours (IPv6 link-local setup runs on its own clock).
-    fn state(&self) -> Value {
-        json!({
-            "links": self.json(&["link", "show"]).as_array().map(|l| l.iter().map(|x| x["ifname"].clone()).collect::<Vec<_>>()),
-            "addresses": self.json(&["-4", "addr", "show"]),
-            "routes": self.json(&["-4", "route", "show", "table", "all"]),
-            "rules": self.json(&["-4", "rule", "show"]),
-            "neighbours": self.json(&["-4", "neigh", "show"]),
-        })
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-fn ip(args: &[&str]) -> Output {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{Netns, exec_plugin, ip, ipamd};
 
 fn conf(socket: &Path, version: &str, log: &Path) -> Value {
     json!({
@@ -85,33 +32,9 @@ fn conf(socket: &Path, version: &str, log: &Path) -> Value {
     })
 }
 
-/// Runs the plugin in `node` as a runtime does.
+/// Runs eniplan-cni in `node` as a runtime does.
 fn plugin(node: &Netns, command: &str, pod: Option<(&Netns, &str)>, stdin: &Value) -> Output {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &node.0, env!("CARGO_BIN_EXE_eniplan-cni")])
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/opt/cni/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some((ns, name)) = pod {
-        cmd.env("CNI_CONTAINERID", format!("c-{name}"))
-            .env("CNI_NETNS", ns.path())
-            .env("CNI_IFNAME", "eth0")
-            .env(
-                "CNI_ARGS",
-                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name}"),
-            );
-    }
-    let mut child = cmd.spawn().expect("run the plugin");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    exec_plugin(node, env!("CARGO_BIN_EXE_eniplan-cni"), command, pod, stdin)
 }
 
 fn ok_json(out: &Output) -> Value {
@@ -446,18 +369,22 @@ async fn secondary_eni_pods_get_the_rule_to_their_enis_table() {
     d.stop().await;
 }
 
-/// ADD as the kubelet does it: again while the answer is "try again later" (code 11).
+/// ADD as the kubelet does it: again while the answer is "try again later" (code 11), until
+/// a deadline (each attempt is a process start, so the retries pace themselves).
 fn add_until_served(node: &Netns, pod: &Netns, name: &str, c: &Value) -> Value {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
         let out = plugin(node, "ADD", Some((pod, name)), c);
         if out.status.success() {
             return serde_json::from_slice(&out.stdout).unwrap();
         }
         let e: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(e["code"], 11, "{name}: {e}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} was never served"
+        );
     }
-    panic!("{name} was never served");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -584,32 +511,13 @@ fn chained(
     pod: (&Netns, &str),
     stdin: &Value,
 ) -> Output {
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &node.0,
-            &format!("/usr/lib/cni/{plugin_name}"),
-        ])
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_CONTAINERID", format!("c-{}", pod.1))
-        .env("CNI_NETNS", pod.0.path())
-        .env("CNI_IFNAME", "eth0")
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run a chained plugin");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.to_string().as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    exec_plugin(
+        node,
+        &format!("/usr/lib/cni/{plugin_name}"),
+        command,
+        Some(pod),
+        stdin,
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

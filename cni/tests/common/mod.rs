@@ -1,15 +1,110 @@
-//! What the plugin's tests share: ipamd in the test process, on the `cloud` fake EC2.
+//! What the plugin's tests and bench share: network namespaces, executing a plugin as a
+//! container runtime does, and ipamd in the test process on the `cloud` fake EC2.
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use cloud::fake::{FakeEc2, FakeImds};
 use ipamd::Stage;
 use ipamd::config::Config;
+use serde_json::{Value, json};
 use tokio::sync::watch;
+
+/// A network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Netns {
+    pub fn new(name: String) -> Netns {
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Netns(name)
+    }
+
+    pub fn path(&self) -> String {
+        format!("/var/run/netns/{}", self.0)
+    }
+
+    /// `ip -n <ns> -j <args>` as JSON.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["-n", &self.0, "-j"];
+        full.extend_from_slice(args);
+        let out = ip(&full);
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Array(Vec::new()))
+    }
+
+    /// Everything a pod's wiring could leave behind: links, and the IPv4 addresses, routes of
+    /// every table, rules and neighbours (IPv6 link-local setup runs on its own clock).
+    pub fn state(&self) -> Value {
+        json!({
+            "links": self.json(&["link", "show"]).as_array().map(|l| l.iter().map(|x| x["ifname"].clone()).collect::<Vec<_>>()),
+            "addresses": self.json(&["-4", "addr", "show"]),
+            "routes": self.json(&["-4", "route", "show", "table", "all"]),
+            "rules": self.json(&["-4", "rule", "show"]),
+            "neighbours": self.json(&["-4", "neigh", "show"]),
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+pub fn ip(args: &[&str]) -> Output {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Executes the CNI plugin `binary` inside `node` as a container runtime does: the spec's
+/// environment (`CNI_ARGS` with the kubelet's pod keys) and the configuration on stdin.
+pub fn exec_plugin(
+    node: &Netns,
+    binary: &str,
+    command: &str,
+    pod: Option<(&Netns, &str)>,
+    stdin: &Value,
+) -> Output {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &node.0, binary])
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_PATH", "/usr/lib/cni")
+        // Debian's plugins run iptables and tc.
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some((ns, name)) = pod {
+        cmd.env("CNI_CONTAINERID", format!("c-{name}"))
+            .env("CNI_NETNS", ns.path())
+            .env("CNI_IFNAME", "eth0")
+            .env(
+                "CNI_ARGS",
+                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name}"),
+            );
+    }
+    let mut child = cmd.spawn().expect("run the plugin");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
 
 pub struct Daemon {
     pub stage: watch::Sender<Stage>,
@@ -21,6 +116,11 @@ pub struct Daemon {
 
 /// ipamd on the fake EC2 for a node of `instance_type`, its socket in `dir`.
 pub async fn ipamd(dir: &Path, instance_type: &str) -> Daemon {
+    ipamd_with(dir, instance_type, &[]).await
+}
+
+/// [`ipamd`] with more variables; returns once ipamd answers its health check.
+pub async fn ipamd_with(dir: &Path, instance_type: &str, extra: &[(&str, &str)]) -> Daemon {
     let ec2 = FakeEc2::new();
     let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
     let subnet = ec2
@@ -39,6 +139,11 @@ pub async fn ipamd(dir: &Path, instance_type: &str) -> Daemon {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
     .collect();
     let (stage, rx) = watch::channel(Stage::Running);
     let imds = FakeImds::new(&ec2, &instance);
