@@ -9,43 +9,18 @@
 //! * 64 ADDs started at once: time until the last pod is wired;
 //! * ipamd start to the conflist written by `eniplan-cni install`.
 
-use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cloud::fake::{FakeEc2, FakeImds};
-use ipamd::Stage;
-use ipamd::config::Config;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{Netns, exec_plugin, ip};
 
 const PLUGIN: &str = env!("CARGO_BIN_EXE_eniplan-cni");
 
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Netns {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        run("ip", &["netns", "add", name]);
-        run("ip", &["-n", name, "link", "set", "lo", "up"]);
-        Netns(name.to_owned())
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().expect(cmd);
-    assert!(out.status.success(), "{cmd} {args:?}: {out:?}");
-}
-
-/// Executes a plugin in `node` as a runtime does; returns the wall time.
+/// Executes a plugin for `pod` as a runtime does; returns the wall time.
 fn exec(
     node: &Netns,
     binary: &str,
@@ -55,30 +30,7 @@ fn exec(
     stdin: &Value,
 ) -> Duration {
     let start = Instant::now();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &node.0, binary])
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_PATH", "/usr/lib/cni")
-        .env("CNI_CONTAINERID", format!("c-{name}"))
-        .env("CNI_NETNS", format!("/var/run/netns/{}", pod.0))
-        .env("CNI_IFNAME", "eth0")
-        .env(
-            "CNI_ARGS",
-            format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={name}"),
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = exec_plugin(node, binary, command, Some((pod, name)), stdin);
     let took = start.elapsed();
     assert!(
         out.status.success(),
@@ -89,7 +41,6 @@ fn exec(
     took
 }
 
-/// The `per_mille`/1000 quantile of sorted samples (nearest rank).
 fn percentile(sorted: &[Duration], per_mille: usize) -> Duration {
     sorted[((sorted.len() - 1) * per_mille)
         .div_ceil(1000)
@@ -112,43 +63,6 @@ fn report(name: &str, mut samples: Vec<Duration>) -> (Duration, Duration) {
     (p50, p99)
 }
 
-struct Daemon {
-    stage: watch::Sender<Stage>,
-    task: tokio::task::JoinHandle<ipamd::Result<()>>,
-    socket: PathBuf,
-}
-
-fn ipamd(dir: &Path, instance_type: &str) -> (Daemon, Instant) {
-    let ec2 = FakeEc2::new();
-    let vpc = ec2.create_vpc("10.0.0.0/16".parse().unwrap());
-    let subnet = ec2
-        .create_subnet(&vpc, "10.0.0.0/18".parse().unwrap(), "us-west-2a")
-        .unwrap();
-    let instance = ec2.run_instance(instance_type, &subnet).unwrap();
-    let vars: BTreeMap<String, String> = [
-        ("ENIPLAN_STATE_DIR", dir.display().to_string()),
-        ("DISABLE_INTROSPECTION", "true".into()),
-        ("DISABLE_METRICS", "true".into()),
-        ("WARM_IP_TARGET", "70".into()),
-        ("IP_COOLDOWN_PERIOD", "0".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let (stage, rx) = watch::channel(Stage::Running);
-    let imds = FakeImds::new(&ec2, &instance);
-    let started = Instant::now();
-    let task = tokio::spawn(ipamd::run(Config::from_vars(&vars).unwrap(), ec2, imds, rx));
-    (
-        Daemon {
-            stage,
-            task,
-            socket: dir.join("ipamd.sock"),
-        },
-        started,
-    )
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 #[allow(clippy::too_many_lines, reason = "one bench, read top to bottom")]
 async fn main() {
@@ -160,7 +74,17 @@ async fn main() {
     std::fs::create_dir_all(dir.join("state")).unwrap();
 
     // ipamd start to the conflist.
-    let (d, started) = ipamd(&dir.join("state"), "m5.4xlarge");
+    let started = Instant::now();
+    let d = common::ipamd_with(
+        &dir.join("state"),
+        "m5.4xlarge",
+        &[
+            ("WARM_IP_TARGET", "70"),
+            ("IP_COOLDOWN_PERIOD", "0"),
+            ("ENIPLAN_TICK_INTERVAL_MS", "5000"),
+        ],
+    )
+    .await;
     let socket = d.socket.clone();
     let conf_dir = dir.join("net.d");
     let install = {
@@ -182,18 +106,15 @@ async fn main() {
     assert!(conf_dir.join("10-aws.conflist").exists());
     println!("ipamd start to conflist written: {}", ms(to_conflist));
 
-    let node = Netns::new(&format!("enb-node-{pid}"));
-    run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            &node.0,
-            "sysctl",
-            "-qw",
-            "net.ipv4.ip_forward=1",
-        ],
-    );
+    let node = Netns::new(format!("enb-node-{pid}"));
+    ip(&[
+        "netns",
+        "exec",
+        &node.0,
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]);
     let ours = json!({"cniVersion": "1.0.0", "name": "aws-cni", "type": "eniplan-cni",
         "ipamdSocket": socket.display().to_string(), "pluginLogFile": dir.join("plugin.log").display().to_string(),
         "pluginLogLevel": "Info"});
@@ -202,7 +123,7 @@ async fn main() {
 
     // Warm both paths once (page cache, ipamd's pool).
     {
-        let p = Netns::new(&format!("enb-w-{pid}"));
+        let p = Netns::new(format!("enb-w-{pid}"));
         exec(&node, PLUGIN, "ADD", &p, "warm", &ours);
         exec(&node, PLUGIN, "DEL", &p, "warm", &ours);
         exec(&node, "/usr/lib/cni/ptp", "ADD", &p, "warm", &ptp);
@@ -210,7 +131,7 @@ async fn main() {
     }
     let (mut e_add_del, mut p_add_del, mut start_only) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..pods {
-        let pod = Netns::new(&format!("enb-{i}-{pid}"));
+        let pod = Netns::new(format!("enb-{i}-{pid}"));
         let name = format!("b{i}");
         e_add_del.push(
             exec(&node, PLUGIN, "ADD", &pod, &name, &ours)
@@ -258,7 +179,7 @@ async fn main() {
 
     // 64 at once.
     let storm: Vec<Netns> = (0..64)
-        .map(|i| Netns::new(&format!("enb-s{i}-{pid}")))
+        .map(|i| Netns::new(format!("enb-s{i}-{pid}")))
         .collect();
     let storm = std::sync::Arc::new(storm);
     let node = std::sync::Arc::new(node);
@@ -279,7 +200,6 @@ async fn main() {
     for i in 0..64 {
         exec(&node, PLUGIN, "DEL", &storm[i], &format!("s{i}"), &ours);
     }
-    let _ = d.stage.send(Stage::Exit);
-    let _ = d.task.await;
+    d.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
