@@ -19,7 +19,6 @@ fn main() -> ExitCode {
     let read = std::io::stdin()
         .take(u64::try_from(MAX_STDIN).unwrap_or(u64::MAX) + 1)
         .read_to_end(&mut stdin);
-    let version = NetConf::version_of(&stdin);
     let outcome = match read {
         Err(e) => Err(Error::new(Code::Io, format!("reading stdin: {e}"))),
         Ok(_) => run(&vars, &stdin),
@@ -32,7 +31,8 @@ fn main() -> ExitCode {
         }
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(out, "{}", e.to_json(version));
+            // Only a failure reads stdin's version again (a success was rendered in it).
+            let _ = writeln!(out, "{}", e.to_json(NetConf::version_of(&stdin)));
             ExitCode::FAILURE
         }
     }
