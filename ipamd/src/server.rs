@@ -57,6 +57,22 @@ fn required(field: &str, value: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// The allocation key of a request, each part required.
+fn key(
+    network_name: String,
+    container_id: String,
+    if_name: String,
+) -> Result<planner::pool::PodKey, Status> {
+    required("ContainerID", &container_id)?;
+    required("IfName", &if_name)?;
+    required("NetworkName", &network_name)?;
+    Ok(planner::pool::PodKey {
+        network_name,
+        container_id,
+        if_name,
+    })
+}
+
 async fn durable(d: Durable) -> Result<(), Status> {
     match d.await {
         Ok(Ok(())) => Ok(()),
@@ -115,19 +131,12 @@ impl CniBackend for Service {
     ) -> Result<Response<AddNetworkReply>, Status> {
         let r = request.into_inner();
         self.check_version(&r.client_version)?;
-        required("ContainerID", &r.container_id)?;
-        required("IfName", &r.if_name)?;
-        required("NetworkName", &r.network_name)?;
+        let key = key(r.network_name, r.container_id, r.if_name)?;
         if r.requires_multi_nic_attachment {
             return Err(Status::invalid_argument(
                 "multi-NIC attachment was requested, but eniplan manages only the default network card (ENABLE_MULTI_NIC is not supported)",
             ));
         }
-        let key = planner::pool::PodKey {
-            network_name: r.network_name,
-            container_id: r.container_id,
-            if_name: r.if_name,
-        };
         let meta = Metadata {
             pod_namespace: r.k8s_pod_namespace,
             pod_name: r.k8s_pod_name,
@@ -180,14 +189,7 @@ impl CniBackend for Service {
                 r.reason.as_str()
             }])
             .inc();
-        required("ContainerID", &r.container_id)?;
-        required("IfName", &r.if_name)?;
-        required("NetworkName", &r.network_name)?;
-        let key = planner::pool::PodKey {
-            network_name: r.network_name,
-            container_id: r.container_id,
-            if_name: r.if_name,
-        };
+        let key = key(r.network_name, r.container_id, r.if_name)?;
         match self.release(key).await? {
             Some(address) => Ok(Response::new(DelNetworkReply {
                 success: true,
@@ -205,17 +207,9 @@ impl CniBackend for Service {
     ) -> Result<Response<CheckNetworkReply>, Status> {
         let r = request.into_inner();
         self.check_version(&r.client_version)?;
-        required("ContainerID", &r.container_id)?;
-        required("IfName", &r.if_name)?;
-        required("NetworkName", &r.network_name)?;
+        let key = key(r.network_name, r.container_id, r.if_name)?;
         let view = self.view().await?;
-        let held = view.addresses.iter().find(|a| {
-            a.pod.as_ref().is_some_and(|k| {
-                k.network_name == r.network_name
-                    && k.container_id == r.container_id
-                    && k.if_name == r.if_name
-            })
-        });
+        let held = view.addresses.iter().find(|a| a.pod.as_ref() == Some(&key));
         let device = |eni: &planner::pool::EniId| {
             view.snapshot
                 .enis
