@@ -391,11 +391,37 @@ async fn rules_of(host: &Handle, ip: Ipv4Addr) -> Result<Vec<RuleMessage>, Error
 /// # Errors
 /// Code 101 when something that exists cannot be removed.
 pub async fn del(host: &Handle, host_veth: &str, extra: Option<Ipv4Addr>) -> Result<(), Error> {
-    let link = if host_veth.is_empty() {
-        None
-    } else {
-        link(host, host_veth).await?
+    let link = link(host, host_veth).await?;
+    remove(host, link, extra).await
+}
+
+/// Removes what ADD built for the pod address `ip` when the host end's name is not known (GC):
+/// the host end is the link its `/32` route goes through.
+///
+/// # Errors
+/// As [`del`].
+pub async fn del_address(host: &Handle, ip: Ipv4Addr) -> Result<(), Error> {
+    let link = match route_device(host, ip).await? {
+        Some(index) => host
+            .link()
+            .get()
+            .match_index(index)
+            .execute()
+            .try_next()
+            .await
+            .ok()
+            .flatten(),
+        None => None,
     };
+    remove(host, link, Some(ip)).await
+}
+
+/// [`del`]'s work, for the host end `link` if it exists.
+async fn remove(
+    host: &Handle,
+    link: Option<LinkMessage>,
+    extra: Option<Ipv4Addr>,
+) -> Result<(), Error> {
     let mut ips = match &link {
         Some(l) => pod_addresses(host, l.header.index).await?,
         None => Vec::new(),
@@ -414,40 +440,12 @@ pub async fn del(host: &Handle, host_veth: &str, extra: Option<Ipv4Addr>) -> Res
         match host.link().del(l.header.index).execute().await {
             Ok(()) => {}
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {}
-            Err(e) => return Err(wiring(&format!("removing {host_veth}"), e)),
+            Err(e) => {
+                return Err(wiring(&format!("removing link {}", l.header.index), e));
+            }
         }
     }
     Ok(())
-}
-
-/// Removes what ADD built for the pod address `ip` when the host end's name is not known (GC):
-/// the host end is the link its `/32` route goes through.
-///
-/// # Errors
-/// As [`del`].
-pub async fn del_address(host: &Handle, ip: Ipv4Addr) -> Result<(), Error> {
-    let name = match route_device(host, ip).await? {
-        Some(index) => host
-            .link()
-            .get()
-            .match_index(index)
-            .execute()
-            .try_next()
-            .await
-            .ok()
-            .flatten()
-            .and_then(|l| {
-                l.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n.clone()),
-                    _ => None,
-                })
-            }),
-        None => None,
-    };
-    match name {
-        Some(name) => del(host, &name, Some(ip)).await,
-        None => del(host, "", Some(ip)).await,
-    }
 }
 
 /// The link the node's `/32` route to `ip` goes through.
