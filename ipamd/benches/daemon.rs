@@ -127,6 +127,7 @@ async fn daemon(name: &str) -> (PathBuf, watch::Sender<Stage>) {
         ("ENIPLAN_STATE_DIR", dir.display().to_string()),
         ("DISABLE_INTROSPECTION", "true".into()),
         ("DISABLE_METRICS", "true".into()),
+        ("ENIPLAN_HOST_NETWORKING", "false".into()),
         ("WARM_IP_TARGET", "64".into()),
         ("IP_COOLDOWN_PERIOD", "0".into()),
         ("ENIPLAN_MAX_PODS", "250".into()),
@@ -223,6 +224,7 @@ async fn against_harness() {
     let t = Instant::now();
     let mut child = Command::new(&exe)
         .env("ENIPLAN_STATE_DIR", &dir)
+        .env("ENIPLAN_HOST_NETWORKING", "false")
         .env("AWS_EC2_ENDPOINT", &harness_client::info().ec2_endpoint)
         .env("ENIPLAN_IMDS_ENDPOINT", &imds)
         .env("AWS_REGION", "us-west-2")

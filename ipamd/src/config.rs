@@ -13,6 +13,7 @@ use planner::pool::PoolConfig;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::hostnet::{HostConfig, RandomizeSnat};
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -73,6 +74,9 @@ pub struct Config {
     pub http_timeout: Duration,
     /// `AWS_VPC_K8S_CNI_LOGLEVEL`.
     pub log_level: String,
+    /// The node's host networking; `None` with `ENIPLAN_HOST_NETWORKING=false` (ipamd off a
+    /// node: a laptop against a test endpoint, the tests that run it in the host's namespace).
+    pub host: Option<HostConfig>,
 }
 
 /// Every variable the daemon reads besides the pool engine's (`planner::pool::VARIABLES`). The
@@ -107,6 +111,13 @@ pub const DAEMON_VARIABLES: &[&str] = &[
     "ENIPLAN_RECONCILE_INTERVAL_SECS",
     "HTTP_TIMEOUT",
     "AWS_VPC_K8S_CNI_LOGLEVEL",
+    "ENIPLAN_HOST_NETWORKING",
+    "AWS_VPC_ENI_MTU",
+    "AWS_VPC_K8S_CNI_VETHPREFIX",
+    "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",
+    "AWS_VPC_K8S_CNI_RANDOMIZESNAT",
+    "AWS_VPC_CNI_NODE_PORT_SUPPORT",
+    "AWS_VPC_K8S_CNI_CONNMARK",
 ];
 
 fn invalid(name: &str, value: &str, expected: &str) -> Error {
@@ -268,6 +279,20 @@ impl Config {
                 "a positive number of milliseconds",
             ));
         }
+        let external_snat = flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?;
+        let host = if flag("ENIPLAN_HOST_NETWORKING", true)? {
+            Some(host_config(
+                get("AWS_VPC_ENI_MTU"),
+                get("AWS_VPC_K8S_CNI_VETHPREFIX"),
+                external_snat,
+                get("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"),
+                get("AWS_VPC_K8S_CNI_RANDOMIZESNAT"),
+                flag("AWS_VPC_CNI_NODE_PORT_SUPPORT", true)?,
+                get("AWS_VPC_K8S_CNI_CONNMARK"),
+            )?)
+        } else {
+            None
+        };
         Ok(Config {
             pool,
             max_pods,
@@ -290,7 +315,7 @@ impl Config {
                     .max(1),
             ),
             leak_min_age: Duration::from_secs(number("ENIPLAN_LEAK_MIN_AGE_SECS")?.unwrap_or(300)),
-            external_snat: flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?,
+            external_snat,
             network_policy_mode,
             node_name: get("MY_NODE_NAME").map(str::to_owned),
             version: get("VPC_CNI_VERSION")
@@ -304,8 +329,92 @@ impl Config {
             ),
             http_timeout: Duration::from_secs(number("HTTP_TIMEOUT")?.unwrap_or(10).max(10)),
             log_level,
+            host,
         })
     }
+}
+
+/// The host networking settings from their variables' values (`from_vars` reads them).
+fn host_config(
+    mtu: Option<&str>,
+    veth_prefix: Option<&str>,
+    external_snat: bool,
+    exclude: Option<&str>,
+    randomize: Option<&str>,
+    node_port_support: bool,
+    connmark: Option<&str>,
+) -> Result<HostConfig> {
+    let eni_mtu = match mtu {
+        None => 9001,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|m| (576..=9001).contains(m))
+            .ok_or_else(|| invalid("AWS_VPC_ENI_MTU", v, "a number from 576 to 9001"))?,
+    };
+    let veth_prefix = veth_prefix.unwrap_or("eni").to_owned();
+    if veth_prefix.len() > 4
+        || !veth_prefix.chars().all(|c| c.is_ascii_alphanumeric())
+        || ["eth", "lo", "vlan"].contains(&veth_prefix.as_str())
+    {
+        return Err(invalid(
+            "AWS_VPC_K8S_CNI_VETHPREFIX",
+            &veth_prefix,
+            "1 to 4 letters or digits, not eth, lo or vlan (the node's own links)",
+        ));
+    }
+    let exclude_snat_cidrs = exclude
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<ipnetwork::Ipv4Network>().map_err(|_| {
+                invalid(
+                    "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",
+                    c,
+                    "a comma-separated list of IPv4 CIDRs such as 192.168.0.0/16",
+                )
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let randomize_snat = match randomize.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("prng") => RandomizeSnat::Prng,
+        Some("hashrandom") => RandomizeSnat::HashRandom,
+        Some("none") => RandomizeSnat::None,
+        Some(other) => {
+            return Err(invalid(
+                "AWS_VPC_K8S_CNI_RANDOMIZESNAT",
+                other,
+                "prng, hashrandom or none",
+            ));
+        }
+    };
+    let connmark = match connmark {
+        None => 0x80,
+        Some(v) => {
+            let n = v
+                .strip_prefix("0x")
+                .or_else(|| v.strip_prefix("0X"))
+                .map_or_else(|| v.parse::<u32>(), |h| u32::from_str_radix(h, 16));
+            n.ok().filter(|n| *n != 0).ok_or_else(|| {
+                invalid(
+                    "AWS_VPC_K8S_CNI_CONNMARK",
+                    v,
+                    "a non-zero 32-bit mark, decimal or 0x-hex (default 0x80)",
+                )
+            })?
+        }
+    };
+    Ok(HostConfig {
+        eni_mtu,
+        veth_prefix,
+        external_snat,
+        exclude_snat_cidrs,
+        randomize_snat,
+        node_port_support,
+        connmark,
+    })
 }
 
 #[cfg(test)]
@@ -384,6 +493,38 @@ mod tests {
             (Duration::from_secs(5), Duration::from_mins(1))
         );
         assert!(c.manage_untagged_enis && c.leaked_eni_cleanup);
+        let host = c.host.expect("host networking is on by default");
+        assert_eq!(
+            (host.eni_mtu, host.veth_prefix.as_str(), host.connmark),
+            (9001, "eni", 0x80)
+        );
+        assert_eq!(host.randomize_snat, RandomizeSnat::Prng);
+        assert!(host.node_port_support && !host.external_snat);
+    }
+
+    #[test]
+    fn host_networking_settings() {
+        let c = Config::from_vars(&vars(&[
+            ("AWS_VPC_ENI_MTU", "1500"),
+            ("AWS_VPC_K8S_CNI_VETHPREFIX", "pod"),
+            ("AWS_VPC_K8S_CNI_EXTERNALSNAT", "true"),
+            (
+                "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",
+                "192.168.0.0/16, 172.16.0.0/12",
+            ),
+            ("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "HashRandom"),
+            ("AWS_VPC_CNI_NODE_PORT_SUPPORT", "false"),
+            ("AWS_VPC_K8S_CNI_CONNMARK", "0x4000"),
+        ]))
+        .unwrap();
+        let host = c.host.unwrap();
+        assert_eq!((host.eni_mtu, host.veth_prefix.as_str()), (1500, "pod"));
+        assert!(host.external_snat && !host.node_port_support);
+        assert_eq!(host.exclude_snat_cidrs.len(), 2);
+        assert_eq!(host.randomize_snat, RandomizeSnat::HashRandom);
+        assert_eq!(host.connmark, 0x4000);
+        let off = Config::from_vars(&vars(&[("ENIPLAN_HOST_NETWORKING", "false")])).unwrap();
+        assert_eq!(off.host, None);
     }
 
     #[test]
@@ -428,6 +569,20 @@ mod tests {
             ("WARM_ENI_TARGET", "-1", "whole number"),
             ("ENIPLAN_TICK_INTERVAL_MS", "0", "positive"),
             ("ENABLE_MULTI_NIC", "true", "default network card"),
+            ("AWS_VPC_ENI_MTU", "9002", "576 to 9001"),
+            ("AWS_VPC_K8S_CNI_VETHPREFIX", "eth", "not eth"),
+            (
+                "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",
+                "10.0.0.0/33",
+                "IPv4 CIDRs",
+            ),
+            (
+                "AWS_VPC_K8S_CNI_RANDOMIZESNAT",
+                "sometimes",
+                "prng, hashrandom",
+            ),
+            ("AWS_VPC_K8S_CNI_CONNMARK", "0x0", "non-zero"),
+            ("ENIPLAN_HOST_NETWORKING", "maybe", "true or false"),
         ] {
             let err = Config::from_vars(&vars(&[(k, v)])).unwrap_err();
             let text = err.to_string();

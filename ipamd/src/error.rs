@@ -51,6 +51,14 @@ pub enum Error {
     /// Start-up could not make the node usable (e.g. custom networking without any pod ENI).
     #[error("start-up failed: {0}")]
     Startup(String),
+    /// The node's host networking (ENI links, route tables, rules, SNAT) could not be set up.
+    #[error("host networking: {what}: {reason}")]
+    HostNetwork {
+        /// What the daemon was doing (naming the link, table or chain).
+        what: String,
+        /// The kernel's or iptables' answer.
+        reason: String,
+    },
 }
 
 /// The daemon's documented exit codes (docs/ipamd.md, "Exit codes").
@@ -69,6 +77,9 @@ pub enum Exit {
     Io = 5,
     /// Start-up could not make the node usable.
     Startup = 6,
+    /// The primary ENI's host networking (its link, rp_filter, SNAT and connmark rules) could
+    /// not be set up.
+    HostNetwork = 7,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -86,6 +97,7 @@ impl Error {
             Error::Cloud { .. } => Exit::Cloud,
             Error::Io { .. } => Exit::Io,
             Error::Startup(_) => Exit::Startup,
+            Error::HostNetwork { .. } => Exit::HostNetwork,
         }
     }
 }

@@ -5,11 +5,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloud::model::CreateEni;
+use cloud::model::{CreateEni, NetworkInterface};
 use cloud::{CloudError, Ec2};
 use planner::pool::{Ec2Call, EniId, Failure, Outcome};
 
 use crate::config::Config;
+use crate::hostnet::{EniHost, LINK_WAIT};
 use crate::metrics::Metrics;
 use crate::node::{Node, new_eni_tags, rfc3339};
 
@@ -119,6 +120,13 @@ impl<E: Ec2> Executor<E> {
             .lock()
             .expect("flags")
             .insert(eni.id.clone(), (false, false));
+        if let Err(e) = self.setup_host(&eni, device).await {
+            tracing::warn!(eni = %eni.id, error = %e, "cannot set up the new ENI's host networking; freeing it");
+            let _ = self.delete_eni(&eni.id).await;
+            return Err(Failure::Other {
+                message: e.to_string(),
+            });
+        }
         Ok(Outcome::EniCreated {
             eni: eni.id,
             device,
@@ -128,7 +136,43 @@ impl<E: Ec2> Executor<E> {
         })
     }
 
+    /// The new ENI's link, route table and rule (waiting for EC2's hotplug), before any of its
+    /// addresses reaches a pod.
+    async fn setup_host(&self, eni: &NetworkInterface, device: u32) -> crate::Result<()> {
+        let Some(host) = &self.node.hostnet else {
+            return Ok(());
+        };
+        let subnet = if eni.subnet_id == self.node.subnet_id {
+            self.node.subnet_cidr
+        } else {
+            let subnets = self
+                .ec2
+                .describe_subnets(std::slice::from_ref(&eni.subnet_id))
+                .await
+                .map_err(|source| crate::Error::Cloud {
+                    what: format!("describing subnet {}", eni.subnet_id),
+                    source,
+                })?;
+            subnets.first().map(|s| s.cidr).ok_or_else(|| {
+                crate::Error::Startup(format!("subnet {} not found", eni.subnet_id))
+            })?
+        };
+        let eni = EniHost {
+            id: eni.id.clone(),
+            mac: eni.mac.clone(),
+            device,
+            primary_ip: eni.primary_ip,
+            subnet,
+        };
+        host.setup_eni(&eni, LINK_WAIT).await
+    }
+
     async fn delete_eni(&self, eni: &EniId) -> Result<Outcome, Failure> {
+        if let Some(host) = &self.node.hostnet
+            && let Err(e) = host.release_eni(eni).await
+        {
+            tracing::warn!(%eni, error = %e, "cannot remove the ENI's route table and rule");
+        }
         let attachment = self
             .node
             .attachments

@@ -13,6 +13,7 @@ pub mod config;
 pub mod driver;
 mod error;
 pub mod executor;
+pub mod hostnet;
 pub mod introspect;
 pub mod leaks;
 pub mod metrics;

@@ -12,6 +12,7 @@ use planner::pool::{EniId, ObservedEni};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::hostnet::{EniHost, HostNet};
 
 /// Tag ipamd writes on ENIs it creates: the owning instance.
 pub const TAG_INSTANCE_ID: &str = "node.k8s.amazonaws.com/instance_id";
@@ -41,6 +42,46 @@ pub struct Node {
     pub flags: Mutex<BTreeMap<EniId, (bool, bool)>>,
     /// The VPC, learned from EC2 at start-up.
     pub vpc_id: std::sync::OnceLock<String>,
+    /// The primary ENI's subnet CIDR (new ENIs' route tables need it).
+    pub subnet_cidr: Ipv4Network,
+    /// The primary ENI's id.
+    pub primary_eni: EniId,
+    /// The node's host networking (`None` with `ENIPLAN_HOST_NETWORKING=false`).
+    pub hostnet: Option<HostNet>,
+}
+
+impl Node {
+    /// The primary ENI as the host sees it.
+    pub fn primary_host(&self) -> EniHost {
+        EniHost {
+            id: self.primary_eni.clone(),
+            mac: self.identity.mac.clone(),
+            device: 0,
+            primary_ip: self.identity.private_ip,
+            subnet: self.subnet_cidr,
+        }
+    }
+
+    /// The secondary ENIs IMDS lists whose host networking ipamd owns: managed, not trunks,
+    /// on the default card (flags learned from EC2; an ENI not yet seen there is left for the
+    /// next pass).
+    pub fn host_enis(&self, interfaces: &[ImdsInterface]) -> Vec<EniHost> {
+        let flags = self.flags.lock().expect("flags");
+        interfaces
+            .iter()
+            .filter(|i| i.device_number != 0 && i.network_card == 0)
+            .filter(|i| flags.get(&i.interface_id) == Some(&(false, false)))
+            .filter_map(|i| {
+                Some(EniHost {
+                    id: i.interface_id.clone(),
+                    mac: i.mac.clone(),
+                    device: i.device_number,
+                    primary_ip: *i.local_ipv4s.first()?,
+                    subnet: i.subnet_cidr,
+                })
+            })
+            .collect()
+    }
 }
 
 fn cloud_err(what: &str) -> impl FnOnce(cloud::CloudError) -> Error + '_ {
@@ -136,7 +177,8 @@ pub fn observe_from_imds(node: &Node, interfaces: &[ImdsInterface]) -> Option<Ve
 }
 
 /// Discovers the node: IMDS identity and interfaces, the catalogue's limits, EC2's view of the
-/// ENIs.
+/// ENIs; then sets up its host networking (the primary ENI, and every secondary ENI already
+/// attached, as after a restart).
 pub async fn discover<E: Ec2, I: Imds>(
     ec2: &E,
     imds: &I,
@@ -167,8 +209,17 @@ pub async fn discover<E: Ec2, I: Imds>(
         attachments: Mutex::new(BTreeMap::new()),
         flags: Mutex::new(BTreeMap::new()),
         vpc_id: std::sync::OnceLock::new(),
+        subnet_cidr: primary.subnet_cidr,
+        primary_eni: primary.interface_id.clone(),
+        hostnet: config.host.clone().map(HostNet::connect).transpose()?,
     };
     let observed = observe_from_ec2(ec2, &node, config).await?;
+    if let Some(host) = &node.hostnet {
+        host.setup_primary(&node.primary_host(), &node.vpc_cidrs)
+            .await?;
+        host.sync(&node.host_enis(&interfaces), crate::hostnet::LINK_WAIT)
+            .await;
+    }
     Ok((node, observed))
 }
 

@@ -98,6 +98,10 @@ pub async fn once<E: Ec2, I: Imds>(
             what: "reconcile: reading IMDS".into(),
             source,
         })?;
+    if let Some(host) = &node.hostnet {
+        host.sync(&node.host_enis(&interfaces), std::time::Duration::ZERO)
+            .await;
+    }
     let view = query(tx).await?;
     let observed = node::observe_from_imds(node, &interfaces);
     if agrees(

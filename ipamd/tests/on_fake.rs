@@ -43,6 +43,7 @@ fn config(dir: &Path, extra: &[(&str, &str)]) -> Config {
         ("DISABLE_INTROSPECTION".into(), "true".into()),
         ("DISABLE_METRICS".into(), "true".into()),
         ("ENIPLAN_TICK_INTERVAL_MS".into(), "50".into()),
+        ("ENIPLAN_HOST_NETWORKING".into(), "false".into()),
     ]);
     for (k, v) in extra {
         vars.insert((*k).into(), (*v).into());

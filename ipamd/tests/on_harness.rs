@@ -69,6 +69,7 @@ impl Node {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ENIPLAN_STATE_DIR", &self.dir)
+            .env("ENIPLAN_HOST_NETWORKING", "false")
             .env("AWS_EC2_ENDPOINT", &harness_client::info().ec2_endpoint)
             .env("ENIPLAN_IMDS_ENDPOINT", &self.imds)
             .env("AWS_REGION", "us-west-2")

@@ -148,6 +148,7 @@ async fn every_exec_probe_passes_against_a_serving_daemon_and_fails_without_one(
         ("ENIPLAN_STATE_DIR".to_owned(), dir.display().to_string()),
         ("DISABLE_INTROSPECTION".to_owned(), "true".to_owned()),
         ("DISABLE_METRICS".to_owned(), "true".to_owned()),
+        ("ENIPLAN_HOST_NETWORKING".to_owned(), "false".to_owned()),
     ]);
     let (stage, rx) = watch::channel(Stage::Running);
     let daemon = tokio::spawn(ipamd::run(

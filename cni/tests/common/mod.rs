@@ -136,6 +136,7 @@ pub async fn ipamd_with(dir: &Path, instance_type: &str, extra: &[(&str, &str)])
         ("DISABLE_INTROSPECTION", "true".into()),
         ("DISABLE_METRICS", "true".into()),
         ("ENIPLAN_TICK_INTERVAL_MS", "50".into()),
+        ("ENIPLAN_HOST_NETWORKING", "false".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

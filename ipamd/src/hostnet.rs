@@ -1,0 +1,547 @@
+//! ipamd's side of the node's datapath (the VPC CNI's `networkutils`): what the kernel needs
+//! before a pod address on an ENI can carry traffic. The plugin wires each pod; this module wires
+//! each ENI, once, when it is attached or when ipamd starts on a node that has it.
+//!
+//! For a secondary ENI (device N, route table N + 1):
+//! * its link, found by MAC (waiting for it: EC2's hotplug takes a while), gets the MTU, is set
+//!   up and gets the ENI's primary address with the subnet's prefix length; the main-table
+//!   subnet route the kernel adds for that address is removed (the subnet is reached through
+//!   the primary ENI, as on a fresh node);
+//! * table N + 1 gets the subnet as a link route and the default route via the subnet's gateway
+//!   (its base + 1);
+//! * a rule at priority [`ENI_PRIMARY_PRIORITY`] sends traffic from the ENI's primary address to
+//!   table N + 1.
+//!
+//! Releasing the ENI removes the rule and the table (the link goes with the detach).
+//!
+//! For the primary ENI: the loose reverse-path filter (`rp_filter=2`), the SNAT chain for traffic
+//! leaving the VPC ([`snat`]) and the connmark rules that keep replies on the primary ENI.
+//! Everything is checked before it is written, so a restart finds its own state and leaves it.
+
+pub mod iptables;
+pub mod snat;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use ipnetwork::Ipv4Network;
+use planner::pool::EniId;
+use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol, RouteScope};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Rule priority: traffic from a secondary ENI's primary address looks up the ENI's table.
+pub const ENI_PRIMARY_PRIORITY: u32 = 32765;
+/// Rule priority: connection-marked traffic (replies to NodePort and SNATed connections) looks
+/// up the main table, so it leaves through the primary ENI.
+pub const CONNMARK_PRIORITY: u32 = 1024;
+/// The main routing table.
+pub const MAIN_TABLE: u32 = 254;
+/// How long a new ENI's link may take to appear after EC2 attached it.
+pub const LINK_WAIT: Duration = Duration::from_mins(1);
+const LINK_POLL: Duration = Duration::from_millis(50);
+
+/// `AWS_VPC_K8S_CNI_RANDOMIZESNAT`: how SNAT picks source ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RandomizeSnat {
+    /// `none`: the kernel's sequential choice.
+    None,
+    /// `hashrandom`: `--random`.
+    HashRandom,
+    /// `prng` (default): `--random-fully`.
+    Prng,
+}
+
+/// Host networking settings (parsed by [`crate::config::Config::from_vars`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostConfig {
+    /// `AWS_VPC_ENI_MTU` (default 9001): MTU of every ENI link.
+    pub eni_mtu: u32,
+    /// `AWS_VPC_K8S_CNI_VETHPREFIX` (default `eni`): the pods' host ends, for the connmark rules.
+    pub veth_prefix: String,
+    /// `AWS_VPC_K8S_CNI_EXTERNALSNAT`: no SNAT chain on the node.
+    pub external_snat: bool,
+    /// `AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS`: destinations never SNATed besides the VPC's.
+    pub exclude_snat_cidrs: Vec<Ipv4Network>,
+    /// `AWS_VPC_K8S_CNI_RANDOMIZESNAT`.
+    pub randomize_snat: RandomizeSnat,
+    /// `AWS_VPC_CNI_NODE_PORT_SUPPORT` (default true): the NodePort connmark rules.
+    pub node_port_support: bool,
+    /// `AWS_VPC_K8S_CNI_CONNMARK` (default 0x80): the connection mark bit.
+    pub connmark: u32,
+}
+
+/// One ENI as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EniHost {
+    /// The ENI.
+    pub id: EniId,
+    /// Its MAC (lower case), which names its link.
+    pub mac: String,
+    /// Device index (0 is the primary).
+    pub device: u32,
+    /// The ENI's primary address.
+    pub primary_ip: Ipv4Addr,
+    /// Its subnet.
+    pub subnet: Ipv4Network,
+}
+
+impl EniHost {
+    /// The ENI's route table: device + 1 (the primary uses main).
+    pub fn table(&self) -> u32 {
+        if self.device == 0 {
+            MAIN_TABLE
+        } else {
+            self.device + 1
+        }
+    }
+
+    /// The subnet's gateway: its base address + 1, as in every VPC subnet.
+    ///
+    /// ```
+    /// # use ipamd::hostnet::EniHost;
+    /// let eni = EniHost {
+    ///     id: planner::pool::EniId("eni-1".into()),
+    ///     mac: "02:00:00:00:00:01".into(),
+    ///     device: 1,
+    ///     primary_ip: "10.0.16.9".parse().unwrap(),
+    ///     subnet: "10.0.16.0/20".parse().unwrap(),
+    /// };
+    /// assert_eq!(eni.gateway().to_string(), "10.0.16.1");
+    /// assert_eq!(eni.table(), 2);
+    /// ```
+    pub fn gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.subnet.network()).wrapping_add(1))
+    }
+}
+
+fn failed(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
+    let what = what.into();
+    move |e| Error::HostNetwork {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// The kernel's errno in a netlink error, if that is what it is.
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
+        _ => None,
+    }
+}
+const EEXIST: i32 = 17;
+const ENOENT: i32 = 2;
+const ESRCH: i32 = 3;
+
+/// The node's host networking, over one netlink connection in ipamd's network namespace.
+pub struct HostNet {
+    handle: Handle,
+    config: HostConfig,
+    /// The ENIs set up so far, to undo on release.
+    configured: Mutex<BTreeMap<EniId, EniHost>>,
+}
+
+impl std::fmt::Debug for HostNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostNet")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostNet {
+    /// Opens the netlink connection (its task runs on the current runtime).
+    ///
+    /// # Errors
+    /// [`Error::HostNetwork`] when no netlink socket can be opened.
+    pub fn connect(config: HostConfig) -> Result<HostNet> {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::HostNetwork {
+            what: "opening a netlink socket".into(),
+            reason: e.to_string(),
+        })?;
+        tokio::spawn(conn);
+        Ok(HostNet {
+            handle,
+            config,
+            configured: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &HostConfig {
+        &self.config
+    }
+
+    /// The link whose MAC is `mac`, waiting up to `wait` for it to appear.
+    ///
+    /// # Errors
+    /// [`Error::HostNetwork`] when no such link appears in time.
+    pub async fn link_by_mac(&self, mac: &str, wait: Duration) -> Result<LinkMessage> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let links: Vec<LinkMessage> = self
+                .handle
+                .link()
+                .get()
+                .execute()
+                .try_collect()
+                .await
+                .map_err(failed("listing links"))?;
+            if let Some(l) = links.into_iter().find(|l| mac_of(l) == mac) {
+                return Ok(l);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::HostNetwork {
+                    what: format!("finding the link of MAC {mac}"),
+                    reason: format!(
+                        "no link has this MAC after {} s (is the ENI attached to this instance?)",
+                        wait.as_secs()
+                    ),
+                });
+            }
+            tokio::time::sleep(LINK_POLL).await;
+        }
+    }
+
+    /// Sets up the primary ENI: `rp_filter=2` on its link, SNAT and connmark.
+    ///
+    /// # Errors
+    /// [`Error::HostNetwork`] naming the step.
+    pub async fn setup_primary(&self, primary: &EniHost, vpc_cidrs: &[Ipv4Network]) -> Result<()> {
+        let link = self.link_by_mac(&primary.mac, Duration::ZERO).await?;
+        let name = name_of(&link);
+        let path = format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
+        if std::fs::read_to_string(&path)
+            .ok()
+            .as_deref()
+            .map(str::trim)
+            != Some("2")
+        {
+            std::fs::write(&path, "2").map_err(|e| Error::HostNetwork {
+                what: format!("setting {path} to 2 (loose reverse-path filter)"),
+                reason: e.to_string(),
+            })?;
+        }
+        let plan = snat::Plan {
+            primary_link: name.clone(),
+            primary_ip: primary.primary_ip,
+            vpc_cidrs: vpc_cidrs.to_vec(),
+            config: self.config.clone(),
+        };
+        snat::apply(&plan).await?;
+        let wanted = self.config.node_port_support || !self.config.external_snat;
+        self.ensure_connmark_rule(wanted).await?;
+        tracing::info!(link = %name, external_snat = self.config.external_snat, "primary ENI set up");
+        Ok(())
+    }
+
+    /// The rule that sends connection-marked traffic to the main table, present or not.
+    async fn ensure_connmark_rule(&self, wanted: bool) -> Result<()> {
+        let mark = self.config.connmark;
+        let existing: Vec<RuleMessage> = self
+            .rules()
+            .await?
+            .into_iter()
+            .filter(|r| {
+                priority(r) == Some(CONNMARK_PRIORITY)
+                    && r.attributes.contains(&RuleAttribute::FwMark(mark))
+            })
+            .collect();
+        if wanted && existing.is_empty() {
+            let mut req = self
+                .handle
+                .rule()
+                .add()
+                .v4()
+                .table_id(MAIN_TABLE)
+                .action(RuleAction::ToTable)
+                .priority(CONNMARK_PRIORITY);
+            let msg = req.message_mut();
+            msg.attributes.push(RuleAttribute::FwMark(mark));
+            msg.attributes.push(RuleAttribute::FwMask(mark));
+            req.execute().await.map_err(failed(format!(
+                "adding rule {CONNMARK_PRIORITY} fwmark {mark:#x}"
+            )))?;
+        }
+        if !wanted {
+            for r in existing {
+                self.del_rule(r).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets up a secondary ENI (module docs); waits up to `wait` for its link. Idempotent.
+    ///
+    /// # Errors
+    /// [`Error::HostNetwork`] naming the step.
+    pub async fn setup_eni(&self, eni: &EniHost, wait: Duration) -> Result<()> {
+        let link = self.link_by_mac(&eni.mac, wait).await?;
+        let index = link.header.index;
+        let name = name_of(&link);
+        let mtu = self.config.eni_mtu;
+        let up = link
+            .header
+            .flags
+            .contains(rtnetlink::packet_route::link::LinkFlags::Up);
+        let has_mtu = link.attributes.contains(&LinkAttribute::Mtu(mtu));
+        if !up || !has_mtu {
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).mtu(mtu).up().build())
+                .execute()
+                .await
+                .map_err(failed(format!("setting {name} up with MTU {mtu}")))?;
+        }
+        self.ensure_address(index, &name, eni).await?;
+        self.ensure_table(index, &name, eni).await?;
+        self.ensure_primary_rule(eni).await?;
+        self.configured
+            .lock()
+            .expect("configured")
+            .insert(eni.id.clone(), eni.clone());
+        tracing::info!(eni = %eni.id, link = %name, table = eni.table(), "ENI set up");
+        Ok(())
+    }
+
+    /// The ENI's primary address on its link, without the main-table subnet route.
+    async fn ensure_address(&self, index: u32, name: &str, eni: &EniHost) -> Result<()> {
+        let addresses: Vec<_> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed(format!("listing the addresses of {name}")))?;
+        let present = addresses.iter().any(|a| {
+            a.attributes
+                .contains(&AddressAttribute::Local(IpAddr::V4(eni.primary_ip)))
+        });
+        let len = eni.subnet.prefix();
+        if !present {
+            match self
+                .handle
+                .address()
+                .add(index, IpAddr::V4(eni.primary_ip), len)
+                .execute()
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => {
+                    return Err(failed(format!("adding {}/{len} to {name}", eni.primary_ip))(e));
+                }
+            }
+        }
+        // The route the kernel added with the address (also one an earlier owner left).
+        let kernel_route = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(eni.subnet.network(), len)
+            .output_interface(index)
+            .table_id(MAIN_TABLE)
+            .scope(RouteScope::Link)
+            .protocol(RouteProtocol::Kernel)
+            .build();
+        match self.handle.route().del(kernel_route).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(errno(&e), Some(ENOENT | ESRCH)) => Ok(()),
+            Err(e) => Err(failed(format!(
+                "removing the main-table route to {} via {name}",
+                eni.subnet
+            ))(e)),
+        }
+    }
+
+    /// Table N + 1: the subnet as a link route, the default route via the gateway.
+    async fn ensure_table(&self, index: u32, name: &str, eni: &EniHost) -> Result<()> {
+        let table = eni.table();
+        let subnet = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(eni.subnet.network(), eni.subnet.prefix())
+            .output_interface(index)
+            .scope(RouteScope::Link)
+            .table_id(table)
+            .build();
+        let default = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(eni.gateway())
+            .output_interface(index)
+            .table_id(table)
+            .build();
+        for (route, what) in [(subnet, "the subnet route"), (default, "the default route")] {
+            self.handle
+                .route()
+                .add(route)
+                .replace()
+                .execute()
+                .await
+                .map_err(failed(format!("adding {what} of table {table} via {name}")))?;
+        }
+        Ok(())
+    }
+
+    /// The rule from the ENI's primary address to its table, and no stale one for that address.
+    async fn ensure_primary_rule(&self, eni: &EniHost) -> Result<()> {
+        let table = eni.table();
+        let mut present = false;
+        for r in self.rules().await? {
+            if priority(&r) != Some(ENI_PRIMARY_PRIORITY) {
+                continue;
+            }
+            let from_it = r
+                .attributes
+                .contains(&RuleAttribute::Source(IpAddr::V4(eni.primary_ip)));
+            if from_it && table_of(&r) == table && !present {
+                present = true;
+            } else if from_it || table_of(&r) == table {
+                self.del_rule(r).await?; // another ENI's old rule for this table or address
+            }
+        }
+        if !present {
+            self.handle
+                .rule()
+                .add()
+                .v4()
+                .source_prefix(eni.primary_ip, 32)
+                .table_id(table)
+                .action(RuleAction::ToTable)
+                .priority(ENI_PRIMARY_PRIORITY)
+                .execute()
+                .await
+                .map_err(failed(format!(
+                    "adding rule {ENI_PRIMARY_PRIORITY} from {} to table {table}",
+                    eni.primary_ip
+                )))?;
+        }
+        Ok(())
+    }
+
+    /// Sets up each of `enis` (start-up and every reconcile pass find the attached ones);
+    /// a failure is logged and retried on the next pass. Returns how many failed.
+    pub async fn sync(&self, enis: &[EniHost], wait: Duration) -> usize {
+        let mut failed = 0;
+        for eni in enis {
+            if let Err(e) = self.setup_eni(eni, wait).await {
+                tracing::warn!(eni = %eni.id, error = %e, "cannot set up the ENI's host networking; retrying on the next reconcile");
+                failed += 1;
+            }
+        }
+        failed
+    }
+
+    /// Undoes [`HostNet::setup_eni`] for an ENI about to be detached: its rule and its table.
+    /// An ENI this process never set up is looked for by nothing and left alone.
+    ///
+    /// # Errors
+    /// [`Error::HostNetwork`] naming the step.
+    pub async fn release_eni(&self, id: &EniId) -> Result<()> {
+        let Some(eni) = self.configured.lock().expect("configured").remove(id) else {
+            return Ok(());
+        };
+        let table = eni.table();
+        for r in self.rules().await? {
+            if priority(&r) == Some(ENI_PRIMARY_PRIORITY) && table_of(&r) == table {
+                self.del_rule(r).await?;
+            }
+        }
+        let routes: Vec<RouteMessage> = self
+            .handle
+            .route()
+            .get(
+                RouteMessageBuilder::<Ipv4Addr>::new()
+                    .table_id(table)
+                    .build(),
+            )
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed(format!("listing table {table}")))?;
+        for r in routes.into_iter().filter(|r| route_table(r) == table) {
+            match self.handle.route().del(r).execute().await {
+                Ok(()) => {}
+                Err(e) if matches!(errno(&e), Some(ENOENT | ESRCH)) => {}
+                Err(e) => return Err(failed(format!("removing a route of table {table}"))(e)),
+            }
+        }
+        tracing::info!(eni = %id, table, "ENI released from the host");
+        Ok(())
+    }
+
+    async fn rules(&self) -> Result<Vec<RuleMessage>> {
+        self.handle
+            .rule()
+            .get(IpVersion::V4)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("listing rules"))
+    }
+
+    async fn del_rule(&self, r: RuleMessage) -> Result<()> {
+        match self.handle.rule().del(r).execute().await {
+            Ok(()) => Ok(()),
+            Err(e) if errno(&e) == Some(ENOENT) => Ok(()),
+            Err(e) => Err(failed("removing a rule")(e)),
+        }
+    }
+}
+
+fn priority(r: &RuleMessage) -> Option<u32> {
+    r.attributes.iter().find_map(|a| match a {
+        RuleAttribute::Priority(p) => Some(*p),
+        _ => None,
+    })
+}
+
+fn table_of(r: &RuleMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RuleAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+fn route_table(r: &RouteMessage) -> u32 {
+    r.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(r.header.table))
+}
+
+fn name_of(link: &LinkMessage) -> String {
+    link.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::IfName(n) => Some(n.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+fn mac_of(link: &LinkMessage) -> String {
+    link.attributes
+        .iter()
+        .find_map(|a| match a {
+            LinkAttribute::Address(mac) => Some(
+                mac.iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
