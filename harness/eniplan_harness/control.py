@@ -7,21 +7,29 @@
   POST   /faults   one rule (see faults.py) -> {"index": n, "rule": {...}}
   GET    /faults   {"rules": [... with "matched"/"fired" counters]}
   DELETE /faults   clears every rule
+  POST   /node     {"name": "a", "instance_id": "i-...", "hotplug_delay_ms": 200} -> the node
+                   (node.py): network namespaces standing for the instance and its VPC; 404 if
+                   the instance does not exist, 400 for a bad name or a leftover namespace
+  GET    /node     {"nodes": [...]}
+  DELETE /node?name=a   removes that node's namespaces
   POST   /reset    resets every EC2 backend (all VPCs, subnets, ENIs, instances go; default
-                   VPCs come back), clears fault rules and stops IMDS listeners
+                   VPCs come back), clears fault rules, stops IMDS listeners, removes nodes
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import patches
 from .faults import FaultRule, FaultSpecError
 from .imds import ImdsServer
+from .node import FABRIC, NodeError
 
 LOG = logging.getLogger("eniplan_harness.control")
 
@@ -89,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(404, {"error": f"no route {method} {path}"})
                 return
             handler(body)
-        except FaultSpecError as exc:
+        except (FaultSpecError, NodeError) as exc:
             self._reply(400, {"error": str(exc)})
         except Exception as exc:  # report, don't kill the control thread
             LOG.exception("control API failure on %s %s", method, path)
@@ -144,7 +152,39 @@ class _Handler(BaseHTTPRequestHandler):
         patches.FAULTS.clear()
         self._reply(200, {"cleared": True})
 
+    def _post_node(self, body: Any) -> None:
+        body = body if isinstance(body, dict) else {}
+        name, instance_id = body.get("name"), body.get("instance_id")
+        delay = body.get("hotplug_delay_ms", 200)
+        if not isinstance(name, str) or not isinstance(instance_id, str) or not instance_id:
+            self._reply(400, {"error": "'name' and 'instance_id' are required strings"})
+            return
+        if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 600_000:
+            self._reply(400, {"error": f"'hotplug_delay_ms' {delay!r}: a whole number of ms, 0 to 600000"})
+            return
+        with patches.STATE_LOCK:
+            exists = patches.find_instance(instance_id) is not None
+        if not exists:
+            self._reply(404, {"error": f"instance {instance_id} not found"})
+            return
+        imds = self.server.imds.ensure(instance_id)
+        ec2_port = int(os.environ.get("ENIPLAN_EC2_PORT") or 4566)
+        node = FABRIC.create(name, instance_id, ec2_port, imds, delay)
+        self._reply(200, node.to_json())
+
+    def _get_node(self, _: Any) -> None:
+        self._reply(200, {"nodes": FABRIC.listing()})
+
+    def _delete_node(self, _: Any) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        name = (query.get("name") or [""])[0]
+        if not name:
+            self._reply(400, {"error": "DELETE /node?name=NAME"})
+            return
+        self._reply(200 if FABRIC.delete(name) else 404, {"name": name})
+
     def _post_reset(self, _: Any) -> None:
+        FABRIC.delete_all()
         patches.FAULTS.clear()
         self.server.imds.stop_all()
         patches.reset_ec2_state()

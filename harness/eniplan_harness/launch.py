@@ -97,7 +97,12 @@ def main() -> None:
 
     from localstack.runtime.main import main as localstack_main
 
-    localstack_main()
+    from eniplan_harness.node import FABRIC
+
+    try:
+        localstack_main()
+    finally:
+        FABRIC.delete_all()  # the node world's namespaces go with the harness
 
 
 if __name__ == "__main__":

@@ -1037,6 +1037,8 @@ def _install_dispatch_patch() -> None:
     from localstack.aws.api import CommonServiceException
     from localstack.aws.skeleton import Skeleton
 
+    from .node import FABRIC
+
     # localstack.aws.skeleton.Skeleton.dispatch_request is where LocalStack hands a parsed
     # request to the service provider (which may call moto). Errors raised here go through
     # Skeleton.on_service_exception and LocalStack's EC2 serializer, so an injected fault is
@@ -1056,7 +1058,11 @@ def _install_dispatch_patch() -> None:
         if not needs_state_lock(context.operation.name):
             return orig_dispatch(self, serializer, context, instance)
         with STATE_LOCK:
-            return orig_dispatch(self, serializer, context, instance)
+            result = orig_dispatch(self, serializer, context, instance)
+        # The node world follows what the action changed before the caller hears back, so an
+        # address EC2 granted is routed by the time AssignPrivateIpAddresses returns.
+        FABRIC.changed(context.operation.name)
+        return result
 
     _replace(Skeleton, "dispatch_request", dispatch_request)
 

@@ -260,7 +260,12 @@ def provision(endpoint: str, control: str, args: argparse.Namespace) -> dict[str
         f"provisioned {args.instance_type} {instance_id} ({instance.get('PrivateIpAddress')}) in "
         f"{subnet_id} ({args.subnet_cidr}, {args.az}) of {vpc_id}"
     )
-    return {"VPC_ID": vpc_id, "SUBNET_ID": subnet_id, "INSTANCE_ID": instance_id, "IMDS_ENDPOINT": imds}
+    out = {"VPC_ID": vpc_id, "SUBNET_ID": subnet_id, "INSTANCE_ID": instance_id, "IMDS_ENDPOINT": imds}
+    if args.node:
+        node = http_json(f"{control}/node", {"name": args.node, "instance_id": instance_id}, timeout=30.0)
+        log(f"node {args.node}: namespace {node['netns']}, VPC namespace {node['vpc_netns']}")
+        out.update(NODE_NETNS=node["netns"], VPC_NETNS=node["vpc_netns"], OUTSIDE=node["outside"])
+    return out
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -273,8 +278,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--subnet-cidr", default=None, help="subnet CIDR (default 10.0.0.0/20)")
     parser.add_argument("--vpc-cidr", default=None, help="VPC CIDR (default 10.0.0.0/16)")
     parser.add_argument("--az", default=None, help="availability zone (default us-west-2a)")
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        help="also stand the instance up as a node in network namespaces (root; see harness/README.md)",
+    )
     args = parser.parse_args(argv)
-    given = [f"--{n.replace('_', '-')}" for n in ("subnet_cidr", "vpc_cidr", "az") if getattr(args, n)]
+    given = [f"--{n.replace('_', '-')}" for n in ("subnet_cidr", "vpc_cidr", "az", "node") if getattr(args, n)]
     if given and not args.instance_type:
         parser.error(f"{', '.join(given)} need --instance-type")
     args.subnet_cidr = args.subnet_cidr or "10.0.0.0/20"
