@@ -159,9 +159,10 @@ fn del_request(
     }
 }
 
-/// DEL: the address goes back to ipamd (an unknown pod is already released; an unreachable
-/// ipamd is logged, and the node side is still cleaned), then the node side is removed. It
-/// succeeds when repeated, without `prevResult` and after ipamd restarted.
+/// DEL: the address goes back to ipamd (an unknown pod is already released), then the node
+/// side is removed. It succeeds when repeated, without `prevResult` and after ipamd restarted.
+/// An unreachable ipamd does not stop the clean-up, but DEL then fails with code 11 so the
+/// runtime retries it: succeeding would leave the address booked to a pod that is gone.
 async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
     let (namespace, pod) = pod_of(env)?;
     let prev_ip = conf
@@ -177,20 +178,23 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
         }
         Err(e) => Err(e),
     };
-    let released = match asked {
-        Ok(reply) => reply.and_then(|r| {
-            r.ip_allocation_metadata
-                .first()
-                .and_then(|a| a.ipv4_addr.parse::<Ipv4Addr>().ok())
-        }),
+    let (released, unreached) = match asked {
+        Ok(reply) => (
+            reply.and_then(|r| {
+                r.ip_allocation_metadata
+                    .first()
+                    .and_then(|a| a.ipv4_addr.parse::<Ipv4Addr>().ok())
+            }),
+            None,
+        ),
         Err(e) if e.code == Code::IpamdRefused => return Err(e),
         Err(e) => {
             log.line(
                 LogLevel::Warn,
-                "DEL: ipamd not reached; cleaning the node side",
+                "DEL: ipamd not reached; cleaning the node side, then asking for a retry",
                 json!({"error": e.to_string()}),
             );
-            None
+            (None, Some(e))
         }
     };
     let host_veth = wire::host_veth_name(&conf.veth_prefix, &namespace, &pod);
@@ -201,7 +205,18 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
                "released": released.map(|ip| ip.to_string())}),
     );
     let host = wire::connect()?;
-    wire::del(&host, &host_veth, released.or(prev_ip)).await
+    wire::del(&host, &host_veth, released.or(prev_ip)).await?;
+    match unreached {
+        None => Ok(()),
+        Some(e) => Err(Error::new(
+            Code::TryAgainLater,
+            format!(
+                "the pod's node side is removed, but its address is still booked: {}",
+                e.msg
+            ),
+        )
+        .details(e.details)),
+    }
 }
 
 /// STATUS: code 50 only when ipamd cannot be reached (never because the pool is empty).

@@ -261,12 +261,13 @@ async fn without_ipamd_add_is_try_again_later_and_status_is_50() {
     let status = plugin(&node, "STATUS", None, &c);
     let e: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(e["code"], 50, "{e}");
-    // DEL without ipamd still succeeds (nothing to clean).
-    assert!(
-        plugin(&node, "DEL", Some((&pod, "web")), &c)
-            .status
-            .success()
-    );
+    // DEL without ipamd cleans the node side but asks to be retried: the address may still
+    // be booked in ipamd.
+    let del = plugin(&node, "DEL", Some((&pod, "web")), &c);
+    let e: Value = serde_json::from_slice(&del.stdout).unwrap();
+    assert_eq!(e["code"], 11, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("still booked"), "{e}");
+    assert_eq!(pod.state(), before, "nothing was built or left");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -29,7 +29,7 @@ from typing import Any
 from . import patches
 from .faults import FaultRule, FaultSpecError
 from .imds import ImdsServer
-from .node import FABRIC, NodeError
+from .node import FABRIC, NodeError, check_name
 
 LOG = logging.getLogger("eniplan_harness.control")
 
@@ -161,6 +161,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 600_000:
             self._reply(400, {"error": f"'hotplug_delay_ms' {delay!r}: a whole number of ms, 0 to 600000"})
+            return
+        try:
+            check_name(name)
+        except NodeError as exc:
+            self._reply(400, {"error": str(exc)})
             return
         with patches.STATE_LOCK:
             exists = patches.find_instance(instance_id) is not None

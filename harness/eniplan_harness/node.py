@@ -58,6 +58,12 @@ class NodeError(RuntimeError):
     pass
 
 
+def check_name(name: str) -> None:
+    """A node name makes namespace names: 1 to 8 ASCII letters, digits or '-'."""
+    if not name or len(name) > 8 or not name.isascii() or not name.replace("-", "").isalnum():
+        raise NodeError(f"node name {name!r}: 1 to 8 letters, digits or '-'")
+
+
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
     cmd = ["ip", *(["-n", netns] if netns else []), *args]
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -270,8 +276,7 @@ class Fabric:
     def create(self, name: str, instance_id: str, ec2_port: int, imds_endpoint: str, delay_ms: int) -> Node:
         from . import patches
 
-        if not name or len(name) > 8 or not name.replace("-", "").isalnum():
-            raise NodeError(f"node name {name!r}: 1 to 8 letters, digits or '-'")
+        check_name(name)
         with patches.STATE_LOCK:
             found = patches.find_instance(instance_id)
             if found is None:

@@ -210,3 +210,56 @@ pub fn clear_faults() {
     let (status, reply) = http("DELETE", &format!("{}/faults", info().control), "");
     assert_eq!(status, 200, "{reply}");
 }
+
+/// An instance stood up as a node in network namespaces (`POST /node`, harness/README.md):
+/// removed again on drop.
+#[derive(Debug)]
+pub struct NodeWorld {
+    /// The node's name.
+    pub name: String,
+    /// The namespace standing for the instance (`eniplan-<name>`).
+    pub netns: String,
+    /// The namespace standing for the VPC's router.
+    pub vpc_netns: String,
+    /// An address outside the VPC, on the VPC namespace's loopback.
+    pub outside: std::net::Ipv4Addr,
+}
+
+/// Stands `instance` up as node `name` (1 to 8 letters, digits or `-`); new ENIs' links
+/// appear `hotplug_delay_ms` after their attach.
+///
+/// # Panics
+/// When the harness refuses (not root, a leftover namespace, an unknown instance).
+pub fn node(name: &str, instance: &str, hotplug_delay_ms: u32) -> NodeWorld {
+    let (status, body) = http(
+        "POST",
+        &format!("{}/node", info().control),
+        &format!(
+            r#"{{"name": "{name}", "instance_id": "{instance}", "hotplug_delay_ms": {hotplug_delay_ms}}}"#
+        ),
+    );
+    assert_eq!(status, 200, "POST /node: {body}");
+    let field = |key: &str| {
+        body.split('"')
+            .skip_while(|s| *s != key)
+            .nth(2)
+            .unwrap_or_else(|| panic!("no {key} in {body}"))
+            .to_owned()
+    };
+    NodeWorld {
+        name: name.to_owned(),
+        netns: field("netns"),
+        vpc_netns: field("vpc_netns"),
+        outside: field("outside").parse().expect("an IPv4 address"),
+    }
+}
+
+impl Drop for NodeWorld {
+    fn drop(&mut self) {
+        let _ = http(
+            "DELETE",
+            &format!("{}/node?name={}", info().control, self.name),
+            "",
+        );
+    }
+}
