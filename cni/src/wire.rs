@@ -18,8 +18,11 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
+use eniplan_netlink::{
+    ENODEV, is_gone, link_mac, parse_mac, route_destination, route_oif, rule_priority, rule_table,
+};
 use futures::TryStreamExt as _;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteScope};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
@@ -145,28 +148,9 @@ async fn link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, Error>
         .await
     {
         Ok(link) => Ok(link),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -ENODEV => Ok(None),
         Err(e) => Err(wiring(&format!("looking up link {name}"), e)),
     }
-}
-
-const fn libc_enodev() -> i32 {
-    19
-}
-
-fn mac_of(link: &LinkMessage) -> String {
-    link.attributes
-        .iter()
-        .find_map(|a| match a {
-            LinkAttribute::Address(mac) => Some(
-                mac.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
-            ),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// Builds everything in the module docs. A leftover host end of the same name (an ADD retried
@@ -207,7 +191,7 @@ pub async fn add(
         .await?
         .ok_or_else(|| wiring("the new host end", "not found"))?;
     let host_index = host_link.header.index;
-    let host_mac = mac_of(&host_link);
+    let host_mac = link_mac(&host_link);
     host.link()
         .set(LinkUnspec::new_with_index(host_index).up().build())
         .execute()
@@ -232,7 +216,7 @@ async fn wire_pod(pod: &Handle, plan: &Plan, host_mac: &str) -> Result<String, E
         .await?
         .ok_or_else(|| wiring(&format!("the pod end {}", plan.pod_if), "not found"))?;
     let pod_index = pod_link.header.index;
-    let pod_mac = mac_of(&pod_link);
+    let pod_mac = link_mac(&pod_link);
     pod.link()
         .set(LinkUnspec::new_with_index(pod_index).up().build())
         .execute()
@@ -262,7 +246,12 @@ async fn wire_pod(pod: &Handle, plan: &Plan, host_mac: &str) -> Result<String, E
         .execute()
         .await
         .map_err(|e| wiring("adding the pod's default route", e))?;
-    let mac = parse_mac(host_mac);
+    let mac = parse_mac(host_mac).ok_or_else(|| {
+        wiring(
+            "reading the host end's MAC",
+            format!("{host_mac:?} is not six hex octets"),
+        )
+    })?;
     pod.neighbours()
         .add(pod_index, IpAddr::V4(GATEWAY))
         .link_layer_address(&mac)
@@ -319,12 +308,6 @@ async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Er
     Ok(())
 }
 
-fn parse_mac(text: &str) -> Vec<u8> {
-    text.split(':')
-        .filter_map(|h| u8::from_str_radix(h, 16).ok())
-        .collect()
-}
-
 /// The node's IPv4 `/32` routes (the ones ADD writes are among them).
 async fn host_routes(host: &Handle) -> Result<Vec<RouteMessage>, Error> {
     let routes: Vec<RouteMessage> = host
@@ -346,12 +329,7 @@ async fn pod_addresses(host: &Handle, index: u32) -> Result<Vec<Ipv4Addr>, Error
         .await?
         .iter()
         .filter(|r| r.attributes.contains(&RouteAttribute::Oif(index)))
-        .filter_map(|r| {
-            r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
-                _ => None,
-            })
-        })
+        .filter_map(route_destination)
         .collect())
 }
 
@@ -367,10 +345,7 @@ async fn rules_of(host: &Handle, ip: Ipv4Addr) -> Result<Vec<RuleMessage>, Error
     Ok(rules
         .into_iter()
         .filter(|r| {
-            let prio = r.attributes.iter().find_map(|a| match a {
-                RuleAttribute::Priority(p) => Some(*p),
-                _ => None,
-            });
+            let prio = rule_priority(r);
             let to = r
                 .attributes
                 .contains(&RuleAttribute::Destination(IpAddr::V4(ip)))
@@ -431,7 +406,7 @@ async fn remove(
         for rule in rules_of(host, ip).await? {
             match host.rule().del(rule).execute().await {
                 Ok(()) => {}
-                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -2 => {}
+                Err(e) if is_gone(&e) => {}
                 Err(e) => return Err(wiring(&format!("removing a rule of {ip}"), e)),
             }
         }
@@ -439,7 +414,7 @@ async fn remove(
     if let Some(l) = link {
         match host.link().del(l.header.index).execute().await {
             Ok(()) => {}
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {}
+            Err(e) if is_gone(&e) => {}
             Err(e) => {
                 return Err(wiring(&format!("removing link {}", l.header.index), e));
             }
@@ -457,12 +432,7 @@ async fn route_device(host: &Handle, ip: Ipv4Addr) -> Result<Option<u32>, Error>
             r.attributes
                 .contains(&RouteAttribute::Destination(RouteAddress::Inet(ip)))
         })
-        .find_map(|r| {
-            r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
-                _ => None,
-            })
-        }))
+        .find_map(route_oif))
 }
 
 /// CHECK: everything ADD built for `plan` is there; the error names the first difference.
@@ -522,11 +492,9 @@ pub async fn check(host: &Handle, pod: &Handle, plan: &Plan) -> Result<(), Error
     }
     let rules = rules_of(host, plan.ip).await?;
     let has = |prio: u32, table: u32| {
-        rules.iter().any(|r| {
-            r.attributes.contains(&RuleAttribute::Priority(prio))
-                && (r.attributes.contains(&RuleAttribute::Table(table))
-                    || u32::from(r.header.table) == table)
-        })
+        rules
+            .iter()
+            .any(|r| rule_priority(r) == Some(prio) && rule_table(r) == table)
     };
     if !has(TO_POD_PRIORITY, MAIN_TABLE) {
         return Err(differs(format!(

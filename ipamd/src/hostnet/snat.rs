@@ -41,6 +41,26 @@ pub struct Plan {
     pub config: HostConfig,
 }
 
+/// One `-d CIDR -j RETURN` rule per CIDR, with the VPC CNI's comment.
+fn returns(cidrs: &[Ipv4Network], comment: &str) -> Vec<Rule> {
+    cidrs
+        .iter()
+        .map(|c| {
+            let c = c.to_string();
+            rule(&[
+                "-d",
+                &c,
+                "-m",
+                "comment",
+                "--comment",
+                comment,
+                "-j",
+                "RETURN",
+            ])
+        })
+        .collect()
+}
+
 impl Plan {
     fn mark(&self) -> String {
         format!("{:#x}/{:#x}", self.config.connmark, self.config.connmark)
@@ -52,36 +72,11 @@ impl Plan {
 
     /// `AWS-SNAT-CHAIN-0`'s rules, in order.
     pub fn snat_rules(&self) -> Vec<Rule> {
-        let mut rules: Vec<Rule> = self
-            .vpc_cidrs
-            .iter()
-            .map(|c| {
-                let c = c.to_string();
-                rule(&[
-                    "-d",
-                    &c,
-                    "-m",
-                    "comment",
-                    "--comment",
-                    "AWS SNAT CHAIN",
-                    "-j",
-                    "RETURN",
-                ])
-            })
-            .collect();
-        rules.extend(self.config.exclude_snat_cidrs.iter().map(|c| {
-            let c = c.to_string();
-            rule(&[
-                "-d",
-                &c,
-                "-m",
-                "comment",
-                "--comment",
-                "AWS SNAT CHAIN EXCLUSION",
-                "-j",
-                "RETURN",
-            ])
-        }));
+        let mut rules = returns(&self.vpc_cidrs, "AWS SNAT CHAIN");
+        rules.extend(returns(
+            &self.config.exclude_snat_cidrs,
+            "AWS SNAT CHAIN EXCLUSION",
+        ));
         let ip = self.primary_ip.to_string();
         let mut last = rule(&[
             "!",
@@ -112,24 +107,13 @@ impl Plan {
 
     /// `AWS-CONNMARK-CHAIN-0`'s rules, in order.
     pub fn connmark_rules(&self) -> Vec<Rule> {
-        let mut rules: Vec<Rule> = self
+        let cidrs: Vec<Ipv4Network> = self
             .vpc_cidrs
             .iter()
             .chain(&self.config.exclude_snat_cidrs)
-            .map(|c| {
-                let c = c.to_string();
-                rule(&[
-                    "-d",
-                    &c,
-                    "-m",
-                    "comment",
-                    "--comment",
-                    "AWS CONNMARK CHAIN, VPC CIDR",
-                    "-j",
-                    "RETURN",
-                ])
-            })
+            .copied()
             .collect();
+        let mut rules = returns(&cidrs, "AWS CONNMARK CHAIN, VPC CIDR");
         let mark = self.mark();
         rules.push(rule(&[
             "-m",
