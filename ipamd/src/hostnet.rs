@@ -26,12 +26,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::TryStreamExt as _;
+use eniplan_netlink::{
+    is_exists, is_gone, link_mac, link_name, route_table, rule_priority, rule_table,
+};
+use futures::{StreamExt as _, TryStreamExt as _};
 use ipnetwork::Ipv4Network;
 use planner::pool::EniId;
+use rtnetlink::packet_core::NetlinkPayload;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol, RouteScope};
+use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
 use serde::Serialize;
@@ -47,7 +52,9 @@ pub const CONNMARK_PRIORITY: u32 = 1024;
 pub const MAIN_TABLE: u32 = 254;
 /// How long a new ENI's link may take to appear after EC2 attached it.
 pub const LINK_WAIT: Duration = Duration::from_mins(1);
-const LINK_POLL: Duration = Duration::from_millis(50);
+/// How long start-up waits for the link of an ENI EC2 already lists as attached; one still
+/// missing is left to the reconcile passes.
+pub const STARTUP_LINK_WAIT: Duration = Duration::from_secs(5);
 
 /// `AWS_VPC_K8S_CNI_RANDOMIZESNAT`: how SNAT picks source ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,17 +138,6 @@ fn failed(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> Error {
     }
 }
 
-/// The kernel's errno in a netlink error, if that is what it is.
-fn errno(e: &rtnetlink::Error) -> Option<i32> {
-    match e {
-        rtnetlink::Error::NetlinkError(m) => Some(-m.raw_code()),
-        _ => None,
-    }
-}
-const EEXIST: i32 = 17;
-const ENOENT: i32 = 2;
-const ESRCH: i32 = 3;
-
 /// The node's host networking, over one netlink connection in ipamd's network namespace.
 pub struct HostNet {
     handle: Handle,
@@ -181,35 +177,66 @@ impl HostNet {
         &self.config
     }
 
-    /// The link whose MAC is `mac`, waiting up to `wait` for it to appear.
+    /// The link whose MAC is `mac`, waiting up to `wait` for it to appear. The wait listens
+    /// to the kernel's link notifications (subscribed before the first listing, so a link that
+    /// appears in between is not missed) rather than polling.
     ///
     /// # Errors
     /// [`Error::HostNetwork`] when no such link appears in time.
     pub async fn link_by_mac(&self, mac: &str, wait: Duration) -> Result<LinkMessage> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let links: Vec<LinkMessage> = self
-                .handle
-                .link()
-                .get()
-                .execute()
-                .try_collect()
-                .await
-                .map_err(failed("listing links"))?;
-            if let Some(l) = links.into_iter().find(|l| mac_of(l) == mac) {
-                return Ok(l);
+        let mut events = if wait.is_zero() {
+            None
+        } else {
+            let (conn, _, messages) =
+                rtnetlink::new_multicast_connection(&[rtnetlink::MulticastGroup::Link]).map_err(
+                    |e| Error::HostNetwork {
+                        what: "subscribing to link notifications".into(),
+                        reason: e.to_string(),
+                    },
+                )?;
+            Some((tokio::spawn(conn), messages))
+        };
+        let found = self.find_link(mac).await;
+        let found = match (found, &mut events) {
+            (Ok(None), Some((_, messages))) => {
+                let appeared = async {
+                    while let Some((message, _)) = messages.next().await {
+                        if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(l)) =
+                            message.payload
+                            && link_mac(&l) == mac
+                        {
+                            return Some(l);
+                        }
+                    }
+                    None
+                };
+                Ok(tokio::time::timeout(wait, appeared).await.ok().flatten())
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::HostNetwork {
-                    what: format!("finding the link of MAC {mac}"),
-                    reason: format!(
-                        "no link has this MAC after {} s (is the ENI attached to this instance?)",
-                        wait.as_secs()
-                    ),
-                });
-            }
-            tokio::time::sleep(LINK_POLL).await;
+            (other, _) => other,
+        };
+        if let Some((task, _)) = events {
+            task.abort();
         }
+        found?.ok_or_else(|| Error::HostNetwork {
+            what: format!("finding the link of MAC {mac}"),
+            reason: format!(
+                "no link has this MAC after {} s (is the ENI attached to this instance?)",
+                wait.as_secs()
+            ),
+        })
+    }
+
+    /// The link whose MAC is `mac` now, if any.
+    async fn find_link(&self, mac: &str) -> Result<Option<LinkMessage>> {
+        let links: Vec<LinkMessage> = self
+            .handle
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(failed("listing links"))?;
+        Ok(links.into_iter().find(|l| link_mac(l) == mac))
     }
 
     /// Sets up the primary ENI: `rp_filter=2` on its link, SNAT and connmark.
@@ -218,7 +245,7 @@ impl HostNet {
     /// [`Error::HostNetwork`] naming the step.
     pub async fn setup_primary(&self, primary: &EniHost, vpc_cidrs: &[Ipv4Network]) -> Result<()> {
         let link = self.link_by_mac(&primary.mac, Duration::ZERO).await?;
-        let name = name_of(&link);
+        let name = link_name(&link);
         let path = format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
         if std::fs::read_to_string(&path)
             .ok()
@@ -252,7 +279,7 @@ impl HostNet {
             .await?
             .into_iter()
             .filter(|r| {
-                priority(r) == Some(CONNMARK_PRIORITY)
+                rule_priority(r) == Some(CONNMARK_PRIORITY)
                     && r.attributes.contains(&RuleAttribute::FwMark(mark))
             })
             .collect();
@@ -287,7 +314,7 @@ impl HostNet {
     pub async fn setup_eni(&self, eni: &EniHost, wait: Duration) -> Result<()> {
         let link = self.link_by_mac(&eni.mac, wait).await?;
         let index = link.header.index;
-        let name = name_of(&link);
+        let name = link_name(&link);
         let mtu = self.config.eni_mtu;
         let up = link
             .header
@@ -338,7 +365,7 @@ impl HostNet {
                 .await
             {
                 Ok(()) => {}
-                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) if is_exists(&e) => {}
                 Err(e) => {
                     return Err(failed(format!("adding {}/{len} to {name}", eni.primary_ip))(e));
                 }
@@ -354,7 +381,7 @@ impl HostNet {
             .build();
         match self.handle.route().del(kernel_route).execute().await {
             Ok(()) => Ok(()),
-            Err(e) if matches!(errno(&e), Some(ENOENT | ESRCH)) => Ok(()),
+            Err(e) if is_gone(&e) => Ok(()),
             Err(e) => Err(failed(format!(
                 "removing the main-table route to {} via {name}",
                 eni.subnet
@@ -393,15 +420,15 @@ impl HostNet {
         let table = eni.table();
         let mut present = false;
         for r in self.rules().await? {
-            if priority(&r) != Some(ENI_PRIMARY_PRIORITY) {
+            if rule_priority(&r) != Some(ENI_PRIMARY_PRIORITY) {
                 continue;
             }
             let from_it = r
                 .attributes
                 .contains(&RuleAttribute::Source(IpAddr::V4(eni.primary_ip)));
-            if from_it && table_of(&r) == table && !present {
+            if from_it && rule_table(&r) == table && !present {
                 present = true;
-            } else if from_it || table_of(&r) == table {
+            } else if from_it || rule_table(&r) == table {
                 self.del_rule(r).await?; // another ENI's old rule for this table or address
             }
         }
@@ -448,7 +475,7 @@ impl HostNet {
         };
         let table = eni.table();
         for r in self.rules().await? {
-            if priority(&r) == Some(ENI_PRIMARY_PRIORITY) && table_of(&r) == table {
+            if rule_priority(&r) == Some(ENI_PRIMARY_PRIORITY) && rule_table(&r) == table {
                 self.del_rule(r).await?;
             }
         }
@@ -467,7 +494,7 @@ impl HostNet {
         for r in routes.into_iter().filter(|r| route_table(r) == table) {
             match self.handle.route().del(r).execute().await {
                 Ok(()) => {}
-                Err(e) if matches!(errno(&e), Some(ENOENT | ESRCH)) => {}
+                Err(e) if is_gone(&e) => {}
                 Err(e) => return Err(failed(format!("removing a route of table {table}"))(e)),
             }
         }
@@ -488,60 +515,8 @@ impl HostNet {
     async fn del_rule(&self, r: RuleMessage) -> Result<()> {
         match self.handle.rule().del(r).execute().await {
             Ok(()) => Ok(()),
-            Err(e) if errno(&e) == Some(ENOENT) => Ok(()),
+            Err(e) if is_gone(&e) => Ok(()),
             Err(e) => Err(failed("removing a rule")(e)),
         }
     }
-}
-
-fn priority(r: &RuleMessage) -> Option<u32> {
-    r.attributes.iter().find_map(|a| match a {
-        RuleAttribute::Priority(p) => Some(*p),
-        _ => None,
-    })
-}
-
-fn table_of(r: &RuleMessage) -> u32 {
-    r.attributes
-        .iter()
-        .find_map(|a| match a {
-            RuleAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(r.header.table))
-}
-
-fn route_table(r: &RouteMessage) -> u32 {
-    r.attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Table(t) => Some(*t),
-            _ => None,
-        })
-        .unwrap_or(u32::from(r.header.table))
-}
-
-fn name_of(link: &LinkMessage) -> String {
-    link.attributes
-        .iter()
-        .find_map(|a| match a {
-            LinkAttribute::IfName(n) => Some(n.clone()),
-            _ => None,
-        })
-        .unwrap_or_default()
-}
-
-fn mac_of(link: &LinkMessage) -> String {
-    link.attributes
-        .iter()
-        .find_map(|a| match a {
-            LinkAttribute::Address(mac) => Some(
-                mac.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":"),
-            ),
-            _ => None,
-        })
-        .unwrap_or_default()
 }

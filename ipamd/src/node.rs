@@ -217,8 +217,11 @@ pub async fn discover<E: Ec2, I: Imds>(
     if let Some(host) = &node.hostnet {
         host.setup_primary(&node.primary_host(), &node.vpc_cidrs)
             .await?;
-        host.sync(&node.host_enis(&interfaces), crate::hostnet::LINK_WAIT)
-            .await;
+        host.sync(
+            &node.host_enis(&interfaces),
+            crate::hostnet::STARTUP_LINK_WAIT,
+        )
+        .await;
     }
     Ok((node, observed))
 }

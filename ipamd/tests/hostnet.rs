@@ -224,6 +224,51 @@ fn a_secondary_eni_gets_its_link_table_and_rule_and_release_removes_them() {
 }
 
 #[test]
+fn a_link_that_appears_while_waiting_is_found_from_the_kernels_notification() {
+    let ns = Ns::new("hotplug");
+    let name = ns.0.clone();
+    let (found, missing) = ns.run(move || async move {
+        let host = HostNet::connect(config()).unwrap();
+        // The link is made by a child process while the wait is under way (EC2's hotplug).
+        let hotplug = async {
+            // Made from outside, as a hypervisor's hotplug is: the peer stays out here.
+            let peer = format!("hp{}", std::process::id());
+            let status = tokio::process::Command::new("ip")
+                .args([
+                    "link",
+                    "add",
+                    "eth1",
+                    "netns",
+                    &name,
+                    "address",
+                    SECONDARY_MAC,
+                ])
+                .args(["type", "veth", "peer", "name", &peer])
+                .status()
+                .await
+                .unwrap();
+            assert!(status.success());
+        };
+        let (found, ()) = tokio::join!(
+            host.link_by_mac(SECONDARY_MAC, Duration::from_secs(30)),
+            hotplug
+        );
+        let missing = host
+            .link_by_mac("02:00:00:00:00:99", Duration::from_millis(200))
+            .await;
+        (
+            found.map(|l| l.header.index),
+            missing.map(|l| l.header.index),
+        )
+    });
+    let index = found.unwrap();
+    let link = &ns.json(&["link", "show", "eth1"])[0];
+    assert_eq!(link["ifindex"].as_u64(), Some(u64::from(index)), "{link}");
+    let err = missing.unwrap_err();
+    assert!(err.to_string().contains("02:00:00:00:00:99"), "{err}");
+}
+
+#[test]
 fn a_missing_link_is_an_error_naming_the_mac_with_exit_code_7() {
     let ns = Ns::new("nolink");
     let err = ns.run(|| async {
