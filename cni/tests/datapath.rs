@@ -7,30 +7,15 @@
 //! Needs root and iproute2's `ip` (installed by `scripts/test`). Every namespace is removed at
 //! the end, also when a test fails.
 
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsFd as _;
-use std::path::{Path, PathBuf};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{Netns, exec_plugin, ip, ipamd};
-
-fn conf(socket: &Path, version: &str, log: &Path) -> Value {
-    json!({
-        "cniVersion": version,
-        "name": "aws-cni",
-        "type": "eniplan-cni",
-        "vethPrefix": "eni",
-        "mtu": "9001",
-        "pluginLogFile": log.display().to_string(),
-        "pluginLogLevel": "Debug",
-        "ipamdSocket": socket.display().to_string(),
-    })
-}
+use common::{Netns, conf, exec_plugin, ip, ipamd, tcp};
 
 /// Runs eniplan-cni in `node` as a runtime does.
 fn plugin(node: &Netns, command: &str, pod: Option<(&Netns, &str)>, stdin: &Value) -> Output {
@@ -75,47 +60,15 @@ fn primary_eni(node: &Netns, vpc: &Netns, addr: Ipv4Addr) {
     ]);
 }
 
-/// Moves the calling thread into the namespace at `path`.
-fn enter(path: &str) {
-    let f = std::fs::File::open(path).unwrap();
-    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-}
-
-/// Connects from inside `from` to `to:port`, where a listener in `at` answers "pong" and
-/// reports the address the connection came from.
-fn tcp_between(from: &Netns, at: &Netns, to: Ipv4Addr, port: u16) -> (String, Ipv4Addr) {
-    tcp_via(from, at, SocketAddrV4::new(to, port), port)
-}
-
-/// Connects from inside `from` to `target`, where a listener in `at` on `listen` answers.
-fn tcp_via(from: &Netns, at: &Netns, target: SocketAddrV4, listen: u16) -> (String, Ipv4Addr) {
-    let port = listen;
-    let (ready, bound) = std::sync::mpsc::channel();
-    let at_path = at.path();
-    let listener = std::thread::spawn(move || {
-        enter(&at_path);
-        let l = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).unwrap();
-        ready.send(()).unwrap();
-        let (mut s, peer) = l.accept().unwrap();
-        s.write_all(b"pong").unwrap();
-        match peer.ip() {
-            std::net::IpAddr::V4(v4) => v4,
-            std::net::IpAddr::V6(v6) => panic!("an IPv6 peer {v6}"),
-        }
-    });
-    bound.recv().unwrap();
-    let from_path = from.path();
-    let reply = std::thread::spawn(move || {
-        enter(&from_path);
-        let mut s = TcpStream::connect_timeout(&target.into(), Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect to {target}: {e}"));
-        let mut text = String::new();
-        s.read_to_string(&mut text).unwrap();
-        text
-    })
-    .join()
-    .unwrap();
-    (reply, listener.join().unwrap())
+/// Connects from inside `from` to `to:port`, where a listener in `at` answers: the address it
+/// saw the connection come from.
+fn tcp_between(from: &Netns, at: &Netns, to: Ipv4Addr, port: u16) -> Result<Ipv4Addr, String> {
+    tcp(
+        &from.path(),
+        &at.path(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+        SocketAddrV4::new(to, port),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,8 +162,8 @@ async fn add_wires_two_pods_that_reach_each_other_and_del_leaves_nothing() {
     );
 
     // Real traffic, both ways through the node.
-    assert_eq!(tcp_between(&a, &b, ib, 18080), ("pong".to_owned(), ia));
-    assert_eq!(tcp_between(&b, &a, ia, 18081), ("pong".to_owned(), ib));
+    assert_eq!(tcp_between(&a, &b, ib, 18080), Ok(ia));
+    assert_eq!(tcp_between(&b, &a, ia, 18081), Ok(ib));
 
     // DEL leaves the node as it was; a second DEL and one without anything in ipamd succeed.
     for (ns, name) in [(&a, "web-a"), (&b, "web-b")] {
@@ -550,13 +503,16 @@ async fn portmap_and_bandwidth_chained_after_it_get_a_result_they_can_use() {
         passed["ips"], result["ips"],
         "portmap passes eniplan-cni's result on"
     );
-    let (reply, _) = tcp_via(
-        &w.node,
-        &w.pods[0],
+    let reached = tcp(
+        &w.node.path(),
+        &w.pods[0].path(),
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080),
         SocketAddrV4::new(d.node_ip, 18443),
-        8080,
     );
-    assert_eq!(reply, "pong", "the host port reaches the pod");
+    assert!(
+        reached.is_ok(),
+        "the host port reaches the pod: {reached:?}"
+    );
     // bandwidth after portmap: its prevResult is what portmap passed on.
     let bandwidth = json!({
         "cniVersion": "1.0.0",

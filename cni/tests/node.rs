@@ -8,31 +8,62 @@
 //! Needs root, iproute2, iptables and the harness (`scripts/test` provides them) and the
 //! `ipamd` binary next to this test's (`cargo test --workspace` builds it).
 
-use std::io::{Read as _, Write as _};
 use std::mem::ManuallyDrop;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
-use std::os::fd::AsFd as _;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 mod common;
-use common::{Netns, exec_plugin};
+use common::{Netns, conf, exec_plugin};
 
-/// The `ipamd` binary cargo built beside this test (`target/<profile>/ipamd`).
+/// The `ipamd` binary cargo built beside this test (`target/<profile>/ipamd`). Cargo builds a
+/// dependency's binaries only when that package is tested too (the workspace run), so after
+/// `cargo test -p eniplan-cni` alone it could be an old one: a binary older than the sources
+/// it is built from fails the test instead of being run.
 fn ipamd_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
     let bin = dir.join("ipamd");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p ipamd`",
-        bin.display()
-    );
+    let hint = "build it with `cargo build -p ipamd` (or run `cargo test --workspace`)";
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}: {hint}", bin.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for krate in ["ipamd", "planner", "cloud", "rpc", "netlink"] {
+        if let Some((path, changed)) = newest(&root.join(krate).join("src"))
+            && changed > built
+        {
+            panic!("{} is older than {}: {hint}", bin.display(), path.display());
+        }
+    }
     bin
+}
+
+/// The most recently modified file under `dir`.
+fn newest(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let mut best: Option<(PathBuf, std::time::SystemTime)> = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let candidate = if path.is_dir() {
+            newest(&path)
+        } else {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| (path, t))
+        };
+        if let Some(c) = candidate
+            && best.as_ref().is_none_or(|b| c.1 > b.1)
+        {
+            best = Some(c);
+        }
+    }
+    best
 }
 
 /// ipamd running inside the node's namespace; killed on drop.
@@ -119,19 +150,6 @@ impl Drop for Ipamd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn conf(socket: &Path, log: &Path) -> Value {
-    json!({
-        "cniVersion": "1.1.0",
-        "name": "aws-cni",
-        "type": "eniplan-cni",
-        "vethPrefix": "eni",
-        "mtu": "9001",
-        "pluginLogFile": log.display().to_string(),
-        "pluginLogLevel": "Debug",
-        "ipamdSocket": socket.display().to_string(),
-    })
 }
 
 /// ADDs `pod`, retrying while the pool has no address yet (as the kubelet retries).
@@ -228,68 +246,19 @@ fn pod_table(netns: &str, pod: Ipv4Addr) -> Option<String> {
         .and_then(|l| l.rsplit(' ').next().map(str::to_owned))
 }
 
-fn enter(netns: &str) {
-    let f = std::fs::File::open(format!("/var/run/netns/{netns}")).unwrap();
-    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-}
-
 static PORT: AtomicU16 = AtomicU16::new(20_000);
 
-/// Connects from inside `from` to `to` where a listener inside `at` answers; the address the
-/// listener saw the connection come from, or why there was none (the listener gives up after
-/// 10 s, so a dropped packet fails the test instead of hanging it).
+/// Connects from inside the namespace `from` to `to`, where a listener inside `at` answers;
+/// the address the listener saw the connection come from, or why there was none.
 fn tcp(from: &str, at: &str, to: Ipv4Addr) -> Result<Ipv4Addr, String> {
     let port = PORT.fetch_add(1, Ordering::Relaxed);
-    let (ready, bound) = std::sync::mpsc::channel();
-    let at = at.to_owned();
-    let listener = std::thread::spawn(move || -> Result<Ipv4Addr, String> {
-        enter(&at);
-        let l = TcpListener::bind(SocketAddrV4::new(to, port)).map_err(|e| e.to_string())?;
-        l.set_nonblocking(true).unwrap();
-        ready.send(()).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match l.accept() {
-                Ok((mut s, peer)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.write_all(b"pong").unwrap();
-                    return match peer.ip() {
-                        std::net::IpAddr::V4(v4) => Ok(v4),
-                        std::net::IpAddr::V6(v6) => Err(format!("an IPv6 peer {v6}")),
-                    };
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if Instant::now() > deadline {
-                        return Err("no connection arrived in 10 s".into());
-                    }
-                    // Polling a non-blocking accept: the deadline bounds it.
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    });
-    if bound.recv().is_err() {
-        return listener.join().unwrap();
-    }
-    let from = from.to_owned();
-    let reply = std::thread::spawn(move || -> Result<String, String> {
-        enter(&from);
-        let target = SocketAddrV4::new(to, port);
-        let mut s = TcpStream::connect_timeout(&target.into(), Duration::from_secs(5))
-            .map_err(|e| format!("connect to {target}: {e}"))?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).map_err(|e| e.to_string())?;
-        Ok(text)
-    })
-    .join()
-    .unwrap();
-    let seen = listener.join().unwrap();
-    match reply {
-        Ok(text) if text == "pong" => seen,
-        Ok(text) => Err(format!("answered {text:?}")),
-        Err(e) => Err(format!("{e} (listener: {seen:?})")),
-    }
+    let addr = SocketAddrV4::new(to, port);
+    common::tcp(
+        &format!("/var/run/netns/{from}"),
+        &format!("/var/run/netns/{at}"),
+        addr,
+        addr,
+    )
 }
 
 /// Packets the VPC router received from an ENI (its peer link's counter).
@@ -314,7 +283,7 @@ async fn pods_on_every_eni_reach_each_other_the_vpc_and_outside_through_snat() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut daemon = Ipamd::start(ns, &dir, &[]);
     daemon.ready().await;
-    let conf = conf(&daemon.socket(), &dir.join("plugin.log"));
+    let conf = conf(&daemon.socket(), "1.1.0", &dir.join("plugin.log"));
     let node_ip: Ipv4Addr = ip_in(ns, &["-4", "-o", "addr", "show", "eth0"])
         .split_whitespace()
         .nth(3)
@@ -536,7 +505,7 @@ async fn sigkill_during_add_and_del_storms_loses_and_doubles_no_address() {
     let pool = [("MINIMUM_IP_TARGET", "26"), ("WARM_IP_TARGET", "2")];
     let mut daemon = Ipamd::start(ns, &dir, &pool);
     daemon.ready().await;
-    let conf = conf(&daemon.socket(), &dir.join("plugin.log"));
+    let conf = conf(&daemon.socket(), "1.1.0", &dir.join("plugin.log"));
     let pods: Vec<(Netns, String)> = (0..24)
         .map(|i| (Netns::new(format!("enp-kl-{pid}-{i}")), format!("k{i}")))
         .collect();

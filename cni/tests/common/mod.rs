@@ -3,8 +3,9 @@
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::net::Ipv4Addr;
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::fd::AsFd as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -170,5 +171,91 @@ impl Daemon {
     pub async fn stop(self) {
         let _ = self.stage.send(Stage::Exit);
         self.task.await.unwrap().unwrap();
+    }
+}
+
+/// A network config for eniplan-cni at `version`, logging to `log`, talking to `socket`.
+pub fn conf(socket: &Path, version: &str, log: &Path) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": "aws-cni",
+        "type": "eniplan-cni",
+        "vethPrefix": "eni",
+        "mtu": "9001",
+        "pluginLogFile": log.display().to_string(),
+        "pluginLogLevel": "Debug",
+        "ipamdSocket": socket.display().to_string(),
+    })
+}
+
+/// Moves the calling thread into the network namespace at `path`.
+pub fn enter(path: &str) {
+    let f = std::fs::File::open(path).unwrap();
+    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+}
+
+/// A TCP connection from inside the namespace at `from` to `target`, answered "pong" by a
+/// listener bound to `listen` inside the namespace at `at`: the address the listener saw the
+/// connection come from, or why there was none. The client gives up after 5 s; when it fails,
+/// it wakes the listener by connecting to it from inside `at`, so nothing waits longer.
+pub fn tcp(
+    from: &str,
+    at: &str,
+    listen: SocketAddrV4,
+    target: SocketAddrV4,
+) -> Result<Ipv4Addr, String> {
+    let (ready, bound) = std::sync::mpsc::channel();
+    let at_path = at.to_owned();
+    let listener = std::thread::spawn(move || -> Result<IpAddr, String> {
+        enter(&at_path);
+        let l = TcpListener::bind(listen).map_err(|e| format!("bind {listen}: {e}"));
+        let l = match l {
+            Ok(l) => {
+                ready.send(Ok(())).unwrap();
+                l
+            }
+            Err(e) => {
+                ready.send(Err(e.clone())).unwrap();
+                return Err(e);
+            }
+        };
+        let (mut s, peer) = l.accept().map_err(|e| e.to_string())?;
+        let _ = s.write_all(b"pong");
+        Ok(peer.ip())
+    });
+    bound.recv().unwrap()?;
+    let from_path = from.to_owned();
+    let reply = std::thread::spawn(move || -> Result<String, String> {
+        enter(&from_path);
+        let mut s = TcpStream::connect_timeout(&target.into(), Duration::from_secs(5))
+            .map_err(|e| format!("connect to {target}: {e}"))?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).map_err(|e| e.to_string())?;
+        Ok(text)
+    })
+    .join()
+    .unwrap();
+    if reply.is_err() {
+        // Wake the listener: a connection from its own namespace to its own address.
+        let at_path = at.to_owned();
+        let local = if listen.ip().is_unspecified() {
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, listen.port())
+        } else {
+            listen
+        };
+        std::thread::spawn(move || {
+            enter(&at_path);
+            let _ = TcpStream::connect_timeout(&local.into(), Duration::from_secs(1));
+        })
+        .join()
+        .unwrap();
+    }
+    let seen = listener.join().unwrap();
+    match (reply, seen) {
+        (Ok(text), Ok(IpAddr::V4(peer))) if text == "pong" => Ok(peer),
+        (Ok(text), Ok(peer)) => Err(format!("answered {text:?} from {peer}")),
+        (Ok(_), Err(e)) => Err(format!("listener: {e}")),
+        (Err(e), _) => Err(e),
     }
 }
