@@ -125,15 +125,20 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _instance_exists(self, instance_id: str) -> bool:
+        """Whether moto has the instance; answers 404 naming it when not."""
+        with patches.STATE_LOCK:
+            exists = patches.find_instance(instance_id) is not None
+        if not exists:
+            self._reply(404, {"error": f"instance {instance_id} not found"})
+        return exists
+
     def _post_imds(self, body: Any) -> None:
         instance_id = body.get("instance_id") if isinstance(body, dict) else None
         if not isinstance(instance_id, str) or not instance_id:
             self._reply(400, {"error": "'instance_id' is required"})
             return
-        with patches.STATE_LOCK:
-            exists = patches.find_instance(instance_id) is not None
-        if not exists:
-            self._reply(404, {"error": f"instance {instance_id} not found"})
+        if not self._instance_exists(instance_id):
             return
         self._reply(200, {"instance_id": instance_id, "endpoint": self.server.imds.ensure(instance_id)})
 
@@ -167,10 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
         except NodeError as exc:
             self._reply(400, {"error": str(exc)})
             return
-        with patches.STATE_LOCK:
-            exists = patches.find_instance(instance_id) is not None
-        if not exists:
-            self._reply(404, {"error": f"instance {instance_id} not found"})
+        if not self._instance_exists(instance_id):
             return
         imds = self.server.imds.ensure(instance_id)
         ec2_port = int(os.environ.get("ENIPLAN_EC2_PORT") or 4566)
