@@ -231,7 +231,7 @@ fn a_link_that_appears_while_waiting_is_found_from_the_kernels_notification() {
         let host = HostNet::connect(config()).unwrap();
         // The link is made by a child process while the wait is under way (EC2's hotplug).
         let hotplug = async {
-            // Made from outside, as a hypervisor's hotplug is: the peer stays out here.
+            // (The child starts in this thread's namespace, so the peer is made here too.)
             let peer = format!("hp{}", std::process::id());
             let status = tokio::process::Command::new("ip")
                 .args([
