@@ -65,6 +65,9 @@ class ImdsRegistry:
 class _Handler(BaseHTTPRequestHandler):
     server: ControlServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (40 ms a request on a kept-alive connection).
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt: str, *args: Any) -> None:
         LOG.debug("control: " + fmt, *args)

@@ -180,6 +180,9 @@ class TokenStore:
 class _Handler(BaseHTTPRequestHandler):
     server: ImdsServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as separate writes; with Nagle on, the body waits for the
+    # client's delayed ACK (40 ms a request on a kept-alive connection).
+    disable_nagle_algorithm = True
     server_version = "EC2ws"
     sys_version = ""
 
