@@ -2,9 +2,11 @@
 //! node can move between that daemon and this one in either direction.
 //!
 //! Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
-//! directory) and group-committed: a writer thread applies every change queued since its last
-//! write, writes once, and only then acknowledges them all. An assignment is acknowledged to the
-//! CNI plugin only after its write is on disk.
+//! directory) and group-committed: the pool task applies every request already queued, writes
+//! once, and only then acknowledges them all. An assignment is acknowledged to the CNI plugin
+//! only after its write is on disk. The write runs on the pool task itself: the state directory
+//! is tmpfs on a node (`/var/run/aws-node`), where a write takes microseconds, less than the two
+//! thread wake-ups a writer thread cost each request (docs/benchmarks.md).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -12,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use planner::pool::PodKey;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
@@ -126,6 +128,13 @@ pub fn load(path: &Path) -> Result<Vec<Entry>> {
     Ok(file.allocations)
 }
 
+/// [`File`] by reference, for writing.
+#[derive(Serialize)]
+struct Borrowed<'a> {
+    version: &'a str,
+    allocations: Vec<&'a Entry>,
+}
+
 /// Numbers temporary files, so two writers (a dying daemon and its successor) never share one.
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -135,9 +144,9 @@ pub fn store(path: &Path, entries: &BTreeMap<PodKey, Entry>) -> std::io::Result<
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let file = File {
-        version: VERSION.to_owned(),
-        allocations: entries.values().cloned().collect(),
+    let file = Borrowed {
+        version: VERSION,
+        allocations: entries.values().collect(),
     };
     let json = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -157,88 +166,68 @@ pub fn store(path: &Path, entries: &BTreeMap<PodKey, Entry>) -> std::io::Result<
     std::fs::File::open(dir)?.sync_all()
 }
 
-enum Op {
-    Put(PodKey, Entry),
-    Remove(PodKey),
-    Sync(oneshot::Sender<std::result::Result<(), String>>),
-}
-
-/// Handle to the writer thread.
-#[derive(Clone)]
+/// The checkpoint as the pool task keeps it: the entries, whether they changed since the last
+/// write, and who waits for the next one.
+#[derive(Debug)]
 pub struct Checkpointer {
-    tx: mpsc::UnboundedSender<Op>,
+    path: PathBuf,
+    entries: BTreeMap<PodKey, Entry>,
+    dirty: bool,
+    waiters: Vec<oneshot::Sender<std::result::Result<(), String>>>,
 }
 
 impl Checkpointer {
-    /// Starts the writer over `initial` entries, writing them once at start.
+    /// Starts over `initial` entries, writing them once.
     pub fn start(path: PathBuf, initial: BTreeMap<PodKey, Entry>) -> Result<Checkpointer> {
         store(&path, &initial).map_err(|source| Error::Io {
             what: "cannot write checkpoint",
             path: path.clone(),
             source,
         })?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
-        std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                let mut entries = initial;
-                while let Some(first) = rx.blocking_recv() {
-                    let mut waiters = Vec::new();
-                    let mut dirty = false;
-                    let mut apply = |op: Op, waiters: &mut Vec<_>| match op {
-                        Op::Put(k, e) => {
-                            entries.insert(k, e);
-                            dirty = true;
-                        }
-                        Op::Remove(k) => {
-                            dirty |= entries.remove(&k).is_some();
-                        }
-                        Op::Sync(w) => waiters.push(w),
-                    };
-                    apply(first, &mut waiters);
-                    while let Ok(op) = rx.try_recv() {
-                        apply(op, &mut waiters);
-                    }
-                    let result = if dirty {
-                        store(&path, &entries).map_err(|e| format!("{}: {e}", path.display()))
-                    } else {
-                        Ok(())
-                    };
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "checkpoint write failed");
-                    }
-                    for w in waiters {
-                        let _ = w.send(result.clone());
-                    }
-                }
-            })
-            .map_err(|source| Error::Io {
-                what: "cannot start the checkpoint writer for",
-                path: PathBuf::new(),
-                source,
-            })?;
-        Ok(Checkpointer { tx })
+        Ok(Checkpointer {
+            path,
+            entries: initial,
+            dirty: false,
+            waiters: Vec::new(),
+        })
     }
 
-    /// Records an allocation (durable after the next [`Checkpointer::sync`]).
-    pub fn put(&self, key: PodKey, entry: Entry) {
-        let _ = self.tx.send(Op::Put(key, entry));
+    /// Records an allocation (durable after the next [`Checkpointer::flush`]).
+    pub fn put(&mut self, key: PodKey, entry: Entry) {
+        self.entries.insert(key, entry);
+        self.dirty = true;
     }
 
     /// Forgets an allocation.
-    pub fn remove(&self, key: PodKey) {
-        let _ = self.tx.send(Op::Remove(key));
+    pub fn remove(&mut self, key: &PodKey) {
+        self.dirty |= self.entries.remove(key).is_some();
     }
 
-    /// Resolves once everything queued before it is on disk.
-    pub fn sync(&self) -> oneshot::Receiver<std::result::Result<(), String>> {
+    /// Resolves once everything recorded before it is on disk (at the next flush).
+    pub fn sync(&mut self) -> oneshot::Receiver<std::result::Result<(), String>> {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Op::Sync(tx)).is_err() {
-            let (dead_tx, dead_rx) = oneshot::channel();
-            let _ = dead_tx.send(Err("the checkpoint writer has stopped".to_owned()));
-            return dead_rx;
-        }
+        self.waiters.push(tx);
         rx
+    }
+
+    /// Writes what changed (once, however many changes) and answers every waiter; a failed
+    /// write is answered as such and retried at the next flush.
+    pub fn flush(&mut self) {
+        if !self.dirty && self.waiters.is_empty() {
+            return;
+        }
+        let result = if self.dirty {
+            store(&self.path, &self.entries).map_err(|e| format!("{}: {e}", self.path.display()))
+        } else {
+            Ok(())
+        };
+        match &result {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::error!(error = %e, "checkpoint write failed"),
+        }
+        for w in self.waiters.drain(..) {
+            let _ = w.send(result.clone());
+        }
     }
 }
 
@@ -311,16 +300,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writer_group_commits_and_acknowledges_after_the_write() {
+    async fn one_flush_writes_every_change_and_then_acknowledges_them_all() {
         let d = dir("writer");
         let path = d.join("ipam.json");
-        let ckpt = Checkpointer::start(path.clone(), BTreeMap::new()).unwrap();
+        let mut ckpt = Checkpointer::start(path.clone(), BTreeMap::new()).unwrap();
+        let mut acks = Vec::new();
         for i in 0..100 {
             let e = entry(&format!("c{i}"), &format!("10.0.0.{i}"));
             ckpt.put(e.key(), e);
+            acks.push(ckpt.sync());
         }
-        ckpt.remove(entry("c7", "").key());
-        ckpt.sync().await.unwrap().unwrap();
+        ckpt.remove(&entry("c7", "").key());
+        let mut last = ckpt.sync();
+        assert!(
+            last.try_recv().is_err(),
+            "no acknowledgement before the write"
+        );
+        assert!(
+            load(&path).unwrap().is_empty(),
+            "nothing written before the flush"
+        );
+        ckpt.flush();
+        for ack in acks {
+            ack.await.unwrap().unwrap();
+        }
+        last.await.unwrap().unwrap();
         let on_disk = load(&path).unwrap();
         assert_eq!(on_disk.len(), 99);
         assert!(!on_disk.iter().any(|e| e.container_id == "c7"));

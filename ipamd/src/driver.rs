@@ -23,6 +23,9 @@ use crate::metrics::Metrics;
 /// A checkpoint acknowledgement: resolves once the change is on disk.
 pub type Durable = oneshot::Receiver<Result<(), String>>;
 
+/// Most requests one checkpoint write acknowledges.
+const GROUP_COMMIT_MAX: usize = 256;
+
 /// Inputs of the loop.
 pub enum Event {
     /// CNI ADD.
@@ -224,7 +227,7 @@ impl<E: Ec2 + 'static> Driver<E> {
             if let Reply::ForceRemoved { key, ip } = r {
                 tracing::warn!(pod = %key, %ip, "EC2 no longer has this pod's address; removed");
                 self.metrics.force_removed_ips.inc();
-                self.ckpt.remove(key.clone());
+                self.ckpt.remove(key);
             }
         }
         self.metrics.observe(&self.pool.snapshot(), self.ip_max);
@@ -294,7 +297,7 @@ impl<E: Ec2 + 'static> Driver<E> {
                 });
                 match released {
                     Some(address) => {
-                        self.ckpt.remove(key);
+                        self.ckpt.remove(&key);
                         let _ = reply.send(Some((address, self.ckpt.sync())));
                     }
                     None => {
@@ -360,6 +363,15 @@ impl<E: Ec2 + 'static> Driver<E> {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
         while let Some(event) = rx.recv().await {
             self.handle(event);
+            // Group commit: what is already queued is handled before one write acknowledges
+            // it all (bounded, so a flood still gets its acknowledgements in batches).
+            for _ in 0..GROUP_COMMIT_MAX {
+                match rx.try_recv() {
+                    Ok(event) => self.handle(event),
+                    Err(_) => break,
+                }
+            }
+            self.ckpt.flush();
         }
     }
 }

@@ -83,7 +83,7 @@ where
         },
     );
 
-    // 2. Pod ownership from the checkpoint; the writer starts with what was kept.
+    // 2. Pod ownership from the checkpoint; the pool loop keeps it from what was kept.
     let entries = checkpoint::load(&config.checkpoint)?;
     let kept = driver::restore(&mut pool, &entries);
     tracing::info!(
