@@ -3,6 +3,8 @@
 //! 1. ADD+DEL round trip over the socket (warm pool, in-process daemon on the `cloud` fake, the
 //!    checkpoint on tmpfs as /var/run/aws-node is on a node), p50/p99, against a bare Unix-socket
 //!    echo round trip.
+//!    Then ipamd's share of an ADD: AddNetwork and DelNetwork against a bare health check on the
+//!    same connection to ipamd's socket.
 //! 2. Sustained durable ADD+DEL pairs per second with concurrent clients (group commit).
 //! 3. Against the LocalStack harness with the real binary: time from start to a warm pool, RSS
 //!    with 250 pods, and the EC2 calls the warm-up made.
@@ -140,12 +142,15 @@ async fn daemon(name: &str) -> (PathBuf, watch::Sender<Stage>) {
     )
     .unwrap();
     let (tx, rx) = watch::channel(Stage::Running);
-    tokio::spawn(ipamd::run(
-        config,
-        ec2.clone(),
-        FakeImds::new(&ec2, &instance),
-        rx,
-    ));
+    // On a thread and runtime of its own, as the real daemon is a process (one thread, as main).
+    let imds = FakeImds::new(&ec2, &instance);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(ipamd::run(config, ec2, imds, rx))
+    });
     while connect(&dir.join("ipamd.sock")).await.is_err() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -165,6 +170,40 @@ async fn round_trips(socket: &Path, n: usize) -> Vec<Duration> {
             .await
             .unwrap();
         out.push(t.elapsed());
+    }
+    out
+}
+
+/// ipamd's share of an ADD: on one connection to ipamd's socket, each round is a bare health
+/// check, an AddNetwork and a DelNetwork, each timed on its own.
+async fn share_round_trips(socket: &Path, n: usize) -> [Vec<Duration>; 3] {
+    let channel = ipamd::client::channel(socket).await.unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let mut c = eniplan_rpc::cni_backend_client::CniBackendClient::new(channel);
+    let mut out = [const { Vec::new() }; 3];
+    for i in 0..n {
+        let id = format!("{i:064x}");
+        let t = Instant::now();
+        health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "grpc.health.v1.aws-node".into(),
+            })
+            .await
+            .unwrap();
+        out[0].push(t.elapsed());
+        let t = Instant::now();
+        c.add_network(add_request(&id, "bench", "pod"))
+            .await
+            .unwrap();
+        out[1].push(t.elapsed());
+        let t = Instant::now();
+        c.del_network(del_request(&id, "bench", "pod"))
+            .await
+            .unwrap();
+        out[2].push(t.elapsed());
+    }
+    for v in &mut out {
+        v.sort_unstable();
     }
     out
 }
@@ -307,6 +346,22 @@ fn main() {
             percentile(&rtt, 0.99),
             percentile(&rtt, 0.99).as_secs_f64() / percentile(&echo, 0.99).as_secs_f64()
         );
+        share_round_trips(&socket, 500).await; // warm-up
+        let [health, add, del] = share_round_trips(&socket, 5_000).await;
+        println!("\n== ipamd's share of an ADD: one connection to ipamd's socket");
+        for (name, v) in [
+            ("health", &health),
+            ("AddNetwork", &add),
+            ("DelNetwork", &del),
+        ] {
+            println!(
+                "{name:<11} p50 {:>8.1?}  p99 {:>8.1?}   ({:.2}× / {:.2}× the health check)",
+                percentile(v, 0.5),
+                percentile(v, 0.99),
+                percentile(v, 0.5).as_secs_f64() / percentile(&health, 0.5).as_secs_f64(),
+                percentile(v, 0.99).as_secs_f64() / percentile(&health, 0.99).as_secs_f64()
+            );
+        }
         println!("\n== durable ADD+DEL pairs per second (group commit)");
         for clients in [1, 4, 16, 64] {
             let rate = throughput(&socket, clients, 4_000 / clients).await;

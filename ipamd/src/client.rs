@@ -10,7 +10,7 @@ use crate::rpc::cni_backend_client::CniBackendClient;
 use crate::rpc::{AddNetworkRequest, DelNetworkRequest};
 
 /// A gRPC channel over the daemon's Unix socket.
-async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
+pub async fn channel(socket: &Path) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = socket.to_owned();
     Endpoint::try_from("http://[::1]:50051")?
         .connect_with_connector(service_fn(move |_: Uri| {

@@ -30,8 +30,9 @@ fn main() -> ExitCode {
         // Colours only on a terminal: a container's log file gets plain lines.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the daemon's work is small and mostly waiting; a request's hand-offs (socket
+    // task → pool loop → reply) stay on one thread instead of waking another (docs/benchmarks.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
