@@ -69,7 +69,13 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let pods = if quick { 50 } else { 300 };
     let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("eniplan-cni-bench-{pid}"));
+    // tmpfs when there is one, as /var/run/aws-node (ipamd's checkpoint) is on a node.
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        std::path::PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("eniplan-cni-bench-{pid}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("state")).unwrap();
 
