@@ -525,4 +525,32 @@ node_groups:
         assert!(yaml.contains("    - sg-1"));
         assert!(yaml.contains("ENI_CONFIG_LABEL_DEF=topology.kubernetes.io/zone"));
     }
+
+    #[test]
+    fn the_eniconfigs_are_objects_of_the_crd_ipamd_reads() {
+        let l = plan(&cluster(30), &req("100.65.0.0/16", 0.1)).unwrap();
+        let yaml = eniconfigs(&l, &["sg-0a1b2c3d".into()]);
+        let objects: Vec<eniplan_crd::ENIConfig> = serde_norway::Deserializer::from_str(&yaml)
+            .map(|doc| <serde_json::Value as serde::Deserialize>::deserialize(doc).unwrap())
+            .filter(|doc| !doc.is_null()) // the heading comments
+            .map(|doc| serde_json::from_value(doc).unwrap_or_else(|e| panic!("{e}\n{yaml}")))
+            .collect();
+        let names: Vec<&str> = objects.iter().map(eniplan_crd::ENIConfig::name).collect();
+        let azs: Vec<&str> = l.subnets.iter().map(|s| s.az.as_str()).collect();
+        assert_eq!(names, azs);
+        for (object, subnet) in objects.iter().zip(&l.subnets) {
+            assert_eq!(object.spec.security_groups, vec!["sg-0a1b2c3d"]);
+            // The subnet is a placeholder until the subnet exists; with its id filled in, as the
+            // header asks, the object passes ipamd's checks.
+            assert!(
+                object
+                    .spec
+                    .subnet
+                    .ends_with(&subnet.cidr.to_string().replace(['.', '/'], "-"))
+            );
+            let mut filled = object.clone();
+            filled.spec.subnet = "subnet-0123456789abcdef0".into();
+            assert_eq!(filled.validate(), Ok(()));
+        }
+    }
 }

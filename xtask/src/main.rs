@@ -2,6 +2,8 @@
 //!
 //! * `gen-catalogue` regenerates `planner/src/catalogue/table.rs` from `data/*.json`.
 //! * `gen-catalogue --check` fails (exit 1) when the committed table is stale.
+//! * `gen-crds` writes `deploy/crds/eniconfigs.yaml` from `eniplan-crd`'s ENIConfig type (the
+//!   crate's test fails when the file is stale).
 
 mod catalogue;
 
@@ -21,8 +23,9 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["gen-catalogue"] => report(catalogue::write(&workspace_root())),
         ["gen-catalogue", "--check"] => report(catalogue::check(&workspace_root())),
+        ["gen-crds"] => report(gen_crds(&workspace_root())),
         _ => {
-            eprintln!("usage: cargo xtask gen-catalogue [--check]");
+            eprintln!("usage: cargo xtask gen-catalogue [--check] | gen-crds");
             ExitCode::from(2)
         }
     }
@@ -39,4 +42,14 @@ fn report(result: Result<String, String>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn gen_crds(root: &Path) -> Result<String, String> {
+    let dir = root.join("deploy/crds");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("eniconfigs.yaml");
+    let yaml = serde_norway::to_string(&eniplan_crd::eniconfig_crd()).map_err(|e| e.to_string())?;
+    std::fs::write(&path, format!("{}{yaml}", eniplan_crd::MANIFEST_HEADER))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!("wrote {}", path.display()))
 }
