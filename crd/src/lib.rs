@@ -6,6 +6,7 @@
 //! version `v1alpha1`, cluster-scoped: the subnet and security groups for a node's new ENIs.
 //! Its schema is upstream's: `spec.subnet` required, `spec.securityGroups` optional, an empty
 //! status, unknown fields preserved at the root (objects written for other tools still load).
+//! [`select_eniconfig`] is which one a node names, in the VPC CNI's order.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_core::CustomResourceExt as _;
@@ -163,3 +164,77 @@ pub fn eniconfig_crd() -> CustomResourceDefinition {
 /// The comment heading `deploy/crds/eniconfigs.yaml`; the rest of the file is [`eniconfig_crd`]
 /// as YAML (written by `cargo xtask gen-crds`).
 pub const MANIFEST_HEADER: &str = "# The ENIConfig CRD (crd.k8s.amazonaws.com/v1alpha1), generated from eniplan-crd's Rust type\n# by `cargo xtask gen-crds`; do not edit (a test keeps this file equal to the type).\n";
+
+/// The node label that names a node's ENIConfig before anything else (the VPC CNI's, for
+/// ENIConfigs managed out of band).
+pub const EXTERNAL_ENICONFIG_LABEL: &str = "vpc.amazonaws.com/externalEniConfig";
+/// The default of `ENI_CONFIG_ANNOTATION_DEF` and `ENI_CONFIG_LABEL_DEF`.
+pub const DEFAULT_ENICONFIG_KEY: &str = "k8s.amazonaws.com/eniConfig";
+/// The ENIConfig a node uses when nothing on it names one.
+pub const DEFAULT_ENICONFIG: &str = "default";
+
+/// Where a node's ENIConfig name came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// The label [`EXTERNAL_ENICONFIG_LABEL`].
+    ExternalLabel,
+    /// The annotation named by `ENI_CONFIG_ANNOTATION_DEF`.
+    Annotation,
+    /// The label named by `ENI_CONFIG_LABEL_DEF`.
+    Label,
+    /// Nothing named one: [`DEFAULT_ENICONFIG`].
+    Default,
+}
+
+/// The ENIConfig a node selects, in the VPC CNI's order (behaviour doc S-22): the label
+/// [`EXTERNAL_ENICONFIG_LABEL`], the annotation `annotation_key`, the label `label_key`, then
+/// [`DEFAULT_ENICONFIG`]. An empty key means [`DEFAULT_ENICONFIG_KEY`]; an empty value names
+/// nothing.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use eniplan_crd::{Source, select_eniconfig};
+/// let map = |kv: &[(&str, &str)]| -> BTreeMap<String, String> {
+///     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+/// };
+/// let labels = map(&[("k8s.amazonaws.com/eniConfig", "a"), ("topology.kubernetes.io/zone", "us-west-2a")]);
+/// let annotations = map(&[("k8s.amazonaws.com/eniConfig", "b")]);
+/// assert_eq!(select_eniconfig(&labels, &annotations, "", ""), ("b".into(), Source::Annotation));
+/// assert_eq!(select_eniconfig(&labels, &map(&[]), "", ""), ("a".into(), Source::Label));
+/// assert_eq!(
+///     select_eniconfig(&labels, &map(&[]), "", "topology.kubernetes.io/zone"),
+///     ("us-west-2a".into(), Source::Label)
+/// );
+/// let mut external = labels.clone();
+/// external.insert("vpc.amazonaws.com/externalEniConfig".into(), "x".into());
+/// assert_eq!(select_eniconfig(&external, &annotations, "", ""), ("x".into(), Source::ExternalLabel));
+/// assert_eq!(select_eniconfig(&map(&[]), &map(&[]), "", ""), ("default".into(), Source::Default));
+/// ```
+pub fn select_eniconfig(
+    labels: &std::collections::BTreeMap<String, String>,
+    annotations: &std::collections::BTreeMap<String, String>,
+    annotation_key: &str,
+    label_key: &str,
+) -> (String, Source) {
+    let key = |k: &str| {
+        if k.is_empty() {
+            DEFAULT_ENICONFIG_KEY.to_owned()
+        } else {
+            k.to_owned()
+        }
+    };
+    let named = |map: &std::collections::BTreeMap<String, String>, k: &str| {
+        map.get(k).filter(|v| !v.is_empty()).cloned()
+    };
+    if let Some(name) = named(labels, EXTERNAL_ENICONFIG_LABEL) {
+        return (name, Source::ExternalLabel);
+    }
+    if let Some(name) = named(annotations, &key(annotation_key)) {
+        return (name, Source::Annotation);
+    }
+    if let Some(name) = named(labels, &key(label_key)) {
+        return (name, Source::Label);
+    }
+    (DEFAULT_ENICONFIG.to_owned(), Source::Default)
+}
