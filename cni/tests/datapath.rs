@@ -10,12 +10,11 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 mod common;
-use common::{Netns, conf, exec_plugin, ip, ipamd, tcp};
+use common::{Netns, add_until_served, conf, exec_plugin, ip, ipamd, tcp};
 
 /// Runs eniplan-cni in `node` as a runtime does.
 fn plugin(node: &Netns, command: &str, pod: Option<(&Netns, &str)>, stdin: &Value) -> Output {
@@ -321,24 +320,6 @@ async fn secondary_eni_pods_get_the_rule_to_their_enis_table() {
     assert!(from_pod_rules(&w.node).is_empty());
     assert_eq!(w.node.state(), before);
     d.stop().await;
-}
-
-/// ADD as the kubelet does it: again while the answer is "try again later" (code 11), until
-/// a deadline (each attempt is a process start, so the retries pace themselves).
-fn add_until_served(node: &Netns, pod: &Netns, name: &str, c: &Value) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = plugin(node, "ADD", Some((pod, name)), c);
-        if out.status.success() {
-            return serde_json::from_slice(&out.stdout).unwrap();
-        }
-        let e: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(e["code"], 11, "{name}: {e}");
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{name} was never served"
-        );
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

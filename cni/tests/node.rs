@@ -8,17 +8,18 @@
 //! Needs root, iproute2, iptables and the harness (`scripts/test` provides them) and the
 //! `ipamd` binary next to this test's (`cargo test --workspace` builds it).
 
+use std::io::Write as _;
 use std::mem::ManuallyDrop;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 mod common;
-use common::{Netns, conf, exec_plugin};
+use common::{Netns, add_until_served, conf, exec_plugin};
 
 /// The `ipamd` binary cargo built beside this test (`target/<profile>/ipamd`). Cargo builds a
 /// dependency's binaries only when that package is tested too (the workspace run), so after
@@ -70,6 +71,8 @@ fn newest(dir: &Path) -> Option<(PathBuf, std::time::SystemTime)> {
 struct Ipamd {
     child: Child,
     dir: PathBuf,
+    /// Signalled when ipamd logs "ready" (its socket is serving).
+    ready: std::sync::mpsc::Receiver<()>,
 }
 
 impl Ipamd {
@@ -103,11 +106,25 @@ impl Ipamd {
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        let child = cmd.spawn().expect("run ipamd");
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run ipamd");
+        // Its log lines (stderr) go on to the log file; the "ready" line is signalled.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, ready) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut log = log;
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+                let Ok(line) = line else { break };
+                let _ = writeln!(log, "{line}");
+                if line.contains(" ipamd: ready took_ms=") {
+                    let _ = tx.send(());
+                }
+            }
+        });
         Ipamd {
             child,
             dir: dir.to_owned(),
+            ready,
         }
     }
 
@@ -119,20 +136,19 @@ impl Ipamd {
         std::fs::read_to_string(self.dir.join("ipamd.log")).unwrap_or_default()
     }
 
-    /// Waits until the daemon answers its health check (or fails with its log).
+    /// Waits until the daemon says it is ready (its log closes early if it exits), then checks
+    /// it answers its health check.
     async fn ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while ipamd::client::health(&self.socket()).await != Ok(true) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("ipamd exited ({status}):\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ipamd not healthy after 90 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.ready.recv_timeout(Duration::from_secs(90)).is_err() {
+            let status = self.child.try_wait().unwrap();
+            panic!("ipamd not ready (exit: {status:?}):\n{}", self.log());
         }
+        assert_eq!(
+            ipamd::client::health(&self.socket()).await,
+            Ok(true),
+            "{}",
+            self.log()
+        );
     }
 
     /// Stops it as a second signal does (SIGINT exits at once).
@@ -152,29 +168,11 @@ impl Drop for Ipamd {
     }
 }
 
-/// ADDs `pod`, retrying while the pool has no address yet (as the kubelet retries).
-async fn add(node: &Netns, pod: &Netns, name: &str, conf: &Value) -> Ipv4Addr {
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let out = exec_plugin(
-            node,
-            env!("CARGO_BIN_EXE_eniplan-cni"),
-            "ADD",
-            Some((pod, name)),
-            conf,
-        );
-        if out.status.success() {
-            let result: Value = serde_json::from_slice(&out.stdout).unwrap();
-            let address = result["ips"][0]["address"].as_str().unwrap();
-            return address.split('/').next().unwrap().parse().unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "ADD {name} kept failing: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// ADDs `pod` as the kubelet does (again while the answer is "try again later"); its address.
+fn add(node: &Netns, pod: &Netns, name: &str, conf: &Value) -> Ipv4Addr {
+    let result = add_until_served(node, pod, name, conf);
+    let address = result["ips"][0]["address"].as_str().unwrap();
+    address.split('/').next().unwrap().parse().unwrap()
 }
 
 fn del(node: &Netns, pod: &Netns, name: &str, conf: &Value) {
@@ -302,7 +300,7 @@ async fn pods_on_every_eni_reach_each_other_the_vpc_and_outside_through_snat() {
         );
         let name = format!("p{}", pods.len());
         let pod = Netns::new(format!("enp-nd-{pid}-{}", pods.len()));
-        let address = add(&node, &pod, &name, &conf).await;
+        let address = add(&node, &pod, &name, &conf);
         let table = pod_table(ns, address);
         pods.push((pod, name, address));
         if let Some(table) = table {
@@ -553,7 +551,7 @@ async fn sigkill_during_add_and_del_storms_loses_and_doubles_no_address() {
                 !checkpointed(&dir).contains_key(&format!("c-{name}")),
                 "DEL {name} left it booked"
             );
-            add(&node, pod, name, &conf).await;
+            add(&node, pod, name, &conf);
         }
     }
     let book = checkpointed(&dir);

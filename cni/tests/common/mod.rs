@@ -259,3 +259,27 @@ pub fn tcp(
         (Err(e), _) => Err(e),
     }
 }
+
+/// ADD as the kubelet does it: again while the answer is "try again later" (code 11), until a
+/// deadline (each attempt is a process start, so the retries pace themselves); the result.
+pub fn add_until_served(node: &Netns, pod: &Netns, name: &str, c: &Value) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    loop {
+        let out = exec_plugin(
+            node,
+            env!("CARGO_BIN_EXE_eniplan-cni"),
+            "ADD",
+            Some((pod, name)),
+            c,
+        );
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).unwrap();
+        }
+        let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(e["code"], 11, "{name}: {e}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} was never served: {e}"
+        );
+    }
+}
