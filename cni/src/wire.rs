@@ -19,7 +19,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use eniplan_netlink::{
-    ENODEV, is_gone, link_mac, parse_mac, route_destination, route_oif, rule_priority, rule_table,
+    ENODEV, add_source_rule, is_gone, link_mac, parse_mac, route_destination, route_oif,
+    rule_priority, rule_table,
 };
 use futures::TryStreamExt as _;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkMessage};
@@ -286,14 +287,7 @@ async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Er
         .await
         .map_err(|e| wiring(&format!("adding rule {TO_POD_PRIORITY} to {}", plan.ip), e))?;
     if plan.table != MAIN_TABLE {
-        host.rule()
-            .add()
-            .v4()
-            .source_prefix(plan.ip, 32)
-            .table_id(plan.table)
-            .action(RuleAction::ToTable)
-            .priority(FROM_POD_PRIORITY)
-            .execute()
+        add_source_rule(host, plan.ip, plan.table, FROM_POD_PRIORITY)
             .await
             .map_err(|e| {
                 wiring(

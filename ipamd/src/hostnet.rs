@@ -27,7 +27,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use eniplan_netlink::{
-    is_exists, is_gone, link_mac, link_name, route_table, rule_priority, rule_table,
+    add_source_rule, is_exists, is_gone, link_mac, link_name, route_table, rule_priority,
+    rule_table,
 };
 use futures::{StreamExt as _, TryStreamExt as _};
 use ipnetwork::Ipv4Network;
@@ -433,15 +434,7 @@ impl HostNet {
             }
         }
         if !present {
-            self.handle
-                .rule()
-                .add()
-                .v4()
-                .source_prefix(eni.primary_ip, 32)
-                .table_id(table)
-                .action(RuleAction::ToTable)
-                .priority(ENI_PRIMARY_PRIORITY)
-                .execute()
+            add_source_rule(&self.handle, eni.primary_ip, table, ENI_PRIMARY_PRIORITY)
                 .await
                 .map_err(failed(format!(
                     "adding rule {ENI_PRIMARY_PRIORITY} from {} to table {table}",

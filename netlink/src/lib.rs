@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
-use rtnetlink::packet_route::rule::{RuleAttribute, RuleMessage};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 
 /// `ENOENT`: no such object (a rule or route already removed).
 pub const ENOENT: i32 = 2;
@@ -141,4 +141,24 @@ pub fn route_destination(r: &RouteMessage) -> Option<Ipv4Addr> {
         RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
         _ => None,
     })
+}
+
+/// Adds the rule "from `ip`/32 look up `table`" at `priority` (a secondary ENI's primary address
+/// in ipamd, a secondary-ENI pod in the plugin).
+pub async fn add_source_rule(
+    handle: &rtnetlink::Handle,
+    ip: Ipv4Addr,
+    table: u32,
+    priority: u32,
+) -> Result<(), rtnetlink::Error> {
+    handle
+        .rule()
+        .add()
+        .v4()
+        .source_prefix(ip, 32)
+        .table_id(table)
+        .action(RuleAction::ToTable)
+        .priority(priority)
+        .execute()
+        .await
 }
