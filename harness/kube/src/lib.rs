@@ -1,0 +1,285 @@
+//! # kube-fake
+//!
+//! A stateful fake Kubernetes API server for eniplan's tests, in the spirit of the EC2 harness:
+//! the real HTTP/JSON API for what ipamd and its tests use, so that `kubectl` and kube-rs's
+//! watchers talk to it unmodified. No kube-apiserver can be installed on the machines the tests
+//! run on (see `harness/README.md`).
+//!
+//! What it serves: discovery (`/version`, `/api`, `/apis`, resource lists), namespaces, nodes,
+//! pods (with `eviction`), events (core and `events.k8s.io`), CRDs and the custom resources they
+//! define (validated and pruned against their structural schema). Every type supports get,
+//! list (label and field selectors, `limit`/`continue`), watch (from a resource version, with
+//! bookmarks, `sendInitialEvents`, selector transitions as `ADDED`/`DELETED`, `410 Gone` once
+//! the version is compacted), create (`generateName`), update (`409 Conflict` on a stale
+//! version), merge, strategic-merge and JSON patches, status subresources, delete with
+//! preconditions, and deletecollection. It stands in for the controllers a test relies on: the
+//! node lifecycle controller's unschedulable taint. It does not run a scheduler, a kubelet or a
+//! garbage collector: pods are created with `spec.nodeName` and deleted at once.
+//!
+//! Faults: [`FakeApi::down`]/[`FakeApi::up`] (connection refused), [`FakeApi::delay`],
+//! [`FakeApi::throttle`] (429), [`FakeApi::drop_watches`], [`FakeApi::expire_next_watches`] and
+//! [`FakeApi::compact`] (410). [`FakeApi::requests`] counts requests by verb and resource.
+#![deny(missing_docs)]
+
+pub mod error;
+mod openapi;
+mod patch;
+pub mod resources;
+pub mod schema;
+pub mod select;
+mod server;
+pub mod store;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{oneshot, watch as signal};
+use tokio::task::JoinHandle;
+
+pub use error::ApiError;
+pub use store::Store;
+
+/// Settings of a fake.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How often watches that allow bookmarks get one.
+    pub bookmark_every: Duration,
+    /// Changes kept for watches to resume from; older versions get 410 Gone.
+    pub history: usize,
+    /// Port on 127.0.0.1 (0: any free one).
+    pub port: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            bookmark_every: Duration::from_secs(5),
+            history: 100_000,
+            port: 0,
+        }
+    }
+}
+
+/// Faults switched on by a test.
+pub struct Faults {
+    delay_ms: AtomicU64,
+    throttle: AtomicU32,
+    expire: AtomicU32,
+    kill: signal::Sender<u64>,
+}
+
+impl Faults {
+    fn delay(&self) -> Duration {
+        Duration::from_millis(self.delay_ms.load(Ordering::Relaxed))
+    }
+
+    fn take(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn take_throttle(&self) -> bool {
+        Faults::take(&self.throttle)
+    }
+
+    fn take_expire(&self) -> bool {
+        Faults::take(&self.expire)
+    }
+}
+
+/// State shared by the server's tasks.
+pub struct Shared {
+    store: Mutex<Store>,
+    faults: Faults,
+    counts: Mutex<BTreeMap<String, u64>>,
+    addr: SocketAddr,
+    bookmark_every: Duration,
+}
+
+impl Shared {
+    fn count(&self, verb: &str, resource: &str) {
+        let key = if resource.is_empty() {
+            verb.to_owned()
+        } else {
+            format!("{verb} {resource}")
+        };
+        *self.counts.lock().expect("counts").entry(key).or_default() += 1;
+    }
+}
+
+/// A running fake API server on loopback.
+pub struct FakeApi {
+    shared: Arc<Shared>,
+    server: Mutex<Option<(oneshot::Sender<()>, JoinHandle<()>)>>,
+}
+
+async fn serve(shared: Arc<Shared>) -> std::io::Result<(oneshot::Sender<()>, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(shared.addr).await?;
+    let app = axum::Router::new()
+        .fallback(server::handle)
+        .with_state(Arc::clone(&shared));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((stop, task))
+}
+
+impl FakeApi {
+    /// Starts a fake with default options on a free loopback port.
+    pub async fn start() -> std::io::Result<FakeApi> {
+        FakeApi::start_with(Options::default()).await
+    }
+
+    /// Starts a fake.
+    pub async fn start_with(options: Options) -> std::io::Result<FakeApi> {
+        let probe = std::net::TcpListener::bind(("127.0.0.1", options.port))?;
+        let addr = probe.local_addr()?;
+        drop(probe);
+        let (kill, _) = signal::channel(0);
+        let shared = Arc::new(Shared {
+            store: Mutex::new(Store::new(options.history)),
+            faults: Faults {
+                delay_ms: AtomicU64::new(0),
+                throttle: AtomicU32::new(0),
+                expire: AtomicU32::new(0),
+                kill,
+            },
+            counts: Mutex::new(BTreeMap::new()),
+            addr,
+            bookmark_every: options.bookmark_every,
+        });
+        let server = serve(Arc::clone(&shared)).await?;
+        Ok(FakeApi {
+            shared,
+            server: Mutex::new(Some(server)),
+        })
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.shared.addr)
+    }
+
+    /// A kubeconfig for `kubectl` and kube-rs (plain HTTP on loopback, no credentials).
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// Writes [`FakeApi::kubeconfig`] to `path`.
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    /// Requests so far, by `"verb resource"` (`"watch pods"`, `"list nodes"`, `"patch
+    /// nodes/status"`, `"discovery"`, `"throttled"`).
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        self.shared.counts.lock().expect("counts").clone()
+    }
+
+    /// Forgets the request counts.
+    pub fn reset_requests(&self) {
+        self.shared.counts.lock().expect("counts").clear();
+    }
+
+    /// Delays every response by `d`.
+    pub fn delay(&self, d: Duration) {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.shared.faults.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Answers the next `n` requests with 429 Too Many Requests (`Retry-After: 1`).
+    pub fn throttle(&self, n: u32) {
+        self.shared.faults.throttle.store(n, Ordering::Relaxed);
+    }
+
+    /// Answers the next `n` watches with a 410 Gone `ERROR` event.
+    pub fn expire_next_watches(&self, n: u32) {
+        self.shared.faults.expire.store(n, Ordering::Relaxed);
+    }
+
+    /// Ends every open watch stream (clients see the stream close mid-way).
+    pub fn drop_watches(&self) {
+        self.shared.faults.kill.send_modify(|g| *g += 1);
+    }
+
+    /// Forgets the change history: resuming any watch from an earlier version gets 410 Gone.
+    pub fn compact(&self) {
+        self.shared.store.lock().expect("store").compact();
+    }
+
+    /// Stops listening: open streams end and new connections are refused until [`FakeApi::up`].
+    pub async fn down(&self) {
+        self.drop_watches();
+        let server = self.server.lock().expect("server").take();
+        if let Some((stop, task)) = server {
+            let _ = stop.send(());
+            let _ = task.await;
+        }
+    }
+
+    /// Listens again on the same address, with the same objects.
+    pub async fn up(&self) -> std::io::Result<()> {
+        let server = serve(Arc::clone(&self.shared)).await?;
+        *self.server.lock().expect("server") = Some(server);
+        Ok(())
+    }
+
+    /// Creates an object directly (bulk fixtures a test would otherwise send one by one).
+    pub fn create(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        ns: &str,
+        object: Value,
+    ) -> Result<Value, ApiError> {
+        let mut store = self.shared.store.lock().expect("store");
+        let kind = store
+            .kind(group, version, plural)
+            .cloned()
+            .ok_or_else(|| ApiError::no_route(&format!("{group}/{version}/{plural}")))?;
+        store.create(&kind, ns, object)
+    }
+
+    /// One object as stored, if it exists.
+    pub fn get(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let store = self.shared.store.lock().expect("store");
+        let kind = store.kind(group, version, plural)?.clone();
+        store.get(&kind, ns, name).ok()
+    }
+
+    /// Every object of a type, in all namespaces.
+    pub fn list(&self, group: &str, version: &str, plural: &str) -> Vec<Value> {
+        let store = self.shared.store.lock().expect("store");
+        let Some(kind) = store.kind(group, version, plural).cloned() else {
+            return Vec::new();
+        };
+        store.objects(&kind, None).cloned().collect()
+    }
+}
