@@ -983,6 +983,52 @@ fn s_21_custom_networking_leaves_the_primary_empty() {
     assert!(matches!(r, Reply::NoAddress { .. }), "{r:?}");
 }
 
+#[test]
+fn custom_networking_without_an_eniconfig_creates_no_eni_until_one_is_usable() {
+    let vars = [("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "true")];
+    let mut s = sim("t3.small", &vars, UNCAPPED);
+    s.node.input(Input::NewEnis {
+        blocked: Some("ENIConfig \"us-east-1a\" does not exist".into()),
+    });
+    // The ENI already attached keeps serving (S-21: primary empty + one ENI of 3).
+    let enis = s.enis();
+    assert_eq!(enis, 2);
+    s.ramp_to(3);
+    let r = s.node.add_pod("pod-extra");
+    assert_eq!(s.enis(), enis, "no ENI while blocked");
+    match r {
+        Reply::NoAddress {
+            reason: NoAddress::NewEnisBlocked { why },
+            ..
+        } => assert!(why.contains("us-east-1a"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    s.node.input(Input::NewEnis { blocked: None });
+    s.node.settle();
+    assert_eq!(s.enis(), enis + 1, "a new ENI once the ENIConfig is usable");
+}
+
+#[test]
+fn the_kubelets_max_pods_sizes_a_prefix_pool_beyond_the_eni_limit() {
+    // m5.large with prefix delegation: ENI-limited max pods is 29, the node says 110.
+    let vars = [
+        ("ENABLE_PREFIX_DELEGATION", "true"),
+        ("WARM_PREFIX_TARGET", "1"),
+    ];
+    let mut s = sim("m5.large", &vars, 29);
+    s.ramp_to(29);
+    assert!(s.total() <= 48, "capped near 29: {} held", s.total());
+    s.node.input(Input::MaxPods { max_pods: 110 });
+    s.ramp_to(110);
+    let s2 = s.node.pool.snapshot();
+    assert!(s2.assigned >= 110, "{} assigned", s2.assigned);
+    assert!(
+        s2.total >= 110 && s2.total <= 110 + 2 * 16,
+        "{} held",
+        s2.total
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Datastore contract: a pool over one ENI, no EC2 (provisioning disabled).
 

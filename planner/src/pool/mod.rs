@@ -108,6 +108,7 @@ impl Pool {
             initialized: false,
             terminating: false,
             schedulable: true,
+            new_enis_blocked: None,
             now: Time(0),
         }
     }
@@ -156,7 +157,9 @@ impl Pool {
             .saturating_sub(reserved_trunk)
     }
 
-    fn has_room_for_eni(&self) -> bool {
+    /// Whether the ENI budget has room for one more ENI, regardless of whether one may be
+    /// created now.
+    fn eni_slot_free(&self) -> bool {
         let creating = self
             .pending
             .values()
@@ -164,6 +167,10 @@ impl Pool {
             .count();
         let held = self.enis.len() + creating;
         u32::try_from(held).unwrap_or(u32::MAX) < self.eni_budget()
+    }
+
+    fn has_room_for_eni(&self) -> bool {
+        self.new_enis_blocked.is_none() && self.eni_slot_free()
     }
 
     /// Feeds one input at time `now` and returns what to do. Time never goes backwards: an
@@ -201,6 +208,14 @@ impl Pool {
             }
             Input::Schedulable { schedulable } => {
                 self.schedulable = schedulable;
+                true
+            }
+            Input::MaxPods { max_pods } => {
+                self.config.max_pods = max_pods;
+                true
+            }
+            Input::NewEnis { blocked } => {
+                self.new_enis_blocked = blocked;
                 true
             }
         };
@@ -355,6 +370,13 @@ impl Pool {
         if floor_only(&self.config) {
             return NoAddress::MinimumIpTargetReached {
                 minimum_ip_target: self.config.minimum_ip_target,
+            };
+        }
+        if let Some(reason) = &self.new_enis_blocked
+            && self.eni_slot_free()
+        {
+            return NoAddress::NewEnisBlocked {
+                why: reason.clone(),
             };
         }
         NoAddress::NodeFull {

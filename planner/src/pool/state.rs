@@ -169,6 +169,8 @@ pub struct Pool {
     pub(super) initialized: bool,
     pub(super) terminating: bool,
     pub(super) schedulable: bool,
+    /// Why new ENIs cannot be created now (custom networking without a usable ENIConfig).
+    pub(super) new_enis_blocked: Option<String>,
     pub(super) now: Time,
 }
 

@@ -179,6 +179,17 @@ pub enum Input {
         /// Whether the node is schedulable.
         schedulable: bool,
     },
+    /// The kubelet's max pods, as the node reports it (growth stops at this many addresses).
+    MaxPods {
+        /// Pods the kubelet admits.
+        max_pods: u32,
+    },
+    /// Whether new ENIs may be created: `Some(reason)` while they may not (custom networking
+    /// with no usable ENIConfig); the ENIs already attached keep growing.
+    NewEnis {
+        /// Why not, or `None` once they may.
+        blocked: Option<String>,
+    },
 }
 
 /// Why a pod got no address. The daemon reports it in the CNI error and `/v1/decisions`.
@@ -222,6 +233,11 @@ pub enum NoAddress {
     Unschedulable,
     /// `DISABLE_NETWORK_RESOURCE_PROVISIONING`: the pool only uses what is attached.
     ProvisioningDisabled,
+    /// The attached ENIs are full and a new one may not be created (see [`Input::NewEnis`]).
+    NewEnisBlocked {
+        /// Why.
+        why: String,
+    },
 }
 
 impl fmt::Display for NoAddress {
@@ -252,6 +268,10 @@ impl fmt::Display for NoAddress {
             NoAddress::Terminating => f.write_str("the daemon is shutting down and does not grow the pool"),
             NoAddress::ProvisioningDisabled => f.write_str(
                 "every attached address is in use and DISABLE_NETWORK_RESOURCE_PROVISIONING forbids attaching more",
+            ),
+            NoAddress::NewEnisBlocked { why } => write!(
+                f,
+                "the attached ENIs are full and no new ENI can be created: {why}"
             ),
             NoAddress::Unschedulable => f.write_str(
                 "the node is cordoned (node.kubernetes.io/unschedulable) and AWS_MANAGE_ENIS_NON_SCHEDULABLE is off, so the pool does not grow",
