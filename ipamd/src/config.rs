@@ -62,8 +62,12 @@ pub struct Config {
     pub external_snat: bool,
     /// `NETWORK_POLICY_ENFORCING_MODE` (echoed to the plugin).
     pub network_policy_mode: String,
-    /// `MY_NODE_NAME`.
+    /// `MY_NODE_NAME`: this node's name in the Kubernetes API; unset, ipamd runs without it.
     pub node_name: Option<String>,
+    /// `ENI_CONFIG_ANNOTATION_DEF` (default `k8s.amazonaws.com/eniConfig`).
+    pub eni_config_annotation: String,
+    /// `ENI_CONFIG_LABEL_DEF` (default `k8s.amazonaws.com/eniConfig`).
+    pub eni_config_label: String,
     /// `VPC_CNI_VERSION` / the build version: the gRPC `ClientVersion` accepted besides "".
     pub version: String,
     /// `ENIPLAN_TICK_INTERVAL_MS` (default 5000): how often the pool is evaluated.
@@ -106,6 +110,8 @@ pub const DAEMON_VARIABLES: &[&str] = &[
     "AWS_VPC_K8S_CNI_EXTERNALSNAT",
     "NETWORK_POLICY_ENFORCING_MODE",
     "MY_NODE_NAME",
+    "ENI_CONFIG_ANNOTATION_DEF",
+    "ENI_CONFIG_LABEL_DEF",
     "VPC_CNI_VERSION",
     "ENIPLAN_TICK_INTERVAL_MS",
     "ENIPLAN_RECONCILE_INTERVAL_SECS",
@@ -279,6 +285,27 @@ impl Config {
                 "a positive number of milliseconds",
             ));
         }
+        let node_name = get("MY_NODE_NAME").map(str::to_owned);
+        if pool.custom_networking && node_name.is_none() {
+            return Err(invalid(
+                "MY_NODE_NAME",
+                "",
+                "the node's name (the DaemonSet sets it from spec.nodeName): custom networking reads the node's ENIConfig from the Kubernetes API",
+            ));
+        }
+        let eni_config_key = |k: &str| {
+            let v = get(k).unwrap_or(eniplan_crd::DEFAULT_ENICONFIG_KEY);
+            if v.len() > 316 || v.contains(char::is_whitespace) || v.contains(',') {
+                return Err(invalid(
+                    k,
+                    v,
+                    "a label or annotation key such as topology.kubernetes.io/zone",
+                ));
+            }
+            Ok(v.to_owned())
+        };
+        let eni_config_annotation = eni_config_key("ENI_CONFIG_ANNOTATION_DEF")?;
+        let eni_config_label = eni_config_key("ENI_CONFIG_LABEL_DEF")?;
         let external_snat = flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?;
         let host = if flag("ENIPLAN_HOST_NETWORKING", true)? {
             Some(host_config(
@@ -317,7 +344,9 @@ impl Config {
             leak_min_age: Duration::from_secs(number("ENIPLAN_LEAK_MIN_AGE_SECS")?.unwrap_or(300)),
             external_snat,
             network_policy_mode,
-            node_name: get("MY_NODE_NAME").map(str::to_owned),
+            node_name,
+            eni_config_annotation,
+            eni_config_label,
             version: get("VPC_CNI_VERSION")
                 .unwrap_or(env!("CARGO_PKG_VERSION"))
                 .to_owned(),

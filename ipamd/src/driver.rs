@@ -63,6 +63,8 @@ pub enum Event {
     Settle(oneshot::Sender<View>),
     /// SIGTERM: stop growing.
     Terminate,
+    /// What the Kubernetes API says the engine should know changed.
+    Cluster(crate::k8s::Inputs),
 }
 
 /// What introspection shows.
@@ -76,6 +78,8 @@ pub struct View {
     pub decisions: Vec<Decision>,
     /// The last pod ADD that got no address, and why.
     pub last_no_address: Option<NoAddressRecord>,
+    /// What the engine was last told from the Kubernetes API.
+    pub cluster: Option<crate::k8s::Inputs>,
 }
 
 /// One EC2 call the engine asked for.
@@ -122,6 +126,7 @@ pub struct Driver<E> {
     last_no_address: Option<NoAddressRecord>,
     /// `Settle` callers waiting for the pool to become quiet.
     settling: Vec<oneshot::Sender<View>>,
+    cluster: Option<crate::k8s::Inputs>,
 }
 
 fn unix_nanos() -> i64 {
@@ -161,6 +166,7 @@ impl<E: Ec2 + 'static> Driver<E> {
             decisions: VecDeque::new(),
             last_no_address: None,
             settling: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -170,6 +176,7 @@ impl<E: Ec2 + 'static> Driver<E> {
             addresses: self.pool.addresses(),
             decisions: self.decisions.iter().cloned().collect(),
             last_no_address: self.last_no_address.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 
@@ -356,7 +363,46 @@ impl<E: Ec2 + 'static> Driver<E> {
             Event::Terminate => {
                 self.step(Input::Terminate);
             }
+            Event::Cluster(now) => self.cluster(now),
         }
+    }
+
+    /// Feeds what changed in the cluster's view to the engine.
+    fn cluster(&mut self, now: crate::k8s::Inputs) {
+        let before = self.cluster.take();
+        if before.as_ref().is_none_or(|b| b.max_pods != now.max_pods) {
+            tracing::info!(
+                max_pods = now.max_pods,
+                from = now.max_pods_from,
+                "max pods"
+            );
+            self.step(Input::MaxPods {
+                max_pods: now.max_pods,
+            });
+        }
+        if before
+            .as_ref()
+            .is_none_or(|b| b.schedulable != now.schedulable)
+        {
+            tracing::info!(schedulable = now.schedulable, "node schedulability");
+            self.step(Input::Schedulable {
+                schedulable: now.schedulable,
+            });
+        }
+        if before
+            .as_ref()
+            .is_none_or(|b| b.new_enis_blocked != now.new_enis_blocked)
+        {
+            match &now.new_enis_blocked {
+                Some(why) => tracing::warn!(%why, "no new ENI can be created"),
+                None if before.is_some() => tracing::info!("new ENIs may be created again"),
+                None => {}
+            }
+            self.step(Input::NewEnis {
+                blocked: now.new_enis_blocked.clone(),
+            });
+        }
+        self.cluster = Some(now);
     }
 
     /// Runs until every sender is gone.

@@ -59,6 +59,15 @@ pub enum Error {
         /// The kernel's or iptables' answer.
         reason: String,
     },
+    /// No way to reach the Kubernetes API (neither `KUBECONFIG` nor the in-cluster service
+    /// account), while `MY_NODE_NAME` asks for it.
+    #[error("Kubernetes API: {what}: {reason}")]
+    Kubernetes {
+        /// What the daemon was doing.
+        what: String,
+        /// The client's answer.
+        reason: String,
+    },
 }
 
 /// The daemon's documented exit codes (docs/ipamd.md, "Exit codes").
@@ -80,6 +89,8 @@ pub enum Exit {
     /// The primary ENI's host networking (its link, rp_filter, SNAT and connmark rules) could
     /// not be set up.
     HostNetwork = 7,
+    /// `MY_NODE_NAME` is set but no Kubernetes client configuration was found.
+    Kubernetes = 8,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -98,6 +109,7 @@ impl Error {
             Error::Io { .. } => Exit::Io,
             Error::Startup(_) => Exit::Startup,
             Error::HostNetwork { .. } => Exit::HostNetwork,
+            Error::Kubernetes { .. } => Exit::Kubernetes,
         }
     }
 }

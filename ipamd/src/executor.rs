@@ -24,6 +24,8 @@ pub struct Executor<E> {
     pub config: Arc<Config>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// What the Kubernetes API says (ENIConfigs, for custom networking); `None` off a cluster.
+    pub facts: Option<tokio::sync::watch::Receiver<crate::k8s::Facts>>,
 }
 
 impl<E: Ec2> Executor<E> {
@@ -77,10 +79,11 @@ impl<E: Ec2> Executor<E> {
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs();
+        let (subnet_id, security_groups) = self.placement()?;
         let request = CreateEni {
-            subnet_id: self.node.subnet_id.clone(),
+            subnet_id,
             description: format!("aws-K8S-{instance}"),
-            security_groups: self.node.security_groups.clone(),
+            security_groups,
             secondary_ips: ips,
             prefixes,
             interface_type: None,
@@ -134,6 +137,40 @@ impl<E: Ec2> Executor<E> {
             ips: eni.secondary_ips,
             prefixes: eni.prefixes,
         })
+    }
+
+    /// The subnet and security groups of a new ENI: the node's, or with custom networking the
+    /// ENIConfig's as it is now (a changed ENIConfig applies to new ENIs only; an empty group
+    /// list means the primary ENI's, as in the reference).
+    fn placement(&self) -> Result<(String, Vec<String>), Failure> {
+        let custom = self.config.pool.custom_networking;
+        let placement = match &self.facts {
+            Some(f) => f.borrow().placement(custom),
+            None if custom => crate::k8s::Placement::Blocked {
+                why: "custom networking needs the Kubernetes API (MY_NODE_NAME)".into(),
+            },
+            None => crate::k8s::Placement::NodeSubnet,
+        };
+        match placement {
+            crate::k8s::Placement::NodeSubnet => Ok((
+                self.node.subnet_id.clone(),
+                self.node.security_groups.clone(),
+            )),
+            crate::k8s::Placement::EniConfig {
+                name,
+                subnet,
+                security_groups,
+            } => {
+                let groups = if security_groups.is_empty() {
+                    tracing::warn!(eniconfig = %name, "the ENIConfig names no security groups; the new ENI gets the primary ENI's");
+                    self.node.security_groups.clone()
+                } else {
+                    security_groups
+                };
+                Ok((subnet, groups))
+            }
+            crate::k8s::Placement::Blocked { why } => Err(Failure::Other { message: why }),
+        }
     }
 
     /// The new ENI's link, route table and rule (waiting for EC2's hotplug), before any of its

@@ -28,6 +28,8 @@ pub struct Http {
     pub subnet_id: String,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// What the Kubernetes watchers have seen; `None` without `MY_NODE_NAME`.
+    pub facts: Option<tokio::sync::watch::Receiver<crate::k8s::Facts>>,
 }
 
 const COMMANDS: &[&str] = &[
@@ -100,8 +102,19 @@ async fn pool(State(http): State<Http>) -> Response {
 
 async fn decisions(State(http): State<Http>) -> Response {
     match view(&http).await {
-        Some(v) => Json(json!({"decisions": v.decisions, "last_no_address": v.last_no_address}))
-            .into_response(),
+        Some(v) => {
+            let kubernetes = http.facts.as_ref().map(|f| {
+                let f = f.borrow();
+                json!({
+                    "node": f.node, "node_synced": f.node_synced,
+                    "eni_configs_synced": f.eni_configs_synced, "last_error": f.last_error,
+                    "placement": f.placement(http.config.pool.custom_networking),
+                    "engine": v.cluster,
+                })
+            });
+            Json(json!({"decisions": v.decisions, "last_no_address": v.last_no_address, "kubernetes": kubernetes}))
+                .into_response()
+        }
         None => unavailable(),
     }
 }
@@ -126,8 +139,14 @@ async fn networkutils_env(State(http): State<Http>) -> Json<Value> {
     Json(json!({"AWS_VPC_K8S_CNI_EXTERNALSNAT": http.config.external_snat}))
 }
 
-async fn eni_configs() -> Json<Value> {
-    Json(json!("default"))
+/// The node's ENIConfig name as a JSON string, as the reference answers (S-22).
+async fn eni_configs(State(http): State<Http>) -> Json<Value> {
+    let name = http
+        .facts
+        .as_ref()
+        .and_then(|f| f.borrow().node.as_ref().map(|n| n.eni_config.clone()))
+        .unwrap_or_else(|| eniplan_crd::DEFAULT_ENICONFIG.to_owned());
+    Json(json!(name))
 }
 
 async fn commands() -> Json<Value> {

@@ -15,6 +15,7 @@ mod error;
 pub mod executor;
 pub mod hostnet;
 pub mod introspect;
+pub mod k8s;
 pub mod leaks;
 pub mod metrics;
 pub mod node;
@@ -68,6 +69,8 @@ where
         Arc::new(move |api, error, took| metrics.ec2_call(api, error, took))
     };
     let ec2 = Arc::new(Guarded::new(ec2, RetryPolicy::default()).observed_by(report_calls));
+    // The Kubernetes watchers start at once and sync while the node is discovered.
+    let mut kube = k8s::start(&config, &metrics).await?;
 
     // 1. The node, from IMDS and EC2.
     let (node, observed) = node::discover(&*ec2, &imds, &config).await?;
@@ -100,6 +103,7 @@ where
         node: Arc::clone(&node),
         config: Arc::clone(&config),
         metrics: Arc::clone(&metrics),
+        facts: kube.as_ref().map(|k| k.facts.clone()),
     });
     let (tx, rx) = mpsc::channel(4096);
     let driver = Driver::new(
@@ -113,9 +117,14 @@ where
     );
     let loop_task = tokio::spawn(driver.run(rx));
 
-    // 4. Pre-scale, then serve.
+    // 4. What the cluster says (bounded wait), then pre-scale, then serve.
+    if let Some(kube) = &mut kube {
+        let default_max_pods = config.pool_for(node.limits).max_pods;
+        join_cluster(kube, &tx, &config, default_max_pods, &metrics).await;
+    }
     prescale(&tx, &config).await?;
-    let servers = serve::start(&config, &node, &tx, &metrics, stage.clone()).await?;
+    let facts = kube.as_ref().map(|k| k.facts.clone());
+    let servers = serve::start(&config, &node, &tx, &metrics, facts, stage.clone()).await?;
     tracing::info!(took_ms = start.elapsed().as_millis(), "ready");
 
     let background = vec![
@@ -147,6 +156,35 @@ where
     drop(tx);
     loop_task.abort();
     Ok(())
+}
+
+/// Waits (bounded) for the watchers' first answer, tells the engine, and keeps it told.
+async fn join_cluster(
+    kube: &mut k8s::Kube,
+    tx: &mpsc::Sender<Event>,
+    config: &Arc<Config>,
+    default_max_pods: u32,
+    metrics: &Arc<Metrics>,
+) {
+    if !kube.synced(config.pool.custom_networking).await {
+        tracing::warn!(
+            wait_s = k8s::STARTUP_WAIT.as_secs(),
+            "the Kubernetes API has not answered yet; starting with what the checkpoint and EC2 give, and retrying"
+        );
+    }
+    let first = k8s::Inputs::from_facts(&kube.facts.borrow(), config, default_max_pods);
+    metrics
+        .new_enis_blocked
+        .set(i64::from(first.new_enis_blocked.is_some()));
+    let _ = tx.send(Event::Cluster(first.clone())).await;
+    tokio::spawn(k8s::feed(
+        kube.facts.clone(),
+        tx.clone(),
+        Arc::clone(config),
+        default_max_pods,
+        first,
+        Arc::clone(metrics),
+    ));
 }
 
 pub(crate) async fn wait_for(mut stage: watch::Receiver<Stage>, at_least: Stage) {

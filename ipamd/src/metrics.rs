@@ -63,6 +63,12 @@ pub struct Metrics {
     pub subnet_available: IntGaugeVec,
     /// `eniplan_ec2_calls_in_flight`.
     pub in_flight: IntGauge,
+    /// `eniplan_kube_requests_total`.
+    pub kube_requests: IntCounterVec,
+    /// `eniplan_kube_watch_restarts_total`.
+    pub kube_watch_restarts: IntCounterVec,
+    /// `eniplan_new_enis_blocked`.
+    pub new_enis_blocked: IntGauge,
 }
 
 /// Every metric name, for docs/metrics.md and the coverage test.
@@ -91,6 +97,9 @@ pub const NAMES: &[&str] = &[
     "eniplan_ec2_calls_total",
     "eniplan_subnet_available_addresses",
     "eniplan_ec2_calls_in_flight",
+    "eniplan_kube_requests_total",
+    "eniplan_kube_watch_restarts_total",
+    "eniplan_new_enis_blocked",
 ];
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -247,6 +256,23 @@ impl Metrics {
                 &r,
                 "eniplan_ec2_calls_in_flight",
                 "EC2 calls the pool is waiting for",
+            ),
+            kube_requests: counter_vec(
+                &r,
+                "eniplan_kube_requests_total",
+                "Kubernetes API requests by verb, resource and HTTP status (or error)",
+                &["verb", "resource", "code"],
+            ),
+            kube_watch_restarts: counter_vec(
+                &r,
+                "eniplan_kube_watch_restarts_total",
+                "Kubernetes watches that failed and were restarted, by resource",
+                &["resource"],
+            ),
+            new_enis_blocked: gauge(
+                &r,
+                "eniplan_new_enis_blocked",
+                "1 while new ENIs may not be created (custom networking without a usable ENIConfig; the reason is in /v1/decisions)",
             ),
             registry: r,
         };

@@ -65,6 +65,7 @@ pub(crate) async fn start(
     node: &Arc<Node>,
     tx: &mpsc::Sender<Event>,
     metrics: &Arc<Metrics>,
+    facts: Option<watch::Receiver<crate::k8s::Facts>>,
     stage: watch::Receiver<Stage>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
@@ -110,6 +111,7 @@ pub(crate) async fn start(
         config: Arc::clone(config),
         subnet_id: node.subnet_id.clone(),
         metrics: Arc::clone(metrics),
+        facts,
     };
     if let Some(bind) = &config.introspection {
         let router = introspect::introspection(http.clone());
