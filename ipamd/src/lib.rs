@@ -192,8 +192,10 @@ pub(crate) async fn wait_for(mut stage: watch::Receiver<Stage>, at_least: Stage)
 }
 
 /// Waits until the pool is quiet (a tick asks EC2 for nothing and no call is in flight), at
-/// most two minutes; with custom networking an empty pool then stops start-up, as in the
-/// reference.
+/// most two minutes. With custom networking an empty pool then stops start-up, as in the
+/// reference, when EC2 refused the ENI (a wrong ENIConfig subnet); when no usable ENIConfig is
+/// known yet, ipamd serves instead and says why (pods wait with that reason, `/v1/decisions`,
+/// a node Event) until one appears — the reference exits and restarts until then.
 async fn prescale(tx: &mpsc::Sender<Event>, config: &Config) -> Result<()> {
     let (q, r) = oneshot::channel();
     let _ = tx.send(Event::Settle(q)).await;
@@ -203,7 +205,13 @@ async fn prescale(tx: &mpsc::Sender<Event>, config: &Config) -> Result<()> {
     };
     let view =
         view.map_err(|_| Error::Startup("the pool loop stopped during pre-scaling".into()))?;
-    if config.pool.custom_networking && view.snapshot.total == 0 {
+    let blocked = view
+        .cluster
+        .as_ref()
+        .and_then(|c| c.new_enis_blocked.as_deref());
+    if let (true, 0, Some(why)) = (config.pool.custom_networking, view.snapshot.total, blocked) {
+        tracing::error!(%why, "custom networking: no ENI for pods yet; serving, and waiting for a usable ENIConfig");
+    } else if config.pool.custom_networking && view.snapshot.total == 0 {
         return Err(Error::Startup("custom networking: no ENI with pod addresses could be attached (check the ENIConfig subnet)".into()));
     }
     Ok(())

@@ -148,6 +148,77 @@ pub async fn subnet(ec2: &AwsEc2, cidr: &str) -> String {
         .to_owned()
 }
 
+/// A pod subnet for custom networking: associates `vpc_cidr` (a secondary CIDR such as
+/// 100.64.0.0/16) with the VPC of `node_subnet` and creates `cidr` in it, in the same zone;
+/// returns the subnet id.
+///
+/// # Panics
+/// When EC2 refuses.
+pub async fn pod_subnet(ec2: &AwsEc2, node_subnet: &str, vpc_cidr: &str, cidr: &str) -> String {
+    let sdk = ec2.sdk();
+    let described = sdk
+        .describe_subnets()
+        .subnet_ids(node_subnet)
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    let vpc_id = described
+        .subnets()
+        .first()
+        .and_then(|s| s.vpc_id())
+        .expect("the node subnet's VPC")
+        .to_owned();
+    sdk.associate_vpc_cidr_block()
+        .vpc_id(&vpc_id)
+        .cidr_block(vpc_cidr)
+        .send()
+        .await
+        .expect("AssociateVpcCidrBlock");
+    let subnet = sdk
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block(cidr)
+        .availability_zone("us-west-2a")
+        .send()
+        .await
+        .expect("CreateSubnet");
+    subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("a subnet id")
+        .to_owned()
+}
+
+/// A security group in the VPC of `subnet`; returns its id.
+///
+/// # Panics
+/// When EC2 refuses.
+pub async fn security_group(ec2: &AwsEc2, subnet: &str, name: &str) -> String {
+    let sdk = ec2.sdk();
+    let described = sdk
+        .describe_subnets()
+        .subnet_ids(subnet)
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    let vpc_id = described
+        .subnets()
+        .first()
+        .and_then(|s| s.vpc_id())
+        .expect("the subnet's VPC")
+        .to_owned();
+    sdk.create_security_group()
+        .vpc_id(vpc_id)
+        .group_name(name)
+        .description(format!("eniplan test {name}"))
+        .send()
+        .await
+        .expect("CreateSecurityGroup")
+        .group_id()
+        .expect("a group id")
+        .to_owned()
+}
+
 /// Runs one instance of `instance_type` in `subnet`; returns its id.
 ///
 /// # Panics

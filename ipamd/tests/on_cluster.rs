@@ -1,0 +1,244 @@
+//! The real `ipamd` binary on the EC2 harness with a Kubernetes API: the fake API server
+//! (`kube-fake`) runs in the test, every fixture is set with `kubectl`, and ipamd's kube-rs
+//! watchers talk to it through a kubeconfig, as they would to a cluster.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use cloud::Ec2;
+use cloud::model::EniFilter;
+use ipamd::client::{add_request, connect};
+use ipnetwork::Ipv4Network;
+use kube_fake::FakeApi;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::Mutex;
+
+mod common;
+
+use common::{Node, node};
+
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+const CRD: &str = include_str!("../../deploy/crds/eniconfigs.yaml");
+
+struct Cluster {
+    fake: FakeApi,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    async fn start(dir: &std::path::Path) -> Cluster {
+        let fake = FakeApi::start().await.expect("fake API server");
+        let kubeconfig = dir.join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig).unwrap();
+        Cluster { fake, kubeconfig }
+    }
+
+    /// Runs kubectl with `stdin`; panics with its error output when it fails.
+    async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = tokio::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).await.unwrap();
+        }
+        drop(input);
+        let out = tokio::time::timeout(Duration::from_mins(1), child.wait_with_output())
+            .await
+            .expect("kubectl finishes")
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "kubectl {args:?}: {err}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Registers a node the way the kubelet does: the object, then its status.
+    async fn register(&self, name: &str, zone: &str, max_pods: u32) {
+        let node = format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    topology.kubernetes.io/zone: {zone}\n"
+        );
+        self.kubectl(&["create", "-f", "-"], Some(&node)).await;
+        let status = format!(
+            r#"{{"status":{{"capacity":{{"pods":"{max_pods}"}},"allocatable":{{"pods":"{max_pods}"}}}}}}"#
+        );
+        self.kubectl(
+            &[
+                "patch",
+                "node",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status,
+            ],
+            None,
+        )
+        .await;
+    }
+
+    async fn eniconfig(&self, name: &str, subnet: &str, groups: &[&str]) {
+        let groups = groups.join(", ");
+        let doc = format!(
+            "apiVersion: crd.k8s.amazonaws.com/v1alpha1\nkind: ENIConfig\nmetadata:\n  name: {name}\nspec:\n  subnet: {subnet}\n  securityGroups: [{groups}]\n"
+        );
+        self.kubectl(&["apply", "-f", "-"], Some(&doc)).await;
+    }
+}
+
+/// The environment that points ipamd at the fake cluster as node `name`.
+fn cluster_env<'a>(c: &'a Cluster, name: &'a str) -> Vec<(&'a str, String)> {
+    vec![
+        ("KUBECONFIG", c.kubeconfig.display().to_string()),
+        ("MY_NODE_NAME", name.to_owned()),
+    ]
+}
+
+/// Polls an introspection path until `ok` holds (deadline 60 s); returns the last answer.
+async fn until(n: &Node, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let v = n.introspect(path).await;
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never happened; last {path}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A pod ADD through the socket: its address, or ipamd's reason.
+async fn add(n: &Node, id: &str) -> Result<Ipv4Addr, String> {
+    let mut client = connect(&n.socket()).await.unwrap();
+    match client.add_network(add_request(id, "default", id)).await {
+        Ok(r) => Ok(r.into_inner().ip_allocation_metadata[0]
+            .ipv4_addr
+            .parse()
+            .unwrap()),
+        Err(status) => Err(status.message().to_owned()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists() {
+    let _serial = SERIAL.lock().await;
+    let n = node("cn-m5", "m5.large", "10.0.96.0/20").await;
+    let pod_cidr: Ipv4Network = "100.64.0.0/19".parse().unwrap();
+    let pod_subnet =
+        harness_client::pod_subnet(&n.ec2, &n.subnet, "100.64.0.0/16", "100.64.0.0/19").await;
+    let sg = harness_client::security_group(&n.ec2, &n.subnet, "pods-cn").await;
+    let c = Cluster::start(&n.dir).await;
+    c.kubectl(&["apply", "-f", "-"], Some(CRD)).await;
+    let name = "ip-10-0-96-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+
+    // Custom networking by zone, and no ENIConfig for the zone yet.
+    let mut env = cluster_env(&c, name);
+    env.push(("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "true".into()));
+    env.push(("ENI_CONFIG_LABEL_DEF", "topology.kubernetes.io/zone".into()));
+    env.push(("ENIPLAN_METRICS_BIND_ADDRESS", "127.0.0.1:0".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = n.start(&env).await;
+    let decisions = n.introspect("/v1/decisions").await;
+    let k = &decisions["kubernetes"];
+    assert_eq!(k["node"]["eni_config"], "us-west-2a", "{k}");
+    assert_eq!(k["placement"]["placement"], "blocked", "{k}");
+    let why = k["engine"]["new_enis_blocked"].as_str().unwrap();
+    assert!(
+        why.contains("ENIConfig \"us-west-2a\"") && why.contains("does not exist"),
+        "{why}"
+    );
+    assert_eq!(n.introspect("/v1/eni-configs").await, "us-west-2a");
+    let enis = |v: &Value| v["snapshot"]["enis"].as_array().unwrap().len();
+    assert_eq!(enis(&n.at_rest().await), 1, "no ENI without the ENIConfig");
+    let refused = add(&n, "early")
+        .await
+        .expect_err("the primary ENI carries no pod");
+    assert!(
+        refused.contains("no new ENI can be created") && refused.contains("does not exist"),
+        "{refused}"
+    );
+
+    // The ENIConfig appears: the next ENI goes into its subnet, with its security group.
+    c.eniconfig("us-west-2a", &pod_subnet, &[&sg]).await;
+    let view = until(&n, "/v1/pool", "an ENI in the pod subnet", |v| enis(v) == 2).await;
+    assert_eq!(
+        view["snapshot"]["enis"][0]["addresses"], 0,
+        "the primary carries no pod addresses: {view}"
+    );
+    let described = n
+        .ec2
+        .describe_network_interfaces(&EniFilter {
+            instance_id: Some(n.instance.clone()),
+            ..EniFilter::default()
+        })
+        .await
+        .unwrap();
+    let secondary: Vec<_> = described
+        .iter()
+        .filter(|e| e.attachment.as_ref().is_some_and(|a| a.device_index != 0))
+        .collect();
+    assert_eq!(secondary.len(), 1);
+    assert_eq!(secondary[0].subnet_id, pod_subnet);
+    assert_eq!(secondary[0].security_groups, vec![sg.clone()]);
+    let ip = add(&n, "pod-a")
+        .await
+        .expect("a pod address once the ENI is there");
+    assert!(
+        pod_cidr.contains(ip),
+        "{ip} is in the pod subnet {pod_cidr}"
+    );
+    n.assert_agrees().await;
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_delegation_sizes_the_pool_for_the_kubelets_max_pods() {
+    let _serial = SERIAL.lock().await;
+    let n = node("pd110-m5", "m5.large", "10.0.112.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-112-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 110).await;
+    let mut env = cluster_env(&c, name);
+    env.push(("ENABLE_PREFIX_DELEGATION", "true".into()));
+    env.push(("WARM_PREFIX_TARGET", "1".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = n.start(&env).await;
+    let decisions = n.introspect("/v1/decisions").await;
+    let engine = &decisions["kubernetes"]["engine"];
+    assert_eq!(engine["max_pods"], 110, "{engine}");
+    assert_eq!(engine["max_pods_from"], "node status.capacity.pods");
+    // m5.large's ENI-limited max pods is 29: a pool sized for it would stop at two prefixes.
+    for i in 0..60 {
+        let id = format!("p{i}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while add(&n, &id).await.is_err() {
+            assert!(Instant::now() < deadline, "pod {i} got no address");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let view = n.assert_agrees().await;
+    assert!(
+        view["snapshot"]["prefixes"].as_u64().unwrap() >= 4,
+        "{}",
+        view["snapshot"]
+    );
+    assert!(
+        c.fake.requests().get("watch nodes").is_some(),
+        "{:?}",
+        c.fake.requests()
+    );
+    d.stop();
+}
