@@ -236,7 +236,7 @@ async fn prefix_delegation_sizes_the_pool_for_the_kubelets_max_pods() {
         view["snapshot"]
     );
     assert!(
-        c.fake.requests().get("watch nodes").is_some(),
+        c.fake.requests().contains_key("watch nodes"),
         "{:?}",
         c.fake.requests()
     );
