@@ -199,6 +199,12 @@ impl Checkpointer {
     }
 
     /// Forgets an allocation.
+    /// Every entry, by pod key.
+    pub fn entries(&self) -> &BTreeMap<PodKey, Entry> {
+        &self.entries
+    }
+
+    /// Forgets an entry (written at the next flush).
     pub fn remove(&mut self, key: &PodKey) {
         self.dirty |= self.entries.remove(key).is_some();
     }

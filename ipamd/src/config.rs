@@ -68,6 +68,9 @@ pub struct Config {
     pub eni_config_annotation: String,
     /// `ENI_CONFIG_LABEL_DEF` (default `k8s.amazonaws.com/eniConfig`).
     pub eni_config_label: String,
+    /// `ENIPLAN_POD_RELEASE_GRACE_SECS` (default 60): an address whose pod the API no longer
+    /// lists is released after this long.
+    pub pod_release_grace: Duration,
     /// `VPC_CNI_VERSION` / the build version: the gRPC `ClientVersion` accepted besides "".
     pub version: String,
     /// `ENIPLAN_TICK_INTERVAL_MS` (default 5000): how often the pool is evaluated.
@@ -112,6 +115,7 @@ pub const DAEMON_VARIABLES: &[&str] = &[
     "MY_NODE_NAME",
     "ENI_CONFIG_ANNOTATION_DEF",
     "ENI_CONFIG_LABEL_DEF",
+    "ENIPLAN_POD_RELEASE_GRACE_SECS",
     "VPC_CNI_VERSION",
     "ENIPLAN_TICK_INTERVAL_MS",
     "ENIPLAN_RECONCILE_INTERVAL_SECS",
@@ -347,6 +351,11 @@ impl Config {
             node_name,
             eni_config_annotation,
             eni_config_label,
+            pod_release_grace: Duration::from_secs(
+                number("ENIPLAN_POD_RELEASE_GRACE_SECS")?
+                    .unwrap_or(60)
+                    .max(1),
+            ),
             version: get("VPC_CNI_VERSION")
                 .unwrap_or(env!("CARGO_PKG_VERSION"))
                 .to_owned(),

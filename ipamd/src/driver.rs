@@ -65,6 +65,34 @@ pub enum Event {
     Terminate,
     /// What the Kubernetes API says the engine should know changed.
     Cluster(crate::k8s::Inputs),
+    /// This node's pods, as the watch (listed at `listed_at`, Unix ns) has them: answers the
+    /// checkpoint entries whose pod is not among them and whose ADD and that list are both
+    /// older than `grace` — candidates the caller confirms with the API before releasing.
+    GoneCandidates {
+        /// (namespace, name) of every pod on the node.
+        pods: Arc<BTreeSet<(String, String)>>,
+        /// When the watch first listed.
+        listed_at: i64,
+        /// `ENIPLAN_POD_RELEASE_GRACE_SECS`.
+        grace: std::time::Duration,
+        /// The candidates.
+        reply: oneshot::Sender<Vec<Candidate>>,
+    },
+    /// Candidates the API confirmed gone: their addresses are released (unless re-added since).
+    ReleaseGone(Vec<Candidate>),
+}
+
+/// A checkpoint entry whose pod may be gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The pod's key.
+    pub key: PodKey,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its ADD's time (Unix ns): a re-ADD since makes the candidate stale.
+    pub allocated_at: i64,
 }
 
 /// What introspection shows.
@@ -364,6 +392,67 @@ impl<E: Ec2 + 'static> Driver<E> {
                 self.step(Input::Terminate);
             }
             Event::Cluster(now) => self.cluster(now),
+            Event::GoneCandidates {
+                pods,
+                listed_at,
+                grace,
+                reply,
+            } => {
+                let _ = reply.send(self.gone_candidates(&pods, listed_at, grace));
+            }
+            Event::ReleaseGone(confirmed) => self.release_gone(confirmed),
+        }
+    }
+
+    /// Checkpoint entries whose pod the watch does not have; entries without a pod name are
+    /// kept, as the reference keeps them.
+    fn gone_candidates(
+        &self,
+        pods: &BTreeSet<(String, String)>,
+        listed_at: i64,
+        grace: std::time::Duration,
+    ) -> Vec<Candidate> {
+        let now = unix_nanos();
+        let grace = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
+        self.ckpt
+            .entries()
+            .iter()
+            .filter(|(_, e)| {
+                let m = &e.metadata;
+                !m.pod_name.is_empty()
+                    && !pods.contains(&(m.pod_namespace.clone(), m.pod_name.clone()))
+                    && now.saturating_sub(e.allocation_timestamp.max(listed_at)) >= grace
+            })
+            .map(|(k, e)| Candidate {
+                key: k.clone(),
+                namespace: e.metadata.pod_namespace.clone(),
+                name: e.metadata.pod_name.clone(),
+                allocated_at: e.allocation_timestamp,
+            })
+            .collect()
+    }
+
+    /// Releases the addresses of pods the API confirmed gone from this node (S-35's purpose,
+    /// from the API rather than host veths).
+    fn release_gone(&mut self, confirmed: Vec<Candidate>) {
+        for c in confirmed {
+            let same = self
+                .ckpt
+                .entries()
+                .get(&c.key)
+                .is_some_and(|e| e.allocation_timestamp == c.allocated_at);
+            if !same {
+                continue; // DEL'd or re-ADDed meanwhile
+            }
+            let (key, pod) = (c.key, format!("{}/{}", c.namespace, c.name));
+            let replies = self.step(Input::DelPod { key: key.clone() });
+            let ip = replies.iter().find_map(|r| match r {
+                Reply::Released { address, .. } => Some(address.ip),
+                _ => None,
+            });
+            tracing::warn!(%pod, key = %key, ip = ?ip, "the pod no longer exists on this node; its address is released");
+            self.metrics.pods_gone.inc();
+            self.ckpt.remove(&key);
         }
     }
 

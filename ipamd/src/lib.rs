@@ -177,6 +177,15 @@ async fn join_cluster(
         .new_enis_blocked
         .set(i64::from(first.new_enis_blocked.is_some()));
     let _ = tx.send(Event::Cluster(first.clone())).await;
+    if let Some(node) = &config.node_name {
+        tokio::spawn(k8s::pod_sweeper(
+            kube.facts.clone(),
+            kube.client.clone(),
+            node.clone(),
+            tx.clone(),
+            config.pod_release_grace,
+        ));
+    }
     tokio::spawn(k8s::feed(
         kube.facts.clone(),
         tx.clone(),

@@ -69,6 +69,8 @@ pub struct Metrics {
     pub kube_watch_restarts: IntCounterVec,
     /// `eniplan_new_enis_blocked`.
     pub new_enis_blocked: IntGauge,
+    /// `eniplan_gone_pod_addresses_released_total`.
+    pub pods_gone: IntCounter,
 }
 
 /// Every metric name, for docs/metrics.md and the coverage test.
@@ -100,6 +102,7 @@ pub const NAMES: &[&str] = &[
     "eniplan_kube_requests_total",
     "eniplan_kube_watch_restarts_total",
     "eniplan_new_enis_blocked",
+    "eniplan_gone_pod_addresses_released_total",
 ];
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -273,6 +276,11 @@ impl Metrics {
                 &r,
                 "eniplan_new_enis_blocked",
                 "1 while new ENIs may not be created (custom networking without a usable ENIConfig; the reason is in /v1/decisions)",
+            ),
+            pods_gone: counter(
+                &r,
+                "eniplan_gone_pod_addresses_released_total",
+                "Addresses released because their pod no longer exists on the node (deleted while ipamd was down, or its DEL never came)",
             ),
             registry: r,
         };

@@ -17,7 +17,7 @@ use std::time::Duration;
 use eniplan_crd::ENIConfig;
 use eniplan_crd::ENIConfigSpec;
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event as Watched};
 use kube::{Api, Client};
@@ -116,6 +116,21 @@ impl Kube {
 enum Update {
     Node(watcher::Result<Watched<Node>>),
     EniConfig(watcher::Result<Watched<ENIConfig>>),
+    Pod(watcher::Result<Watched<Pod>>),
+}
+
+/// A pod's identity as the checkpoint records it.
+fn pod_id(p: &Pod) -> (String, String) {
+    (
+        p.metadata.namespace.clone().unwrap_or_default(),
+        p.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn unix_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Runs the watchers for good, folding their events into the facts.
@@ -134,86 +149,208 @@ async fn watch_all(
         .map(Update::Node)
         .boxed();
     let eni_configs = if custom_networking {
-        watcher::watcher(Api::<ENIConfig>::all(client), watcher::Config::default())
-            .default_backoff()
-            .map(Update::EniConfig)
-            .boxed()
+        watcher::watcher(
+            Api::<ENIConfig>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(Update::EniConfig)
+        .boxed()
     } else {
         stream::pending().boxed()
     };
-    let mut updates = stream::select(nodes, eni_configs);
-    let info = |n: &Node| NodeInfo::from_node(n, &annotation_key, &label_key);
-    let (mut node_list, mut ec_list): (Option<NodeInfo>, BTreeMap<String, ENIConfigSpec>) =
-        (None, BTreeMap::new());
+    // Only this node's pods: memory does not grow with the cluster (VPC CNI #2436).
+    let on_node = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let pods = watcher::watcher(Api::<Pod>::all(client), on_node)
+        .default_backoff()
+        .map(Update::Pod)
+        .boxed();
+    let mut updates = stream::select(stream::select(nodes, eni_configs), pods);
+    let mut fold = Fold {
+        tx,
+        metrics,
+        annotation_key,
+        label_key,
+        nodes: None,
+        eni_configs: BTreeMap::new(),
+        pods: std::collections::BTreeSet::new(),
+    };
     while let Some(update) = updates.next().await {
-        let failed = |resource: &str, e: &watcher::Error| {
-            metrics
-                .kube_watch_restarts
-                .with_label_values(&[resource])
-                .inc();
-            tracing::warn!(resource, error = %e, "Kubernetes watch failed; retrying with back-off");
-            let message = e.to_string();
-            tx.send_if_modified(|f| {
-                let changed = f.last_error.as_ref() != Some(&message);
-                f.last_error = Some(message);
-                changed
-            });
-        };
         match update {
-            Update::Node(Ok(event)) => match event {
-                watcher::Event::Init => node_list = None,
-                watcher::Event::InitApply(n) => node_list = Some(info(&n)),
-                watcher::Event::InitDone => {
-                    let listed = node_list.take();
-                    tx.send_if_modified(|f| {
-                        let changed = f.node != listed || !f.node_synced || f.last_error.is_some();
-                        (f.node, f.node_synced, f.last_error) = (listed, true, None);
-                        changed
-                    });
+            Update::Node(Ok(e)) => fold.node(e),
+            Update::EniConfig(Ok(e)) => fold.eni_config(e),
+            Update::Pod(Ok(e)) => fold.pod(e),
+            Update::Node(Err(e)) => fold.failed("nodes", &e),
+            Update::EniConfig(Err(e)) => fold.failed("eniconfigs", &e),
+            Update::Pod(Err(e)) => fold.failed("pods", &e),
+        }
+    }
+}
+
+/// Folds watch events into the facts; lists are buffered until their `InitDone`, so the facts
+/// never show half a relist.
+struct Fold {
+    tx: watch::Sender<Facts>,
+    metrics: Arc<Metrics>,
+    annotation_key: String,
+    label_key: String,
+    nodes: Option<NodeInfo>,
+    eni_configs: BTreeMap<String, ENIConfigSpec>,
+    pods: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Fold {
+    fn info(&self, n: &Node) -> NodeInfo {
+        NodeInfo::from_node(n, &self.annotation_key, &self.label_key)
+    }
+
+    fn failed(&self, resource: &str, e: &watcher::Error) {
+        self.metrics
+            .kube_watch_restarts
+            .with_label_values(&[resource])
+            .inc();
+        tracing::warn!(resource, error = %e, "Kubernetes watch failed; retrying with back-off");
+        let message = e.to_string();
+        self.tx.send_if_modified(|f| {
+            let changed = f.last_error.as_ref() != Some(&message);
+            f.last_error = Some(message);
+            changed
+        });
+    }
+
+    fn node(&mut self, event: Watched<Node>) {
+        match event {
+            Watched::Init => self.nodes = None,
+            Watched::InitApply(n) => self.nodes = Some(self.info(&n)),
+            Watched::InitDone => {
+                let listed = self.nodes.take();
+                self.tx.send_if_modified(|f| {
+                    let changed = f.node != listed || !f.node_synced || f.last_error.is_some();
+                    (f.node, f.node_synced, f.last_error) = (listed, true, None);
+                    changed
+                });
+            }
+            Watched::Apply(n) => {
+                let now = Some(self.info(&n));
+                self.tx.send_if_modified(|f| {
+                    let changed = f.node != now;
+                    f.node = now;
+                    changed
+                });
+            }
+            Watched::Delete(_) => self.tx.send_modify(|f| f.node = None),
+        }
+    }
+
+    fn eni_config(&mut self, event: Watched<ENIConfig>) {
+        match event {
+            Watched::Init => self.eni_configs.clear(),
+            Watched::InitApply(e) => {
+                self.eni_configs.insert(e.name().to_owned(), e.spec);
+            }
+            Watched::InitDone => {
+                let listed = std::mem::take(&mut self.eni_configs);
+                self.tx.send_if_modified(|f| {
+                    let changed =
+                        f.eni_configs != listed || !f.eni_configs_synced || f.last_error.is_some();
+                    (f.eni_configs, f.eni_configs_synced, f.last_error) = (listed, true, None);
+                    changed
+                });
+            }
+            Watched::Apply(e) => {
+                self.tx.send_if_modified(|f| {
+                    let name = e.name().to_owned();
+                    let changed = f.eni_configs.get(&name) != Some(&e.spec);
+                    f.eni_configs.insert(name, e.spec);
+                    changed
+                });
+            }
+            Watched::Delete(e) => self.tx.send_modify(|f| {
+                f.eni_configs.remove(e.name());
+            }),
+        }
+    }
+
+    fn pod(&mut self, event: Watched<Pod>) {
+        match event {
+            Watched::Init => self.pods.clear(),
+            Watched::InitApply(p) => {
+                self.pods.insert(pod_id(&p));
+            }
+            Watched::InitDone => {
+                let listed = Arc::new(std::mem::take(&mut self.pods));
+                self.tx.send_modify(|f| {
+                    f.pod_count = listed.len();
+                    f.pods = listed;
+                    f.pods_current_since.get_or_insert_with(unix_nanos);
+                });
+            }
+            Watched::Apply(p) => {
+                self.tx.send_if_modified(|f| {
+                    let added = Arc::make_mut(&mut f.pods).insert(pod_id(&p));
+                    f.pod_count = f.pods.len();
+                    added
+                });
+            }
+            Watched::Delete(p) => self.tx.send_modify(|f| {
+                Arc::make_mut(&mut f.pods).remove(&pod_id(&p));
+                f.pod_count = f.pods.len();
+            }),
+        }
+    }
+}
+
+/// Every `grace / 4`, once the pod watch has listed, asks the pool loop which addresses are
+/// held for pods the watch does not have, confirms each with a GET (the watch may lag or be
+/// down: only a 404, or the pod now on another node, counts), and has those released.
+pub async fn pod_sweeper(
+    facts: watch::Receiver<Facts>,
+    client: Client,
+    node: String,
+    tx: mpsc::Sender<Event>,
+    grace: Duration,
+) {
+    let mut every = tokio::time::interval((grace / 4).max(Duration::from_millis(250)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (pods, listed_at) = {
+            let f = facts.borrow();
+            (Arc::clone(&f.pods), f.pods_current_since)
+        };
+        let Some(listed_at) = listed_at else { continue };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let ask = Event::GoneCandidates {
+            pods,
+            listed_at,
+            grace,
+            reply,
+        };
+        if tx.send(ask).await.is_err() {
+            return;
+        }
+        let Ok(candidates) = answer.await else { return };
+        let mut confirmed = Vec::new();
+        for c in candidates {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &c.namespace);
+            match api.get_opt(&c.name).await {
+                Ok(None) => confirmed.push(c),
+                Ok(Some(p))
+                    if p.spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.as_deref())
+                        .is_some_and(|n| n != node) =>
+                {
+                    confirmed.push(c);
                 }
-                watcher::Event::Apply(n) => {
-                    let now = Some(info(&n));
-                    tx.send_if_modified(|f| {
-                        let changed = f.node != now;
-                        f.node = now;
-                        changed
-                    });
+                Ok(Some(_)) => {}
+                Err(e) => {
+                    tracing::debug!(pod = %c.name, error = %e, "cannot confirm the pod is gone; keeping its address");
                 }
-                watcher::Event::Delete(_) => {
-                    tx.send_modify(|f| f.node = None);
-                }
-            },
-            Update::EniConfig(Ok(event)) => match event {
-                watcher::Event::Init => ec_list.clear(),
-                watcher::Event::InitApply(e) => {
-                    ec_list.insert(e.name().to_owned(), e.spec);
-                }
-                watcher::Event::InitDone => {
-                    let listed = std::mem::take(&mut ec_list);
-                    tx.send_if_modified(|f| {
-                        let changed = f.eni_configs != listed
-                            || !f.eni_configs_synced
-                            || f.last_error.is_some();
-                        (f.eni_configs, f.eni_configs_synced, f.last_error) = (listed, true, None);
-                        changed
-                    });
-                }
-                watcher::Event::Apply(e) => {
-                    tx.send_if_modified(|f| {
-                        let name = e.name().to_owned();
-                        let changed = f.eni_configs.get(&name) != Some(&e.spec);
-                        f.eni_configs.insert(name, e.spec);
-                        changed
-                    });
-                }
-                watcher::Event::Delete(e) => {
-                    tx.send_modify(|f| {
-                        f.eni_configs.remove(e.name());
-                    });
-                }
-            },
-            Update::Node(Err(e)) => failed("nodes", &e),
-            Update::EniConfig(Err(e)) => failed("eniconfigs", &e),
+            }
+        }
+        if !confirmed.is_empty() && tx.send(Event::ReleaseGone(confirmed)).await.is_err() {
+            return;
         }
     }
 }
