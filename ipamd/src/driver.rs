@@ -155,6 +155,7 @@ pub struct Driver<E> {
     /// `Settle` callers waiting for the pool to become quiet.
     settling: Vec<oneshot::Sender<View>>,
     cluster: Option<crate::k8s::Inputs>,
+    notices: Option<crate::k8s::events::Notices>,
 }
 
 fn unix_nanos() -> i64 {
@@ -195,6 +196,24 @@ impl<E: Ec2 + 'static> Driver<E> {
             last_no_address: None,
             settling: Vec::new(),
             cluster: None,
+            notices: None,
+        }
+    }
+
+    /// Sends Kubernetes Events for what an operator must act on.
+    pub fn set_notices(&mut self, notices: crate::k8s::events::Notices) {
+        self.notices = Some(notices);
+    }
+
+    fn notify(&self, subject: crate::k8s::events::Subject, reason: &'static str, note: String) {
+        if let Some(n) = &self.notices {
+            let warning = !matches!(reason, "ENIConfigUsable");
+            let _ = n.try_send(crate::k8s::events::Notice {
+                subject,
+                warning,
+                reason,
+                note,
+            });
         }
     }
 
@@ -301,6 +320,20 @@ impl<E: Ec2 + 'static> Driver<E> {
             }
             Some(Err(reason)) => {
                 self.metrics.no_available.inc();
+                if !meta.pod_name.is_empty() {
+                    let subject = crate::k8s::events::Subject::Pod {
+                        namespace: meta.pod_namespace.clone(),
+                        name: meta.pod_name.clone(),
+                    };
+                    self.notify(subject, "FailedToAssignIP", reason.to_string());
+                }
+                if matches!(
+                    reason,
+                    NoAddress::NodeFull { .. } | NoAddress::MaxPodsReached { .. }
+                ) {
+                    let subject = crate::k8s::events::Subject::Node;
+                    self.notify(subject, "NodeIPLimitReached", reason.to_string());
+                }
                 tracing::warn!(pod = %key, %reason, "no address for pod");
                 self.last_no_address = Some(NoAddressRecord {
                     time_ms: self.now().as_millis(),
@@ -351,6 +384,16 @@ impl<E: Ec2 + 'static> Driver<E> {
                     };
                 }
                 match &result {
+                    Err(f) if f.is_subnet_full() => {
+                        tracing::warn!(%op, failure = %f, "EC2 call failed");
+                        let note = format!("the subnet has no room for the pool's next addresses ({f}); growth pauses and retries");
+                        self.notify(crate::k8s::events::Subject::Node, "SubnetFull", note);
+                    }
+                    Err(f @ Failure::Unauthorized { action }) => {
+                        tracing::warn!(%op, failure = %f, "EC2 call failed");
+                        let note = format!("ipamd's IAM role lacks {action}; grant it (docs/iam-policy.json)");
+                        self.notify(crate::k8s::events::Subject::Node, "EC2PermissionDenied", note);
+                    }
                     Err(f) => tracing::warn!(%op, failure = %f, "EC2 call failed"),
                     Ok(o) => tracing::debug!(%op, outcome = ?o, "EC2 call done"),
                 }
@@ -482,9 +525,18 @@ impl<E: Ec2 + 'static> Driver<E> {
             .as_ref()
             .is_none_or(|b| b.new_enis_blocked != now.new_enis_blocked)
         {
+            let subject = crate::k8s::events::Subject::Node;
             match &now.new_enis_blocked {
-                Some(why) => tracing::warn!(%why, "no new ENI can be created"),
-                None if before.is_some() => tracing::info!("new ENIs may be created again"),
+                Some(why) => {
+                    tracing::warn!(%why, "no new ENI can be created");
+                    let reason = crate::k8s::events::blocked_reason(why);
+                    self.notify(subject, reason, why.clone());
+                }
+                None if before.is_some() => {
+                    tracing::info!("new ENIs may be created again");
+                    let usable = "the node's ENIConfig is usable; new ENIs go to its subnet";
+                    self.notify(subject, "ENIConfigUsable", usable.into());
+                }
                 None => {}
             }
             self.step(Input::NewEnis {

@@ -106,7 +106,7 @@ where
         facts: kube.as_ref().map(|k| k.facts.clone()),
     });
     let (tx, rx) = mpsc::channel(4096);
-    let driver = Driver::new(
+    let mut driver = Driver::new(
         pool,
         start,
         exec,
@@ -115,6 +115,9 @@ where
         Arc::clone(&metrics),
         &observed,
     );
+    if let Some(kube) = &kube {
+        driver.set_notices(kube.events());
+    }
     let loop_task = tokio::spawn(driver.run(rx));
 
     // 4. What the cluster says (bounded wait), then pre-scale, then serve.

@@ -119,6 +119,21 @@ async fn until(n: &Node, path: &str, what: &str, ok: impl Fn(&Value) -> bool) ->
     }
 }
 
+/// Waits (deadline 60 s) until the events.k8s.io Events satisfy `ok`; returns them.
+async fn until_events(c: &Cluster, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let out = c.kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"], None).await;
+        let list: Value = serde_json::from_str(&out).unwrap();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        if ok(&items) {
+            return items;
+        }
+        assert!(Instant::now() < deadline, "the expected Events never came: {items:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A pod ADD through the socket: its address, or ipamd's reason.
 async fn add(n: &Node, id: &str) -> Result<Ipv4Addr, String> {
     let mut client = connect(&n.socket()).await.unwrap();
@@ -170,6 +185,15 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
         refused.contains("no new ENI can be created") && refused.contains("does not exist"),
         "{refused}"
     );
+    // The operator hears it from the cluster: an Event on the node and on the pod.
+    let events = until_events(&c, |e| {
+        e.iter().any(|e| e["reason"] == "ENIConfigNotFound" && e["regarding"]["name"] == name)
+            && e.iter().any(|e| e["reason"] == "FailedToAssignIP" && e["regarding"]["name"] == "early")
+    })
+    .await;
+    let node_event = events.iter().find(|e| e["reason"] == "ENIConfigNotFound").unwrap();
+    assert_eq!(node_event["type"], "Warning");
+    assert!(node_event["note"].as_str().unwrap().contains("us-west-2a"), "{node_event}");
 
     // The ENIConfig appears: the next ENI goes into its subnet, with its security group.
     c.eniconfig("us-west-2a", &pod_subnet, &[&sg]).await;

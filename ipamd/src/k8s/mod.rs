@@ -8,6 +8,7 @@
 //! last facts it had (`docs/ipamd.md`, "Kubernetes").
 
 pub mod client;
+pub mod events;
 pub mod facts;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,8 @@ pub struct Kube {
     pub facts: watch::Receiver<Facts>,
     /// The client (for Events).
     pub client: Client,
+    /// `MY_NODE_NAME`.
+    pub node: String,
 }
 
 /// What the engine is told, from the facts.
@@ -97,10 +100,26 @@ pub async fn start(config: &Config, metrics: &Arc<Metrics>) -> Result<Option<Kub
         tx,
         Arc::clone(metrics),
     ));
-    Ok(Some(Kube { facts, client }))
+    Ok(Some(Kube {
+        facts,
+        client,
+        node: config.node_name.clone().unwrap_or_default(),
+    }))
 }
 
 impl Kube {
+    /// Starts the Event publisher; the pool loop sends it notices.
+    pub fn events(&self) -> events::Notices {
+        let (notices, queue) = mpsc::channel(256);
+        tokio::spawn(events::publisher(
+            self.client.clone(),
+            self.node.clone(),
+            self.facts.clone(),
+            queue,
+        ));
+        notices
+    }
+
     /// Waits (at most [`STARTUP_WAIT`]) until the watchers have listed what the pool needs.
     pub async fn synced(&mut self, custom_networking: bool) -> bool {
         let ready = |f: &Facts| f.node_synced && (!custom_networking || f.eni_configs_synced);
