@@ -333,3 +333,61 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     n.assert_agrees().await;
     d.stop();
 }
+
+/// The engine's inputs as `/v1/decisions` shows them.
+async fn engine(n: &Node) -> Value {
+    n.introspect("/v1/decisions").await["kubernetes"]["engine"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
+    let _serial = SERIAL.lock().await;
+    let n = node("faults-m5", "m5.large", "10.0.144.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-144-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 110).await;
+    let mut env = cluster_env(&c, name);
+    env.push(("ENABLE_PREFIX_DELEGATION", "true".into()));
+    env.push(("WARM_PREFIX_TARGET", "1".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    // Down at start: ipamd serves with the catalogue's max pods, then learns the node's.
+    c.fake.down().await;
+    let d = n.start(&env).await;
+    assert_eq!(engine(&n).await["max_pods"], 29, "the ENI-limited value while the API is down");
+    let before = add(&n, "before").await.expect("pods are served while the API is down");
+    c.fake.up().await.unwrap();
+    until(&n, "/v1/decisions", "the node's max pods once the API answers", |v| {
+        v["kubernetes"]["engine"]["max_pods"] == 110
+    })
+    .await;
+
+    // A watch dropped mid-stream resumes; a change made meanwhile still arrives.
+    c.fake.drop_watches();
+    c.kubectl(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", r#"{"status":{"capacity":{"pods":"58"}}}"#], None).await;
+    until(&n, "/v1/decisions", "the change made while the watch was down", |v| {
+        v["kubernetes"]["engine"]["max_pods"] == 58
+    })
+    .await;
+
+    // 410 Gone: the history is compacted and the streams dropped; the watcher relists.
+    let relists = c.fake.requests().get("list nodes").copied().unwrap_or(0);
+    c.fake.compact();
+    c.fake.expire_next_watches(3);
+    c.fake.drop_watches();
+    c.kubectl(&["cordon", name], None).await;
+    until(&n, "/v1/decisions", "the cordon after a relist", |v| {
+        v["kubernetes"]["engine"]["schedulable"] == false
+    })
+    .await;
+    assert!(c.fake.requests()["list nodes"] > relists, "410 made the watcher list again");
+
+    // Nothing was lost or handed out twice.
+    let after = add(&n, "after").await.expect("still serving");
+    assert_ne!(before, after);
+    let view = n.assert_agrees().await;
+    let held = holders(&view);
+    assert_eq!(held.get("before"), Some(&before.to_string()));
+    assert_eq!(held.len(), 2, "{held:?}");
+    d.stop();
+}
