@@ -386,13 +386,21 @@ impl<E: Ec2 + 'static> Driver<E> {
                 match &result {
                     Err(f) if f.is_subnet_full() => {
                         tracing::warn!(%op, failure = %f, "EC2 call failed");
-                        let note = format!("the subnet has no room for the pool's next addresses ({f}); growth pauses and retries");
+                        let note = format!(
+                            "the subnet has no room for the pool's next addresses ({f}); growth pauses and retries"
+                        );
                         self.notify(crate::k8s::events::Subject::Node, "SubnetFull", note);
                     }
                     Err(f @ Failure::Unauthorized { action }) => {
                         tracing::warn!(%op, failure = %f, "EC2 call failed");
-                        let note = format!("ipamd's IAM role lacks {action}; grant it (docs/iam-policy.json)");
-                        self.notify(crate::k8s::events::Subject::Node, "EC2PermissionDenied", note);
+                        let note = format!(
+                            "ipamd's IAM role lacks {action}; grant it (docs/iam-policy.json)"
+                        );
+                        self.notify(
+                            crate::k8s::events::Subject::Node,
+                            "EC2PermissionDenied",
+                            note,
+                        );
                     }
                     Err(f) => tracing::warn!(%op, failure = %f, "EC2 call failed"),
                     Ok(o) => tracing::debug!(%op, outcome = ?o, "EC2 call done"),
@@ -519,6 +527,12 @@ impl<E: Ec2 + 'static> Driver<E> {
             tracing::info!(schedulable = now.schedulable, "node schedulability");
             self.step(Input::Schedulable {
                 schedulable: now.schedulable,
+            });
+        }
+        if before.as_ref().is_none_or(|b| b.draining != now.draining) {
+            tracing::info!(draining = now.draining, "node cordoned or draining");
+            self.step(Input::Draining {
+                draining: now.draining,
             });
         }
         if before

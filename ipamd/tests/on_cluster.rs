@@ -123,13 +123,18 @@ async fn until(n: &Node, path: &str, what: &str, ok: impl Fn(&Value) -> bool) ->
 async fn until_events(c: &Cluster, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
-        let out = c.kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"], None).await;
+        let out = c
+            .kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"], None)
+            .await;
         let list: Value = serde_json::from_str(&out).unwrap();
         let items = list["items"].as_array().cloned().unwrap_or_default();
         if ok(&items) {
             return items;
         }
-        assert!(Instant::now() < deadline, "the expected Events never came: {items:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the expected Events never came: {items:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -187,13 +192,21 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
     );
     // The operator hears it from the cluster: an Event on the node and on the pod.
     let events = until_events(&c, |e| {
-        e.iter().any(|e| e["reason"] == "ENIConfigNotFound" && e["regarding"]["name"] == name)
-            && e.iter().any(|e| e["reason"] == "FailedToAssignIP" && e["regarding"]["name"] == "early")
+        e.iter()
+            .any(|e| e["reason"] == "ENIConfigNotFound" && e["regarding"]["name"] == name)
+            && e.iter()
+                .any(|e| e["reason"] == "FailedToAssignIP" && e["regarding"]["name"] == "early")
     })
     .await;
-    let node_event = events.iter().find(|e| e["reason"] == "ENIConfigNotFound").unwrap();
+    let node_event = events
+        .iter()
+        .find(|e| e["reason"] == "ENIConfigNotFound")
+        .unwrap();
     assert_eq!(node_event["type"], "Warning");
-    assert!(node_event["note"].as_str().unwrap().contains("us-west-2a"), "{node_event}");
+    assert!(
+        node_event["note"].as_str().unwrap().contains("us-west-2a"),
+        "{node_event}"
+    );
 
     // The ENIConfig appears: the next ENI goes into its subnet, with its security group.
     c.eniconfig("us-west-2a", &pod_subnet, &[&sg]).await;
@@ -296,7 +309,8 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     // A pod on another node with a deleted pod's name must not keep it alive.
     c.register("other-node", "us-west-2a", 29).await;
     for p in ["a", "b", "c"] {
-        c.kubectl(&["create", "-f", "-"], Some(&pod_yaml(p, name))).await;
+        c.kubectl(&["create", "-f", "-"], Some(&pod_yaml(p, name)))
+            .await;
     }
     let mut env = cluster_env(&c, name);
     env.push(("ENIPLAN_POD_RELEASE_GRACE_SECS", "2".into()));
@@ -309,15 +323,24 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     d.kill9();
 
     c.kubectl(&["delete", "pod", "b"], None).await;
-    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("b", "other-node"))).await;
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("b", "other-node")))
+        .await;
     let d = n.start(&env).await;
     let view = until(&n, "/v1/pool", "b's address released", |v| {
         !holders(v).contains_key("b")
     })
     .await;
     let held = holders(&view);
-    assert_eq!(held.get("a"), ips.get("a"), "a keeps its address through the restart");
-    assert_eq!(held.get("c"), ips.get("c"), "c keeps its address through the restart");
+    assert_eq!(
+        held.get("a"),
+        ips.get("a"),
+        "a keeps its address through the restart"
+    );
+    assert_eq!(
+        held.get("c"),
+        ips.get("c"),
+        "c keeps its address through the restart"
+    );
     let ckpt: Value =
         serde_json::from_str(&std::fs::read_to_string(n.dir.join("ipam.json")).unwrap()).unwrap();
     let kept: Vec<&str> = ckpt["allocations"]
@@ -329,7 +352,10 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     assert_eq!(kept, ["a", "c"], "the checkpoint no longer holds b");
     // Confirmed with a GET before release; steady state is otherwise watches only.
     let requests = c.fake.requests();
-    assert!(requests.get("get pods").is_some_and(|&n| n >= 1), "{requests:?}");
+    assert!(
+        requests.get("get pods").is_some_and(|&n| n >= 1),
+        "{requests:?}"
+    );
     n.assert_agrees().await;
     d.stop();
 }
@@ -354,20 +380,44 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
     // Down at start: ipamd serves with the catalogue's max pods, then learns the node's.
     c.fake.down().await;
     let d = n.start(&env).await;
-    assert_eq!(engine(&n).await["max_pods"], 29, "the ENI-limited value while the API is down");
-    let before = add(&n, "before").await.expect("pods are served while the API is down");
+    assert_eq!(
+        engine(&n).await["max_pods"],
+        29,
+        "the ENI-limited value while the API is down"
+    );
+    let before = add(&n, "before")
+        .await
+        .expect("pods are served while the API is down");
     c.fake.up().await.unwrap();
-    until(&n, "/v1/decisions", "the node's max pods once the API answers", |v| {
-        v["kubernetes"]["engine"]["max_pods"] == 110
-    })
+    until(
+        &n,
+        "/v1/decisions",
+        "the node's max pods once the API answers",
+        |v| v["kubernetes"]["engine"]["max_pods"] == 110,
+    )
     .await;
 
     // A watch dropped mid-stream resumes; a change made meanwhile still arrives.
     c.fake.drop_watches();
-    c.kubectl(&["patch", "node", name, "--subresource=status", "--type=merge", "-p", r#"{"status":{"capacity":{"pods":"58"}}}"#], None).await;
-    until(&n, "/v1/decisions", "the change made while the watch was down", |v| {
-        v["kubernetes"]["engine"]["max_pods"] == 58
-    })
+    c.kubectl(
+        &[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"capacity":{"pods":"58"}}}"#,
+        ],
+        None,
+    )
+    .await;
+    until(
+        &n,
+        "/v1/decisions",
+        "the change made while the watch was down",
+        |v| v["kubernetes"]["engine"]["max_pods"] == 58,
+    )
     .await;
 
     // 410 Gone: the history is compacted and the streams dropped; the watcher relists.
@@ -380,7 +430,10 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
         v["kubernetes"]["engine"]["schedulable"] == false
     })
     .await;
-    assert!(c.fake.requests()["list nodes"] > relists, "410 made the watcher list again");
+    assert!(
+        c.fake.requests()["list nodes"] > relists,
+        "410 made the watcher list again"
+    );
 
     // Nothing was lost or handed out twice.
     let after = add(&n, "after").await.expect("still serving");
@@ -389,5 +442,52 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
     let held = holders(&view);
     assert_eq!(held.get("before"), Some(&before.to_string()));
     assert_eq!(held.len(), 2, "{held:?}");
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cordoned_node_hands_its_warm_addresses_back_and_warms_again_when_uncordoned() {
+    let _serial = SERIAL.lock().await;
+    let n = node("drain-m5", "m5.large", "10.0.160.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-160-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    let mut env = cluster_env(&c, name);
+    env.push(("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE", "true".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = n.start(&env).await;
+    for p in ["a", "b"] {
+        add(&n, p).await.unwrap();
+    }
+    let total = |v: &Value| v["snapshot"]["total"].as_u64().unwrap();
+    let warm = total(&n.assert_agrees().await);
+    assert!(warm >= 9, "a warm pool first: {warm}");
+
+    c.kubectl(&["cordon", name], None).await;
+    let view = until(&n, "/v1/pool", "only the pods' addresses held", |v| {
+        total(v) == 2
+    })
+    .await;
+    assert_eq!(holders(&view).len(), 2, "the pods keep theirs");
+    let decisions = n.introspect("/v1/decisions").await;
+    let said = decisions["decisions"].as_array().unwrap().iter().any(|d| {
+        d["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE")
+    });
+    assert!(said, "/v1/decisions says why: {decisions}");
+    n.assert_agrees().await;
+    let refused = add(&n, "late")
+        .await
+        .expect_err("no new address while draining");
+    assert!(refused.contains("cordoned or draining"), "{refused}");
+
+    c.kubectl(&["uncordon", name], None).await;
+    until(&n, "/v1/pool", "warm again", |v| total(v) >= 9).await;
+    add(&n, "late")
+        .await
+        .expect("a pod address once uncordoned");
+    n.assert_agrees().await;
     d.stop();
 }

@@ -1009,6 +1009,64 @@ fn custom_networking_without_an_eniconfig_creates_no_eni_until_one_is_usable() {
 }
 
 #[test]
+fn a_draining_node_hands_back_its_warm_addresses_and_warms_again_after() {
+    for (vars, mode) in [
+        (
+            vec![("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE", "true")],
+            "secondary IPs",
+        ),
+        (
+            vec![
+                ("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE", "true"),
+                ("ENABLE_PREFIX_DELEGATION", "true"),
+                ("WARM_PREFIX_TARGET", "2"),
+            ],
+            "prefixes",
+        ),
+    ] {
+        let mut s = sim("m5.large", &vars, UNCAPPED);
+        s.ramp_to(12); // onto a second ENI in secondary-IP mode
+        let warm = s.total();
+        assert!(warm > 12, "{mode}: a warm pool first ({warm})");
+        s.node.input(Input::Schedulable { schedulable: false });
+        s.node.input(Input::Draining { draining: true });
+        s.node.settle();
+        let held = s.node.pool.snapshot();
+        let in_use = if mode == "prefixes" { 16 } else { 12 };
+        assert_eq!(
+            held.total, in_use,
+            "{mode}: only what pods use (whole prefixes) is kept"
+        );
+        let r = s.node.add_pod("late");
+        if mode == "secondary IPs" {
+            assert!(
+                matches!(
+                    r,
+                    Reply::NoAddress {
+                        reason: NoAddress::Draining,
+                        ..
+                    }
+                ),
+                "{r:?}"
+            );
+        }
+        s.node.input(Input::Draining { draining: false });
+        s.node.input(Input::Schedulable { schedulable: true });
+        s.node.settle();
+        assert!(s.total() > in_use + 1, "{mode}: warm again ({})", s.total());
+        s.assert_consistent();
+    }
+    // Without the variable a cordoned node keeps its warm pool (the reference's behaviour).
+    let mut r = sim("m5.large", &[], UNCAPPED);
+    r.ramp_to(12);
+    let warm = r.total();
+    r.node.input(Input::Schedulable { schedulable: false });
+    r.node.input(Input::Draining { draining: true });
+    r.node.settle();
+    assert_eq!(r.total(), warm);
+}
+
+#[test]
 fn the_kubelets_max_pods_sizes_a_prefix_pool_beyond_the_eni_limit() {
     // m5.large with prefix delegation: ENI-limited max pods is 29, the node says 110.
     let vars = [

@@ -84,7 +84,11 @@ pub async fn publisher(
             },
         };
         let event = Event {
-            type_: if n.warning { EventType::Warning } else { EventType::Normal },
+            type_: if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: n.reason.into(),
             note: Some(n.note.chars().take(1000).collect()),
             action: "AllocateAddresses".into(),

@@ -58,6 +58,8 @@ pub struct Inputs {
     pub max_pods_from: &'static str,
     /// No `node.kubernetes.io/unschedulable` taint.
     pub schedulable: bool,
+    /// Cordoned or carrying a draining taint.
+    pub draining: bool,
     /// Why new ENIs may not be created now.
     pub new_enis_blocked: Option<String>,
 }
@@ -79,6 +81,7 @@ impl Inputs {
             max_pods,
             max_pods_from,
             schedulable: node.is_none_or(|n| n.schedulable),
+            draining: node.is_some_and(|n| n.draining.is_some()),
             new_enis_blocked,
         }
     }

@@ -72,6 +72,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "prefix delegation: fall back to secondary IPs when the subnet has no free /28",
     ),
     (
+        "ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE",
+        "false",
+        "a cordoned or draining node keeps no warm addresses: it hands every unused one back",
+    ),
+    (
         "ENIPLAN_REFERENCE_RULES",
         "false",
         "decide exactly as the AWS VPC CNI does, quirks included (for comparisons)",
@@ -106,6 +111,13 @@ pub struct PoolConfig {
     pub manage_enis_non_schedulable: bool,
     /// `ENIPLAN_PD_FALLBACK`.
     pub pd_fallback: bool,
+    /// `ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE` (VPC CNI #3263).
+    pub release_warm_unschedulable: bool,
+    /// Not a variable: the node is cordoned or draining and `release_warm_unschedulable` is
+    /// on (set through [`super::Input::Draining`]). The warm targets are then zero: the pool
+    /// holds what pods use and hands the rest back.
+    #[serde(skip)]
+    pub draining: bool,
     /// `ENIPLAN_REFERENCE_RULES`: the reference's decisions, quirks included: cooling addresses
     /// count as available and may be released, ENIs are freed without hysteresis, and the pool
     /// is only re-evaluated on ticks.
@@ -150,6 +162,8 @@ impl Default for PoolConfig {
             disable_provisioning: false,
             manage_enis_non_schedulable: false,
             pd_fallback: false,
+            release_warm_unschedulable: false,
+            draining: false,
             reference_rules: false,
             max_pods: 110,
             decrease_interval: Duration::from_secs(30),
@@ -229,6 +243,10 @@ impl PoolConfig {
         }
         if let Some(v) = get("ENIPLAN_PD_FALLBACK") {
             c.pd_fallback = parse_bool("ENIPLAN_PD_FALLBACK", v)?;
+        }
+        if let Some(v) = get("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE") {
+            c.release_warm_unschedulable =
+                parse_bool("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE", v)?;
         }
         c.validate()?;
         Ok(c)

@@ -79,7 +79,8 @@ impl Pool {
                 self.shrink(out);
             }
             self.release_fallback_ips(out);
-            if !self.terminating && self.may_change_enis() {
+            // A draining node frees idle ENIs even while cordoned: handing back is the point.
+            if !self.terminating && (self.may_change_enis() || self.config.draining) {
                 self.free_eni(out);
             }
         }

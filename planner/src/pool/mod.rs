@@ -210,6 +210,10 @@ impl Pool {
                 self.schedulable = schedulable;
                 true
             }
+            Input::Draining { draining } => {
+                self.config.draining = draining && self.config.release_warm_unschedulable;
+                true
+            }
             Input::MaxPods { max_pods } => {
                 self.config.max_pods = max_pods;
                 true
@@ -334,6 +338,9 @@ impl Pool {
         }
         if self.terminating {
             return NoAddress::Terminating;
+        }
+        if self.config.draining {
+            return NoAddress::Draining;
         }
         if !self.may_change_enis() {
             return NoAddress::Unschedulable;

@@ -22,7 +22,12 @@ impl Pool {
         if over == 0 {
             return;
         }
-        let reason = if t.ip_targets {
+        let reason = if self.config.draining {
+            format!(
+                "the node is cordoned or draining (ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE): handing back {over} unused {}",
+                if prefixes { "prefixes" } else { "addresses" }
+            )
+        } else if t.ip_targets {
             format!(
                 "pool above its targets by {over} {}: {} available of {} held; WARM_IP_TARGET={}, MINIMUM_IP_TARGET={}",
                 if prefixes { "prefixes" } else { "addresses" },

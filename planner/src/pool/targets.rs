@@ -83,6 +83,20 @@ pub struct Targets {
 /// assert_eq!(target_state(&config, AddressMode::SecondaryIp, &c).short, 2);
 /// ```
 pub fn target_state(config: &PoolConfig, mode: AddressMode, c: &Counters) -> Targets {
+    if config.draining {
+        // Zero warm targets: nothing is short, every assignable address is over.
+        return Targets {
+            ip_targets: true,
+            short: 0,
+            over: c.available(),
+            short_prefixes: 0,
+            over_prefixes: if mode == AddressMode::PrefixDelegation {
+                c.free_prefixes
+            } else {
+                0
+            },
+        };
+    }
     let (w, m) = (config.warm_ip_target, config.minimum_ip_target);
     if w == 0 && m == 0 {
         return Targets::default();
@@ -287,6 +301,9 @@ pub(crate) fn targets_hold_without_eni(
     mode: AddressMode,
     after: &Counters,
 ) -> bool {
+    if config.draining {
+        return true;
+    }
     let (w, m) = (config.warm_ip_target, config.minimum_ip_target);
     if w != 0 && after.available() < round_up_to_prefixes(mode, w) {
         return false;

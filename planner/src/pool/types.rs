@@ -179,6 +179,13 @@ pub enum Input {
         /// Whether the node is schedulable.
         schedulable: bool,
     },
+    /// The node is cordoned or draining (`true`) or no longer (`false`). With
+    /// `ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE` the pool then keeps no warm addresses: it
+    /// stops growing and hands back every unused address, prefix and idle ENI.
+    Draining {
+        /// Whether the node is being drained.
+        draining: bool,
+    },
     /// The kubelet's max pods, as the node reports it (growth stops at this many addresses).
     MaxPods {
         /// Pods the kubelet admits.
@@ -233,6 +240,9 @@ pub enum NoAddress {
     Unschedulable,
     /// `DISABLE_NETWORK_RESOURCE_PROVISIONING`: the pool only uses what is attached.
     ProvisioningDisabled,
+    /// The node is cordoned or draining and `ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE` keeps no
+    /// warm addresses.
+    Draining,
     /// The attached ENIs are full and a new one may not be created (see [`Input::NewEnis`]).
     NewEnisBlocked {
         /// Why.
@@ -268,6 +278,9 @@ impl fmt::Display for NoAddress {
             NoAddress::Terminating => f.write_str("the daemon is shutting down and does not grow the pool"),
             NoAddress::ProvisioningDisabled => f.write_str(
                 "every attached address is in use and DISABLE_NETWORK_RESOURCE_PROVISIONING forbids attaching more",
+            ),
+            NoAddress::Draining => f.write_str(
+                "the node is cordoned or draining and ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE keeps no warm addresses; uncordon it for new pods",
             ),
             NoAddress::NewEnisBlocked { why } => write!(
                 f,
