@@ -23,10 +23,14 @@ use common::{Node, node};
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 const CRD: &str = include_str!("../../deploy/crds/eniconfigs.yaml");
+const RBAC: &str = include_str!("../../deploy/rbac.yaml");
 
 struct Cluster {
     fake: FakeApi,
+    /// The admin's (kubectl's).
     kubeconfig: PathBuf,
+    /// ipamd's: the service account of `deploy/rbac.yaml`, held to its ClusterRole.
+    ipamd_kubeconfig: PathBuf,
 }
 
 impl Cluster {
@@ -34,7 +38,26 @@ impl Cluster {
         let fake = FakeApi::start().await.expect("fake API server");
         let kubeconfig = dir.join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig).unwrap();
-        Cluster { fake, kubeconfig }
+        let token = fake.service_account_token("kube-system", "eniplan-ipamd");
+        let ipamd_kubeconfig = dir.join("ipamd.kubeconfig");
+        std::fs::write(&ipamd_kubeconfig, fake.kubeconfig_with_token(&token)).unwrap();
+        let c = Cluster {
+            fake,
+            kubeconfig,
+            ipamd_kubeconfig,
+        };
+        c.kubectl(&["apply", "-f", "-"], Some(RBAC)).await;
+        c
+    }
+
+    /// ipamd sent nothing its ClusterRole does not allow.
+    fn assert_within_rbac(&self) {
+        let requests = self.fake.requests();
+        assert!(!requests.contains_key("forbidden"), "ipamd was refused: {requests:?}");
+        assert!(
+            requests.contains_key("authenticated eniplan-ipamd"),
+            "ipamd authenticated as its service account: {requests:?}"
+        );
     }
 
     /// Runs kubectl with `stdin`; panics with its error output when it fails.
@@ -98,7 +121,7 @@ impl Cluster {
 /// The environment that points ipamd at the fake cluster as node `name`.
 fn cluster_env<'a>(c: &'a Cluster, name: &'a str) -> Vec<(&'a str, String)> {
     vec![
-        ("KUBECONFIG", c.kubeconfig.display().to_string()),
+        ("KUBECONFIG", c.ipamd_kubeconfig.display().to_string()),
         ("MY_NODE_NAME", name.to_owned()),
     ]
 }
@@ -239,6 +262,7 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
     );
     n.assert_agrees().await;
     d.stop();
+    c.assert_within_rbac();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,6 +302,7 @@ async fn prefix_delegation_sizes_the_pool_for_the_kubelets_max_pods() {
         c.fake.requests()
     );
     d.stop();
+    c.assert_within_rbac();
 }
 
 fn pod_yaml(name: &str, node: &str) -> String {
@@ -358,6 +383,7 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     );
     n.assert_agrees().await;
     d.stop();
+    c.assert_within_rbac();
 }
 
 /// The engine's inputs as `/v1/decisions` shows them.
@@ -443,6 +469,7 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
     assert_eq!(held.get("before"), Some(&before.to_string()));
     assert_eq!(held.len(), 2, "{held:?}");
     d.stop();
+    c.assert_within_rbac();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -490,4 +517,5 @@ async fn a_cordoned_node_hands_its_warm_addresses_back_and_warms_again_when_unco
         .expect("a pod address once uncordoned");
     n.assert_agrees().await;
     d.stop();
+    c.assert_within_rbac();
 }

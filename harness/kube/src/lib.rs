@@ -24,6 +24,7 @@
 pub mod error;
 mod openapi;
 mod patch;
+pub mod rbac;
 pub mod resources;
 pub mod schema;
 pub mod select;
@@ -100,6 +101,8 @@ pub struct Shared {
     counts: Mutex<BTreeMap<String, u64>>,
     addr: SocketAddr,
     bookmark_every: Duration,
+    /// Service-account tokens: token → (namespace, name).
+    tokens: Mutex<BTreeMap<String, (String, String)>>,
 }
 
 impl Shared {
@@ -158,6 +161,7 @@ impl FakeApi {
             counts: Mutex::new(BTreeMap::new()),
             addr,
             bookmark_every: options.bookmark_every,
+            tokens: Mutex::new(BTreeMap::new()),
         });
         let server = serve(Arc::clone(&shared)).await?;
         Ok(FakeApi {
@@ -182,6 +186,24 @@ impl FakeApi {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{}}\n",
             self.url()
         )
+    }
+
+    /// A bearer token for the service account `namespace`/`name`: requests with it may do only
+    /// what the ClusterRoles bound to that account allow (`kubectl apply` the RBAC manifest).
+    pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
+        let token = format!("sa-token-{namespace}-{name}-{}", self.addr().port());
+        self.shared
+            .tokens
+            .lock()
+            .expect("tokens")
+            .insert(token.clone(), (namespace.to_owned(), name.to_owned()));
+        token
+    }
+
+    /// A kubeconfig that authenticates with `token`.
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        self.kubeconfig()
+            .replace("  user: {}\n", &format!("  user:\n    token: {token}\n"))
     }
 
     /// Writes [`FakeApi::kubeconfig`] to `path`.

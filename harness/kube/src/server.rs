@@ -253,6 +253,53 @@ fn route(
     resource(shared, method, uri, headers, body, target)
 }
 
+/// RBAC for service-account tokens (see [`crate::rbac`]); no token is the cluster admin.
+fn authorize(
+    shared: &Arc<Shared>,
+    method: &Method,
+    headers: &HeaderMap,
+    params: &Params,
+    t: &Target,
+) -> Result<(), ApiError> {
+    let Some(auth) = headers.get(header::AUTHORIZATION) else {
+        return Ok(());
+    };
+    let token = auth
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let Some((ns, name)) = shared.tokens.lock().expect("tokens").get(token).cloned() else {
+        return Err(ApiError {
+            code: 401,
+            reason: "Unauthorized",
+            message: "Unauthorized".into(),
+            details: json!({}),
+        });
+    };
+    let verb = match (method.clone(), t.name.is_some()) {
+        (Method::GET, false) if params.flag("watch") => "watch",
+        (Method::GET, false) => "list",
+        (Method::GET, true) => "get",
+        (Method::POST, _) => "create",
+        (Method::PUT, _) => "update",
+        (Method::PATCH, _) => "patch",
+        (Method::DELETE, true) => "delete",
+        (Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    };
+    let a = crate::rbac::Attributes {
+        verb,
+        kind: &t.kind,
+        subresource: t.sub.as_deref(),
+        namespace: t.ns.as_deref(),
+        name: t.name.as_deref(),
+    };
+    let store = shared.store.lock().expect("store");
+    shared.count("authenticated", &name);
+    crate::rbac::authorize(&store, &ns, &name, &a).inspect_err(|_| shared.count("forbidden", ""))
+}
+
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the request body is not JSON: {e}")))
@@ -277,6 +324,7 @@ fn resource(
     if t.kind.namespaced && t.name.is_some() && t.ns.is_none() {
         return Err(ApiError::no_route(uri.path()));
     }
+    authorize(shared, method, headers, &params, &t)?;
     let status_only = match t.sub.as_deref() {
         None => false,
         Some("status") if t.kind.status => true,

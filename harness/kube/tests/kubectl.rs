@@ -326,3 +326,76 @@ async fn stale_writes_conflict_and_compacted_versions_are_gone() {
     assert!(out.contains("NodeList"), "{out}");
     assert_eq!(c.fake.requests().get("throttled"), Some(&1));
 }
+
+/// One HTTP/1.1 request with a bearer token (kubectl sends none over plain HTTP; kube-rs and
+/// the in-cluster clients do): status and body.
+async fn with_token(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::AsyncReadExt as _;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: fake\r\nAuthorization: Bearer {token}\r\nContent-Type: application/merge-patch+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_may_do_only_what_its_cluster_role_allows() {
+    let c = Cluster::start().await;
+    c.ok(
+        &["apply", "-f", "-"],
+        Some(include_str!("../../../deploy/rbac.yaml")),
+    )
+    .await;
+    c.ok(&["create", "-f", "-"], Some(&node("n1"))).await;
+    let token = c.fake.service_account_token("kube-system", "eniplan-ipamd");
+    let addr = c.fake.addr();
+    let (code, body) = with_token(
+        addr,
+        "GET",
+        "/api/v1/nodes?fieldSelector=metadata.name%3Dn1",
+        &token,
+        "",
+    )
+    .await;
+    assert_eq!(code, 200, "list nodes is in the role: {body}");
+    let (code, body) = with_token(addr, "GET", "/api/v1/nodes/n1", &token, "").await;
+    assert_eq!(code, 403, "get on a node is not: {body}");
+    assert!(
+        body.contains("User \\\"system:serviceaccount:kube-system:eniplan-ipamd\\\" cannot get resource \\\"nodes\\\""),
+        "{body}"
+    );
+    let (code, _) = with_token(
+        addr,
+        "PATCH",
+        "/api/v1/nodes/n1",
+        &token,
+        r#"{"metadata":{"labels":{"x":"y"}}}"#,
+    )
+    .await;
+    assert_eq!(code, 403, "nor is writing to it");
+    let (code, _) = with_token(addr, "GET", "/api/v1/nodes", "made-up", "").await;
+    assert_eq!(code, 401, "an unknown token is refused");
+    let (code, _) = with_token(addr, "GET", "/apis", &token, "").await;
+    assert_eq!(code, 200, "discovery is open to every account");
+    let n = c.json(&["get", "node", "n1"]).await;
+    assert!(
+        n["metadata"]["labels"].get("x").is_none(),
+        "the refused patch changed nothing"
+    );
+}
