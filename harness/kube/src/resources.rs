@@ -3,6 +3,42 @@
 
 use serde_json::{Value, json};
 
+/// Pod fields a field selector may name (the API server's set).
+const POD_FIELDS: &[&str] = &[
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+];
+
+/// Core Event fields a field selector may name.
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
+/// events.k8s.io Event fields a field selector may name.
+const EVENTS_V1_FIELDS: &[&str] = &[
+    "regarding.kind",
+    "regarding.name",
+    "regarding.namespace",
+    "reason",
+    "type",
+    "reportingController",
+];
+
 /// One resource type.
 #[derive(Debug, Clone)]
 pub struct Kind {
@@ -75,8 +111,10 @@ impl Kind {
 
     /// The resource types every API server has (those eniplan and its tests use).
     pub fn builtins() -> Vec<Kind> {
+        let b = Kind::builtin;
+        let rbac = "rbac.authorization.k8s.io";
         vec![
-            Kind::builtin(
+            b(
                 "",
                 "v1",
                 "namespaces",
@@ -86,7 +124,7 @@ impl Kind {
                 true,
                 &["status.phase"],
             ),
-            Kind::builtin(
+            b(
                 "",
                 "v1",
                 "nodes",
@@ -96,25 +134,8 @@ impl Kind {
                 true,
                 &["spec.unschedulable"],
             ),
-            Kind::builtin(
-                "",
-                "v1",
-                "pods",
-                "Pod",
-                &["po"],
-                true,
-                true,
-                &[
-                    "spec.nodeName",
-                    "spec.restartPolicy",
-                    "spec.schedulerName",
-                    "spec.serviceAccountName",
-                    "status.phase",
-                    "status.podIP",
-                    "status.nominatedNodeName",
-                ],
-            ),
-            Kind::builtin(
+            b("", "v1", "pods", "Pod", &["po"], true, true, POD_FIELDS),
+            b(
                 "",
                 "v1",
                 "events",
@@ -122,38 +143,9 @@ impl Kind {
                 &["ev"],
                 true,
                 false,
-                &[
-                    "involvedObject.kind",
-                    "involvedObject.namespace",
-                    "involvedObject.name",
-                    "involvedObject.uid",
-                    "involvedObject.apiVersion",
-                    "involvedObject.resourceVersion",
-                    "involvedObject.fieldPath",
-                    "reason",
-                    "reportingComponent",
-                    "source",
-                    "type",
-                ],
+                EVENT_FIELDS,
             ),
-            Kind::builtin(
-                "events.k8s.io",
-                "v1",
-                "events",
-                "Event",
-                &["ev"],
-                true,
-                false,
-                &[
-                    "regarding.kind",
-                    "regarding.name",
-                    "regarding.namespace",
-                    "reason",
-                    "type",
-                    "reportingController",
-                ],
-            ),
-            Kind::builtin(
+            b(
                 "",
                 "v1",
                 "serviceaccounts",
@@ -163,8 +155,18 @@ impl Kind {
                 false,
                 &[],
             ),
-            Kind::builtin(
-                "rbac.authorization.k8s.io",
+            b(
+                "events.k8s.io",
+                "v1",
+                "events",
+                "Event",
+                &["ev"],
+                true,
+                false,
+                EVENTS_V1_FIELDS,
+            ),
+            b(
+                rbac,
                 "v1",
                 "clusterroles",
                 "ClusterRole",
@@ -173,8 +175,8 @@ impl Kind {
                 false,
                 &[],
             ),
-            Kind::builtin(
-                "rbac.authorization.k8s.io",
+            b(
+                rbac,
                 "v1",
                 "clusterrolebindings",
                 "ClusterRoleBinding",
@@ -183,7 +185,7 @@ impl Kind {
                 false,
                 &[],
             ),
-            Kind::builtin(
+            b(
                 "apiextensions.k8s.io",
                 "v1",
                 "customresourcedefinitions",
