@@ -53,7 +53,10 @@ impl Cluster {
     /// ipamd sent nothing its ClusterRole does not allow.
     fn assert_within_rbac(&self) {
         let requests = self.fake.requests();
-        assert!(!requests.contains_key("forbidden"), "ipamd was refused: {requests:?}");
+        assert!(
+            !requests.contains_key("forbidden"),
+            "ipamd was refused: {requests:?}"
+        );
         assert!(
             requests.contains_key("authenticated eniplan-ipamd"),
             "ipamd authenticated as its service account: {requests:?}"
@@ -516,6 +519,80 @@ async fn a_cordoned_node_hands_its_warm_addresses_back_and_warms_again_when_unco
         .await
         .expect("a pod address once uncordoned");
     n.assert_agrees().await;
+    d.stop();
+    c.assert_within_rbac();
+}
+
+/// ipamd's resident set, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_pods_on_other_nodes_cost_ipamd_no_memory_and_no_requests() {
+    let _serial = SERIAL.lock().await;
+    let n = node("foreign-m5", "m5.large", "10.0.176.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-176-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("mine", name)))
+        .await;
+    let env = cluster_env(&c, name);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = n.start(&env).await;
+    n.at_rest().await;
+    // One node change first, so both readings follow the same work (a watch event, a tick).
+    c.kubectl(&["cordon", name], None).await;
+    until(&n, "/v1/decisions", "the cordon", |v| {
+        v["kubernetes"]["engine"]["schedulable"] == false
+    })
+    .await;
+    let pid = d.child.id();
+    let before = rss_kib(pid);
+    let base = c.fake.requests();
+
+    // 10,000 pods on 100 other nodes. Through the fake's store (the same admission as its HTTP
+    // create): kubectl's client-side rate limit would take minutes for 10,000 POSTs.
+    for i in 0..10_000 {
+        let pod = serde_json::json!({
+            "metadata": {"name": format!("foreign-{i:05}"), "namespace": "default",
+                         "labels": {"app": "web"}},
+            "spec": {"nodeName": format!("node-{:03}", i % 100),
+                     "containers": [{"name": "c", "image": "pause"}]},
+        });
+        c.fake.create("", "v1", "pods", "default", pod).unwrap();
+    }
+    assert_eq!(c.fake.list("", "v1", "pods").len(), 10_001);
+    // A change on this node still arrives (the watch is live), then memory is read.
+    c.kubectl(&["uncordon", name], None).await;
+    until(&n, "/v1/decisions", "the uncordon", |v| {
+        v["kubernetes"]["engine"]["schedulable"] == true
+    })
+    .await;
+    let after = rss_kib(pid);
+    let grown = after.saturating_sub(before);
+    println!(
+        "ipamd RSS: {before} KiB with 1 pod in the cluster, {after} KiB with 10,001 (grew {grown} KiB)"
+    );
+    assert!(
+        grown < 1024,
+        "RSS grew {grown} KiB with 10,000 foreign pods ({before} → {after} KiB)"
+    );
+    let decisions = n.introspect("/v1/decisions").await;
+    assert_eq!(decisions["kubernetes"]["node"]["name"], name);
+    // ipamd's watches delivered the cordon; it sent no request at all meanwhile (no polling).
+    let requests = c.fake.requests();
+    let by_ipamd: Vec<_> = requests
+        .iter()
+        .filter(|(k, n)| k.starts_with("as eniplan-ipamd") && base.get(*k) != Some(n))
+        .collect();
+    assert!(by_ipamd.is_empty(), "ipamd sent {by_ipamd:?}");
     d.stop();
     c.assert_within_rbac();
 }

@@ -212,7 +212,8 @@ impl FakeApi {
     }
 
     /// Requests so far, by `"verb resource"` (`"watch pods"`, `"list nodes"`, `"patch
-    /// nodes/status"`, `"discovery"`, `"throttled"`).
+    /// nodes/status"`, `"discovery"`, `"throttled"`, `"forbidden"`); those with a
+    /// service-account token also as `"as NAME verb resource"` and `"authenticated NAME"`.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         self.shared.counts.lock().expect("counts").clone()
     }

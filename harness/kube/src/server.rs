@@ -297,6 +297,7 @@ fn authorize(
     };
     let store = shared.store.lock().expect("store");
     shared.count("authenticated", &name);
+    shared.count(&format!("as {name}"), &format!("{verb} {}", t.kind.plural));
     crate::rbac::authorize(&store, &ns, &name, &a).inspect_err(|_| shared.count("forbidden", ""))
 }
 
