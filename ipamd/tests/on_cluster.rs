@@ -2,180 +2,22 @@
 //! (`kube-fake`) runs in the test, every fixture is set with `kubectl`, and ipamd's kube-rs
 //! watchers talk to it through a kubeconfig, as they would to a cluster.
 
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use cloud::Ec2;
 use cloud::model::EniFilter;
-use ipamd::client::{add_request, connect};
 use ipnetwork::Ipv4Network;
-use kube_fake::FakeApi;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
 mod common;
 
-use common::{Node, node};
+use common::cluster::{
+    CRD, Cluster, add, cluster_env, engine, holders, pod_yaml, rss_kib, until, until_events,
+};
+use common::node;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
-
-const CRD: &str = include_str!("../../deploy/crds/eniconfigs.yaml");
-const RBAC: &str = include_str!("../../deploy/rbac.yaml");
-
-struct Cluster {
-    fake: FakeApi,
-    /// The admin's (kubectl's).
-    kubeconfig: PathBuf,
-    /// ipamd's: the service account of `deploy/rbac.yaml`, held to its ClusterRole.
-    ipamd_kubeconfig: PathBuf,
-}
-
-impl Cluster {
-    async fn start(dir: &std::path::Path) -> Cluster {
-        let fake = FakeApi::start().await.expect("fake API server");
-        let kubeconfig = dir.join("kubeconfig");
-        fake.write_kubeconfig(&kubeconfig).unwrap();
-        let token = fake.service_account_token("kube-system", "eniplan-ipamd");
-        let ipamd_kubeconfig = dir.join("ipamd.kubeconfig");
-        std::fs::write(&ipamd_kubeconfig, fake.kubeconfig_with_token(&token)).unwrap();
-        let c = Cluster {
-            fake,
-            kubeconfig,
-            ipamd_kubeconfig,
-        };
-        c.kubectl(&["apply", "-f", "-"], Some(RBAC)).await;
-        c
-    }
-
-    /// ipamd sent nothing its ClusterRole does not allow.
-    fn assert_within_rbac(&self) {
-        let requests = self.fake.requests();
-        assert!(
-            !requests.contains_key("forbidden"),
-            "ipamd was refused: {requests:?}"
-        );
-        assert!(
-            requests.contains_key("authenticated eniplan-ipamd"),
-            "ipamd authenticated as its service account: {requests:?}"
-        );
-    }
-
-    /// Runs kubectl with `stdin`; panics with its error output when it fails.
-    async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let mut child = tokio::process::Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).await.unwrap();
-        }
-        drop(input);
-        let out = tokio::time::timeout(Duration::from_mins(1), child.wait_with_output())
-            .await
-            .expect("kubectl finishes")
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "kubectl {args:?}: {err}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Registers a node the way the kubelet does: the object, then its status.
-    async fn register(&self, name: &str, zone: &str, max_pods: u32) {
-        let node = format!(
-            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    topology.kubernetes.io/zone: {zone}\n"
-        );
-        self.kubectl(&["create", "-f", "-"], Some(&node)).await;
-        let status = format!(
-            r#"{{"status":{{"capacity":{{"pods":"{max_pods}"}},"allocatable":{{"pods":"{max_pods}"}}}}}}"#
-        );
-        self.kubectl(
-            &[
-                "patch",
-                "node",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &status,
-            ],
-            None,
-        )
-        .await;
-    }
-
-    async fn eniconfig(&self, name: &str, subnet: &str, groups: &[&str]) {
-        let groups = groups.join(", ");
-        let doc = format!(
-            "apiVersion: crd.k8s.amazonaws.com/v1alpha1\nkind: ENIConfig\nmetadata:\n  name: {name}\nspec:\n  subnet: {subnet}\n  securityGroups: [{groups}]\n"
-        );
-        self.kubectl(&["apply", "-f", "-"], Some(&doc)).await;
-    }
-}
-
-/// The environment that points ipamd at the fake cluster as node `name`.
-fn cluster_env<'a>(c: &'a Cluster, name: &'a str) -> Vec<(&'a str, String)> {
-    vec![
-        ("KUBECONFIG", c.ipamd_kubeconfig.display().to_string()),
-        ("MY_NODE_NAME", name.to_owned()),
-    ]
-}
-
-/// Polls an introspection path until `ok` holds (deadline 60 s); returns the last answer.
-async fn until(n: &Node, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let v = n.introspect(path).await;
-        if ok(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: never happened; last {path}: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits (deadline 60 s) until the events.k8s.io Events satisfy `ok`; returns them.
-async fn until_events(c: &Cluster, ok: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let out = c
-            .kubectl(&["get", "events.events.k8s.io", "-A", "-o", "json"], None)
-            .await;
-        let list: Value = serde_json::from_str(&out).unwrap();
-        let items = list["items"].as_array().cloned().unwrap_or_default();
-        if ok(&items) {
-            return items;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the expected Events never came: {items:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// A pod ADD through the socket: its address, or ipamd's reason.
-async fn add(n: &Node, id: &str) -> Result<Ipv4Addr, String> {
-    let mut client = connect(&n.socket()).await.unwrap();
-    match client.add_network(add_request(id, "default", id)).await {
-        Ok(r) => Ok(r.into_inner().ip_allocation_metadata[0]
-            .ipv4_addr
-            .parse()
-            .unwrap()),
-        Err(status) => Err(status.message().to_owned()),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists() {
@@ -308,25 +150,6 @@ async fn prefix_delegation_sizes_the_pool_for_the_kubelets_max_pods() {
     c.assert_within_rbac();
 }
 
-fn pod_yaml(name: &str, node: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\nspec:\n  nodeName: {node}\n  containers:\n  - name: c\n    image: pause\n"
-    )
-}
-
-/// The pods holding addresses, by container id, from `/v1/pool`.
-fn holders(view: &Value) -> std::collections::BTreeMap<String, String> {
-    view["addresses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| {
-            let id = a["pod"]["container_id"].as_str()?;
-            Some((id.to_owned(), a["ip"].as_str()?.to_owned()))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() {
     let _serial = SERIAL.lock().await;
@@ -387,11 +210,6 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     n.assert_agrees().await;
     d.stop();
     c.assert_within_rbac();
-}
-
-/// The engine's inputs as `/v1/decisions` shows them.
-async fn engine(n: &Node) -> Value {
-    n.introspect("/v1/decisions").await["kubernetes"]["engine"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -521,17 +339,6 @@ async fn a_cordoned_node_hands_its_warm_addresses_back_and_warms_again_when_unco
     n.assert_agrees().await;
     d.stop();
     c.assert_within_rbac();
-}
-
-/// ipamd's resident set, from /proc.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

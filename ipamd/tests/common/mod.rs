@@ -2,6 +2,8 @@
 //! subnet and IMDS endpoint, a state directory) and the real `ipamd` binary running for it.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod cluster;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
