@@ -8,6 +8,8 @@
 //! status, unknown fields preserved at the root (objects written for other tools still load).
 //! [`select_eniconfig`] is which one a node names, in the VPC CNI's order.
 
+pub mod cninode;
+
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_core::CustomResourceExt as _;
 use kube_derive::CustomResource;
@@ -160,6 +162,17 @@ pub fn eniconfig_crd() -> CustomResourceDefinition {
     }
     crd
 }
+
+/// The CNINode CRD as EKS installs it (the tests' fake API server applies it from
+/// `harness/kube/crds/cninodes.yaml`, written by `cargo xtask gen-crds`).
+pub fn cninode_crd() -> CustomResourceDefinition {
+    cninode::CNINode::crd()
+}
+
+/// The comment heading `harness/kube/crds/cninodes.yaml`.
+pub const CNINODE_HEADER: &str = "# The CNINode CRD (vpcresources.k8s.aws/v1alpha1) as EKS installs it, for the fake API server of
+# the tests; generated from eniplan-crd's Rust type by `cargo xtask gen-crds`; do not edit.
+";
 
 /// The comment heading `deploy/crds/eniconfigs.yaml`; the rest of the file is [`eniconfig_crd`]
 /// as YAML (written by `cargo xtask gen-crds`).

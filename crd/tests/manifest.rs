@@ -1,7 +1,7 @@
 //! The shipped CRD manifest is the Rust type's, and the type reads ENIConfigs as users write
 //! them.
 
-use eniplan_crd::{ENIConfig, Error, MANIFEST_HEADER, eniconfig_crd};
+use eniplan_crd::{CNINODE_HEADER, ENIConfig, Error, MANIFEST_HEADER, cninode_crd, eniconfig_crd};
 
 /// The manifest as `cargo xtask gen-crds` writes it.
 fn eniconfig_crd_yaml() -> String {
@@ -22,6 +22,33 @@ fn the_shipped_crd_is_the_one_the_type_generates() {
         shipped == eniconfig_crd_yaml(),
         "{path} differs from the ENIConfig type: run `cargo xtask gen-crds`"
     );
+}
+
+#[test]
+fn the_cninode_fixture_is_the_one_the_type_generates() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../harness/kube/crds/cninodes.yaml"
+    );
+    let shipped = std::fs::read_to_string(path).unwrap_or_default();
+    let want = format!(
+        "{CNINODE_HEADER}{}",
+        serde_norway::to_string(&cninode_crd()).unwrap()
+    );
+    assert!(
+        shipped == want,
+        "{path} differs from the CNINode type: run `cargo xtask gen-crds`"
+    );
+    let crd: serde_json::Value = serde_norway::from_str(&want).unwrap();
+    assert_eq!(crd["metadata"]["name"], "cninodes.vpcresources.k8s.aws");
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+    assert_eq!(
+        crd["spec"]["names"]["shortNames"],
+        serde_json::json!(["cnd"])
+    );
+    let features = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["features"];
+    assert_eq!(features["items"]["required"], serde_json::json!(["name"]));
 }
 
 #[test]

@@ -180,6 +180,10 @@ async fn join_cluster(
         .new_enis_blocked
         .set(i64::from(first.new_enis_blocked.is_some()));
     let _ = tx.send(Event::Cluster(first.clone())).await;
+    if config.pool.custom_networking {
+        let (client, node) = (kube.client.clone(), kube.node.clone());
+        tokio::spawn(k8s::cninode::keep(client, node, kube.facts.clone()));
+    }
     if let Some(node) = &config.node_name {
         tokio::spawn(k8s::pod_sweeper(
             kube.facts.clone(),

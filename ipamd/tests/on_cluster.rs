@@ -13,7 +13,8 @@ use tokio::sync::Mutex;
 mod common;
 
 use common::cluster::{
-    CRD, Cluster, add, cluster_env, engine, holders, pod_yaml, rss_kib, until, until_events,
+    CNINODE_CRD, CRD, Cluster, add, cluster_env, engine, holders, pod_yaml, rss_kib, until,
+    until_events,
 };
 use common::node;
 
@@ -31,6 +32,12 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
     c.kubectl(&["apply", "-f", "-"], Some(CRD)).await;
     let name = "ip-10-0-96-10.us-west-2.compute.internal";
     c.register(name, "us-west-2a", 29).await;
+    // The node's CNINode exists already with a feature someone else wrote; ipamd keeps it.
+    c.kubectl(&["apply", "-f", "-"], Some(CNINODE_CRD)).await;
+    let cninode = format!(
+        "apiVersion: vpcresources.k8s.aws/v1alpha1\nkind: CNINode\nmetadata:\n  name: {name}\nspec:\n  features:\n  - name: SecurityGroupsForPods\n"
+    );
+    c.kubectl(&["create", "-f", "-"], Some(&cninode)).await;
 
     // Custom networking by zone, and no ENIConfig for the zone yet.
     let mut env = cluster_env(&c, name);
@@ -49,6 +56,17 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
         "{why}"
     );
     assert_eq!(n.introspect("/v1/eni-configs").await, "us-west-2a");
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let out = c.kubectl(&["get", "cnd", name, "-o", "json"], None).await;
+        let features = serde_json::from_str::<Value>(&out).unwrap()["spec"]["features"].clone();
+        let want = serde_json::json!([{"name": "SecurityGroupsForPods"}, {"name": "CustomNetworking", "value": "us-west-2a"}]);
+        if features == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "CNINode features: {features}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let enis = |v: &Value| v["snapshot"]["enis"].as_array().unwrap().len();
     assert_eq!(enis(&n.at_rest().await), 1, "no ENI without the ENIConfig");
     let refused = add(&n, "early")

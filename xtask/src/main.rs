@@ -2,8 +2,8 @@
 //!
 //! * `gen-catalogue` regenerates `planner/src/catalogue/table.rs` from `data/*.json`.
 //! * `gen-catalogue --check` fails (exit 1) when the committed table is stale.
-//! * `gen-crds` writes `deploy/crds/eniconfigs.yaml` from `eniplan-crd`'s ENIConfig type (the
-//!   crate's test fails when the file is stale).
+//! * `gen-crds` writes `deploy/crds/eniconfigs.yaml` and `harness/kube/crds/cninodes.yaml` from
+//!   `eniplan-crd`'s types (the crate's tests fail when a file is stale).
 
 mod catalogue;
 
@@ -51,5 +51,15 @@ fn gen_crds(root: &Path) -> Result<String, String> {
     let yaml = serde_norway::to_string(&eniplan_crd::eniconfig_crd()).map_err(|e| e.to_string())?;
     std::fs::write(&path, format!("{}{yaml}", eniplan_crd::MANIFEST_HEADER))
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(format!("wrote {}", path.display()))
+    let fixture = root.join("harness/kube/crds");
+    std::fs::create_dir_all(&fixture).map_err(|e| format!("{}: {e}", fixture.display()))?;
+    let cninodes = fixture.join("cninodes.yaml");
+    let yaml = serde_norway::to_string(&eniplan_crd::cninode_crd()).map_err(|e| e.to_string())?;
+    std::fs::write(&cninodes, format!("{}{yaml}", eniplan_crd::CNINODE_HEADER))
+        .map_err(|e| format!("{}: {e}", cninodes.display()))?;
+    Ok(format!(
+        "wrote {} and {}",
+        path.display(),
+        cninodes.display()
+    ))
 }

@@ -8,6 +8,7 @@
 //! last facts it had (`docs/ipamd.md`, "Kubernetes").
 
 pub mod client;
+pub mod cninode;
 pub mod events;
 pub mod facts;
 

@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 use super::Node;
 
 pub const CRD: &str = include_str!("../../../deploy/crds/eniconfigs.yaml");
+pub const CNINODE_CRD: &str = include_str!("../../../harness/kube/crds/cninodes.yaml");
 pub const RBAC: &str = include_str!("../../../deploy/rbac.yaml");
 
 pub struct Cluster {
