@@ -289,6 +289,10 @@ impl Metrics {
         m.del_requests.with_label_values(&["PodDeleted"]);
         m.reconcile.with_label_values(&["eniReconcile"]);
         m.ipamd_errors.with_label_values(&["checkpoint"]);
+        for resource in ["nodes", "pods", "eniconfigs"] {
+            m.kube_watch_restarts.with_label_values(&[resource]);
+        }
+        m.kube_requests.with_label_values(&["watch", "nodes", "200"]);
         m
     }
 
