@@ -510,6 +510,29 @@ impl<E: Ec2 + 'static> Driver<E> {
     /// Feeds what changed in the cluster's view to the engine.
     fn cluster(&mut self, now: crate::k8s::Inputs) {
         let before = self.cluster.take();
+        // Where new ENIs may go first: the other inputs may make the engine grow at once.
+        if before
+            .as_ref()
+            .is_none_or(|b| b.new_enis_blocked != now.new_enis_blocked)
+        {
+            let subject = crate::k8s::events::Subject::Node;
+            match &now.new_enis_blocked {
+                Some(why) => {
+                    tracing::warn!(%why, "no new ENI can be created");
+                    let reason = crate::k8s::events::blocked_reason(why);
+                    self.notify(subject, reason, why.clone());
+                }
+                None if before.is_some() => {
+                    tracing::info!("new ENIs may be created again");
+                    let usable = "the node's ENIConfig is usable; new ENIs go to its subnet";
+                    self.notify(subject, "ENIConfigUsable", usable.into());
+                }
+                None => {}
+            }
+            self.step(Input::NewEnis {
+                blocked: now.new_enis_blocked.clone(),
+            });
+        }
         if before.as_ref().is_none_or(|b| b.max_pods != now.max_pods) {
             tracing::info!(
                 max_pods = now.max_pods,
@@ -533,28 +556,6 @@ impl<E: Ec2 + 'static> Driver<E> {
             tracing::info!(draining = now.draining, "node cordoned or draining");
             self.step(Input::Draining {
                 draining: now.draining,
-            });
-        }
-        if before
-            .as_ref()
-            .is_none_or(|b| b.new_enis_blocked != now.new_enis_blocked)
-        {
-            let subject = crate::k8s::events::Subject::Node;
-            match &now.new_enis_blocked {
-                Some(why) => {
-                    tracing::warn!(%why, "no new ENI can be created");
-                    let reason = crate::k8s::events::blocked_reason(why);
-                    self.notify(subject, reason, why.clone());
-                }
-                None if before.is_some() => {
-                    tracing::info!("new ENIs may be created again");
-                    let usable = "the node's ENIConfig is usable; new ENIs go to its subnet";
-                    self.notify(subject, "ENIConfigUsable", usable.into());
-                }
-                None => {}
-            }
-            self.step(Input::NewEnis {
-                blocked: now.new_enis_blocked.clone(),
             });
         }
         self.cluster = Some(now);

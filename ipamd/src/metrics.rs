@@ -292,7 +292,8 @@ impl Metrics {
         for resource in ["nodes", "pods", "eniconfigs"] {
             m.kube_watch_restarts.with_label_values(&[resource]);
         }
-        m.kube_requests.with_label_values(&["watch", "nodes", "200"]);
+        m.kube_requests
+            .with_label_values(&["watch", "nodes", "200"]);
         m
     }
 

@@ -219,6 +219,10 @@ impl Pool {
                 true
             }
             Input::NewEnis { blocked } => {
+                if self.new_enis_blocked.is_some() && blocked.is_none() {
+                    // A growth that failed for want of a place may be retried at once.
+                    self.growth_retry_at = self.now;
+                }
                 self.new_enis_blocked = blocked;
                 true
             }
