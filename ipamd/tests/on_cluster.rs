@@ -56,6 +56,10 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
         "{why}"
     );
     assert_eq!(n.introspect("/v1/eni-configs").await, "us-west-2a");
+    // Custom networking: the primary carries no pods, (3 − 1) × 9 + 2 (behaviour doc §6.4).
+    let text = std::fs::read_to_string(n.dir.join(ipamd::allocatable::FILE)).unwrap();
+    let capacity: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(capacity["max_pods"]["max_pods"], 20, "{capacity}");
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let out = c.kubectl(&["get", "cnd", name, "-o", "json"], None).await;

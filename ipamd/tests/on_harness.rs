@@ -30,6 +30,12 @@ async fn warm_up_secondary_ips_m5_large() {
     // WARM_ENI_TARGET=1: one ENI's worth, 9 addresses on the primary.
     assert_eq!(total(&view), 9);
     assert_eq!(view["snapshot"]["enis"].as_array().unwrap().len(), 1);
+    // The node's capacity, for node bootstrap: 3 ENIs × 9 pod addresses, + 2 host-network pods.
+    let text = std::fs::read_to_string(n.dir.join(ipamd::allocatable::FILE)).unwrap();
+    let capacity: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(capacity["max_pods"]["max_pods"], 29, "{capacity}");
+    assert_eq!(capacity["max_pods"]["pod_addresses"], 27);
+    assert_eq!(capacity["instance_id"], n.instance.as_str());
     d.stop();
 }
 
