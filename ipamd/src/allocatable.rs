@@ -60,6 +60,22 @@ pub fn compute(node: &Node, config: &Config) -> Allocatable {
     }
 }
 
+/// Computes and writes the file, logging the result (a failure to write is a warning: pods
+/// are served all the same).
+pub fn publish(node: &Node, config: &Config) {
+    let a = compute(node, config);
+    let (max_pods, pod_addresses) = (a.max_pods.max_pods, a.max_pods.pod_addresses);
+    match write(&config.state_dir, &a) {
+        Ok(()) => tracing::info!(
+            max_pods,
+            pod_addresses,
+            file = FILE,
+            "node capacity published"
+        ),
+        Err(e) => tracing::warn!(error = %e, file = FILE, "cannot write the node's capacity file"),
+    }
+}
+
 /// Writes the file atomically (a temporary file renamed over it).
 pub fn write(state_dir: &Path, a: &Allocatable) -> std::io::Result<()> {
     let path = state_dir.join(FILE);

@@ -76,16 +76,7 @@ where
     // 1. The node, from IMDS and EC2.
     let (node, observed) = node::discover(&*ec2, &imds, &config).await?;
     tracing::info!(instance = %node.identity.instance_id, instance_type = %node.identity.instance_type, enis = observed.len(), "node discovered");
-    let capacity = allocatable::compute(&node, &config);
-    tracing::info!(
-        max_pods = capacity.max_pods.max_pods,
-        pod_addresses = capacity.max_pods.pod_addresses,
-        file = allocatable::FILE,
-        "node capacity published"
-    );
-    if let Err(e) = allocatable::write(&config.state_dir, &capacity) {
-        tracing::warn!(error = %e, "cannot write the node's capacity file");
-    }
+    allocatable::publish(&node, &config);
     let mut pool = Pool::new(node.limits, config.pool_for(node.limits));
     if let Some(note) = pool.mode_note() {
         tracing::warn!("{note}");

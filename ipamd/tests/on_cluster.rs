@@ -60,17 +60,8 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
     let text = std::fs::read_to_string(n.dir.join(ipamd::allocatable::FILE)).unwrap();
     let capacity: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(capacity["max_pods"]["max_pods"], 20, "{capacity}");
-    let deadline = Instant::now() + Duration::from_mins(1);
-    loop {
-        let out = c.kubectl(&["get", "cnd", name, "-o", "json"], None).await;
-        let features = serde_json::from_str::<Value>(&out).unwrap()["spec"]["features"].clone();
-        let want = serde_json::json!([{"name": "SecurityGroupsForPods"}, {"name": "CustomNetworking", "value": "us-west-2a"}]);
-        if features == want {
-            break;
-        }
-        assert!(Instant::now() < deadline, "CNINode features: {features}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let want = serde_json::json!([{"name": "SecurityGroupsForPods"}, {"name": "CustomNetworking", "value": "us-west-2a"}]);
+    c.until_cninode_features(name, &want).await;
     let enis = |v: &Value| v["snapshot"]["enis"].as_array().unwrap().len();
     assert_eq!(enis(&n.at_rest().await), 1, "no ENI without the ENIConfig");
     let refused = add(&n, "early")

@@ -42,6 +42,25 @@ impl Cluster {
         c
     }
 
+    /// Waits (deadline 60 s) until the node's CNINode has exactly these features.
+    pub async fn until_cninode_features(&self, node: &str, want: &Value) {
+        let deadline = Instant::now() + Duration::from_mins(1);
+        loop {
+            let out = self
+                .kubectl(&["get", "cnd", node, "-o", "json"], None)
+                .await;
+            let features = serde_json::from_str::<Value>(&out).unwrap()["spec"]["features"].clone();
+            if features == *want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "CNINode features: {features}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// ipamd sent nothing its ClusterRole does not allow.
     pub fn assert_within_rbac(&self) {
         let requests = self.fake.requests();
