@@ -416,3 +416,58 @@ async fn ten_thousand_pods_on_other_nodes_cost_ipamd_no_memory_and_no_requests()
     d.stop();
     c.assert_within_rbac();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_and_slow_api_is_waited_out_while_pods_are_served() {
+    let _serial = SERIAL.lock().await;
+    let n = node("slow-m5", "m5.large", "10.0.240.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-240-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    let env = cluster_env(&c, name);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let d = n.start(&env).await;
+    assert_eq!(engine(&n).await["max_pods"], 29);
+
+    // Every answer 300 ms late, and ipamd's next two requests refused with 429.
+    c.fake.delay(Duration::from_millis(300));
+    c.fake.throttle(2);
+    c.fake.drop_watches();
+    let deadline = Instant::now() + Duration::from_mins(1);
+    while c.fake.requests().get("throttled").copied().unwrap_or(0) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "ipamd never came back: {:?}",
+            c.fake.requests()
+        );
+        add(&n, "meanwhile")
+            .await
+            .expect("pods are served while the API throttles");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.kubectl(
+        &[
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"capacity":{"pods":"58"}}}"#,
+        ],
+        None,
+    )
+    .await;
+    until(
+        &n,
+        "/v1/decisions",
+        "the change after the throttling",
+        |v| v["kubernetes"]["engine"]["max_pods"] == 58,
+    )
+    .await;
+    c.fake.delay(Duration::ZERO);
+    let view = n.assert_agrees().await;
+    assert_eq!(holders(&view).len(), 1, "one pod, one address");
+    d.stop();
+    c.assert_within_rbac();
+}
