@@ -103,6 +103,8 @@ pub struct Shared {
     bookmark_every: Duration,
     /// Service-account tokens: token → (namespace, name).
     tokens: Mutex<BTreeMap<String, (String, String)>>,
+    /// Bumped on every counted request (what [`FakeApi::until_requests`] waits on).
+    counted: signal::Sender<u64>,
 }
 
 impl Shared {
@@ -113,6 +115,7 @@ impl Shared {
             format!("{verb} {resource}")
         };
         *self.counts.lock().expect("counts").entry(key).or_default() += 1;
+        self.counted.send_modify(|n| *n += 1);
     }
 }
 
@@ -162,6 +165,7 @@ impl FakeApi {
             addr,
             bookmark_every: options.bookmark_every,
             tokens: Mutex::new(BTreeMap::new()),
+            counted: signal::channel(0).0,
         });
         let server = serve(Arc::clone(&shared)).await?;
         Ok(FakeApi {
@@ -216,6 +220,20 @@ impl FakeApi {
     /// service-account token also as `"as NAME verb resource"` and `"authenticated NAME"`.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         self.shared.counts.lock().expect("counts").clone()
+    }
+
+    /// Waits (at most `deadline`) until `requests()[key]` reaches `at_least`; whether it did.
+    pub async fn until_requests(&self, key: &str, at_least: u64, deadline: Duration) -> bool {
+        let mut counted = self.shared.counted.subscribe();
+        let reached = |c: &FakeApi| c.requests().get(key).copied().unwrap_or(0) >= at_least;
+        let wait = async {
+            while !reached(self) {
+                if counted.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(deadline, wait).await.is_ok() && reached(self)
     }
 
     /// Forgets the request counts.
@@ -305,4 +323,40 @@ impl FakeApi {
         };
         store.objects(&kind, None).cloned().collect()
     }
+}
+
+/// Runs `kubectl` with `KUBECONFIG=kubeconfig`, `stdin` as its input, for at most a minute:
+/// (success, stdout, stderr). The tests' fixtures go through this, as a user's would.
+///
+/// # Panics
+/// When kubectl cannot be started or does not finish within a minute.
+pub async fn kubectl(
+    kubeconfig: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
+    let mut input = child.stdin.take().expect("piped");
+    if let Some(text) = stdin {
+        input
+            .write_all(text.as_bytes())
+            .await
+            .expect("kubectl reads its input");
+    }
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_mins(1), child.wait_with_output())
+        .await
+        .expect("kubectl finishes within a minute")
+        .expect("kubectl's output");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
 }

@@ -83,6 +83,16 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// `labelSelector` and `fieldSelector`, parsed (400 when they do not parse).
+    fn selectors(&self, kind: &Kind) -> Result<(LabelSelector, FieldSelector), ApiError> {
+        let labels = LabelSelector::parse(self.get("labelSelector").unwrap_or_default())
+            .map_err(ApiError::bad_request)?;
+        let fields =
+            FieldSelector::parse(self.get("fieldSelector").unwrap_or_default(), &kind.fields)
+                .map_err(ApiError::bad_request)?;
+        Ok((labels, fields))
+    }
+
     /// Whether a boolean parameter is on (`true` or `1`).
     pub fn flag(&self, key: &str) -> bool {
         matches!(self.get(key), Some("true" | "1"))
@@ -349,13 +359,7 @@ fn resource(
     match (method.clone(), t.name.as_deref()) {
         (Method::GET, None) if params.flag("watch") => {
             shared.count("watch", &plural);
-            let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or_default())
-                .map_err(ApiError::bad_request)?;
-            let fields = FieldSelector::parse(
-                params.get("fieldSelector").unwrap_or_default(),
-                &t.kind.fields,
-            )
-            .map_err(ApiError::bad_request)?;
+            let (labels, fields) = params.selectors(&t.kind)?;
             let spec = watch::Spec {
                 kind: t.kind,
                 ns: t.ns,
@@ -373,13 +377,7 @@ fn resource(
         }
         (Method::GET, None) => {
             shared.count("list", &plural);
-            let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or_default())
-                .map_err(ApiError::bad_request)?;
-            let fields = FieldSelector::parse(
-                params.get("fieldSelector").unwrap_or_default(),
-                &t.kind.fields,
-            )
-            .map_err(ApiError::bad_request)?;
+            let (labels, fields) = params.selectors(&t.kind)?;
             let limit: usize = params
                 .get("limit")
                 .and_then(|l| l.parse().ok())
@@ -528,8 +526,7 @@ fn resource(
         }
         (Method::DELETE, None) => {
             shared.count("deletecollection", &plural);
-            let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or_default())
-                .map_err(ApiError::bad_request)?;
+            let (labels, _) = params.selectors(&t.kind)?;
             let mut store = shared.store.lock().expect("store");
             let doomed: Vec<(String, String)> = store
                 .objects(&t.kind, t.ns.as_deref())

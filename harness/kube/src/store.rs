@@ -265,7 +265,7 @@ impl Store {
         kind: &Kind,
         ns: &str,
         name: &str,
-        mut obj: Value,
+        obj: Value,
         status_only: bool,
     ) -> Result<Value, ApiError> {
         let old = self.get(kind, ns, name)?;
@@ -279,15 +279,7 @@ impl Store {
         if !wanted.is_empty() && wanted != meta_str(&old, "resourceVersion") {
             return Err(ApiError::conflict(kind, name));
         }
-        if kind.status {
-            if status_only {
-                let status = obj["status"].take();
-                obj = old.clone();
-                obj["status"] = status;
-            } else {
-                obj["status"] = old["status"].clone();
-            }
-        }
+        let obj = split_status(kind, &old, obj, status_only);
         self.write(kind, ns, name, old, obj)
     }
 
@@ -315,15 +307,7 @@ impl Store {
         if wanted != meta_str(&old, "resourceVersion") {
             return Err(ApiError::conflict(kind, name));
         }
-        if kind.status {
-            if status_only {
-                let status = obj["status"].take();
-                obj = old.clone();
-                obj["status"] = status;
-            } else {
-                obj["status"] = old["status"].clone();
-            }
-        }
+        let obj = split_status(kind, &old, obj, status_only);
         self.write(kind, ns, name, old, obj)
     }
 
@@ -411,6 +395,22 @@ impl Store {
         self.record(kind, Some(gone.clone()), None);
         Ok(gone)
     }
+}
+
+/// With a status subresource, a write to the main resource keeps the stored status and a write
+/// to `/status` keeps everything else.
+fn split_status(kind: &Kind, old: &Value, mut obj: Value, status_only: bool) -> Value {
+    if !kind.status {
+        return obj;
+    }
+    if status_only {
+        let status = obj["status"].take();
+        obj = old.clone();
+        obj["status"] = status;
+    } else {
+        obj["status"] = old["status"].clone();
+    }
+    obj
 }
 
 /// The node lifecycle controller's `TaintNodesByCondition`: a cordoned node carries the
