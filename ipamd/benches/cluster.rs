@@ -13,7 +13,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, cluster_env, pod_yaml, rss_kib, until};
+use common::cluster::{
+    Cluster, cluster_env, env_refs, insert_foreign_pods, pod_yaml, rss_kib, until,
+};
 use common::node;
 use serde_json::Value;
 
@@ -37,7 +39,7 @@ async fn steady_state_and_memory() {
     c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("mine", name)))
         .await;
     let env = cluster_env(&c, name);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     n.at_rest().await;
     let start_requests = ipamd_requests(&c);
@@ -60,14 +62,7 @@ async fn steady_state_and_memory() {
 
     let pid = d.child.id();
     let before = rss_kib(pid);
-    for i in 0..10_000 {
-        let pod = serde_json::json!({
-            "metadata": {"name": format!("foreign-{i:05}"), "namespace": "default"},
-            "spec": {"nodeName": format!("node-{:03}", i % 100),
-                     "containers": [{"name": "c", "image": "pause"}]},
-        });
-        c.fake.create("", "v1", "pods", "default", pod).unwrap();
-    }
+    insert_foreign_pods(&c.fake, 10_000);
     c.kubectl(&["cordon", name], None).await;
     until(&n, "/v1/decisions", "the cordon", |v: &Value| {
         v["kubernetes"]["engine"]["schedulable"] == false
@@ -115,7 +110,7 @@ async fn relabel_to_eni(i: usize) -> Duration {
     .await;
     let mut env = cluster_env(&c, &name);
     env.push(("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "true".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     n.at_rest().await;
     let t0 = Instant::now();

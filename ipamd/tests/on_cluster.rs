@@ -13,8 +13,8 @@ use tokio::sync::Mutex;
 mod common;
 
 use common::cluster::{
-    CNINODE_CRD, CRD, Cluster, add, cluster_env, engine, holders, pod_yaml, rss_kib, until,
-    until_events,
+    CNINODE_CRD, CRD, Cluster, add, cluster_env, engine, env_refs, holders, insert_foreign_pods,
+    pod_yaml, rss_kib, until, until_events,
 };
 use common::node;
 
@@ -44,7 +44,7 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
     env.push(("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "true".into()));
     env.push(("ENI_CONFIG_LABEL_DEF", "topology.kubernetes.io/zone".into()));
     env.push(("ENIPLAN_METRICS_BIND_ADDRESS", "127.0.0.1:0".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     let decisions = n.introspect("/v1/decisions").await;
     let k = &decisions["kubernetes"];
@@ -133,7 +133,7 @@ async fn prefix_delegation_sizes_the_pool_for_the_kubelets_max_pods() {
     let mut env = cluster_env(&c, name);
     env.push(("ENABLE_PREFIX_DELEGATION", "true".into()));
     env.push(("WARM_PREFIX_TARGET", "1".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     let decisions = n.introspect("/v1/decisions").await;
     let engine = &decisions["kubernetes"]["engine"];
@@ -178,7 +178,7 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
     }
     let mut env = cluster_env(&c, name);
     env.push(("ENIPLAN_POD_RELEASE_GRACE_SECS", "2".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     let mut ips = std::collections::BTreeMap::new();
     for p in ["a", "b", "c"] {
@@ -235,7 +235,7 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
     let mut env = cluster_env(&c, name);
     env.push(("ENABLE_PREFIX_DELEGATION", "true".into()));
     env.push(("WARM_PREFIX_TARGET", "1".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
 
     // Down at start: ipamd serves with the catalogue's max pods, then learns the node's.
     c.fake.down().await;
@@ -259,19 +259,7 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
 
     // A watch dropped mid-stream resumes; a change made meanwhile still arrives.
     c.fake.drop_watches();
-    c.kubectl(
-        &[
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"capacity":{"pods":"58"}}}"#,
-        ],
-        None,
-    )
-    .await;
+    c.set_max_pods(name, 58).await;
     until(
         &n,
         "/v1/decisions",
@@ -315,7 +303,7 @@ async fn a_cordoned_node_hands_its_warm_addresses_back_and_warms_again_when_unco
     c.register(name, "us-west-2a", 29).await;
     let mut env = cluster_env(&c, name);
     env.push(("ENIPLAN_RELEASE_WARM_WHEN_UNSCHEDULABLE", "true".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     for p in ["a", "b"] {
         add(&n, p).await.unwrap();
@@ -364,7 +352,7 @@ async fn ten_thousand_pods_on_other_nodes_cost_ipamd_no_memory_and_no_requests()
     c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("mine", name)))
         .await;
     let env = cluster_env(&c, name);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     n.at_rest().await;
     // One node change first, so both readings follow the same work (a watch event, a tick).
@@ -377,17 +365,8 @@ async fn ten_thousand_pods_on_other_nodes_cost_ipamd_no_memory_and_no_requests()
     let before = rss_kib(pid);
     let base = c.fake.requests();
 
-    // 10,000 pods on 100 other nodes. Through the fake's store (the same admission as its HTTP
-    // create): kubectl's client-side rate limit would take minutes for 10,000 POSTs.
-    for i in 0..10_000 {
-        let pod = serde_json::json!({
-            "metadata": {"name": format!("foreign-{i:05}"), "namespace": "default",
-                         "labels": {"app": "web"}},
-            "spec": {"nodeName": format!("node-{:03}", i % 100),
-                     "containers": [{"name": "c", "image": "pause"}]},
-        });
-        c.fake.create("", "v1", "pods", "default", pod).unwrap();
-    }
+    // 10,000 pods on 100 other nodes.
+    insert_foreign_pods(&c.fake, 10_000);
     assert_eq!(c.fake.list("", "v1", "pods").len(), 10_001);
     // A change on this node still arrives (the watch is live), then memory is read.
     c.kubectl(&["uncordon", name], None).await;
@@ -425,7 +404,7 @@ async fn a_throttled_and_slow_api_is_waited_out_while_pods_are_served() {
     let name = "ip-10-0-240-10.us-west-2.compute.internal";
     c.register(name, "us-west-2a", 29).await;
     let env = cluster_env(&c, name);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_refs(&env);
     let d = n.start(&env).await;
     assert_eq!(engine(&n).await["max_pods"], 29);
 
@@ -433,31 +412,17 @@ async fn a_throttled_and_slow_api_is_waited_out_while_pods_are_served() {
     c.fake.delay(Duration::from_millis(300));
     c.fake.throttle(2);
     c.fake.drop_watches();
-    let deadline = Instant::now() + Duration::from_mins(1);
-    while c.fake.requests().get("throttled").copied().unwrap_or(0) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "ipamd never came back: {:?}",
-            c.fake.requests()
-        );
-        add(&n, "meanwhile")
-            .await
-            .expect("pods are served while the API throttles");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    c.kubectl(
-        &[
-            "patch",
-            "node",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"capacity":{"pods":"58"}}}"#,
-        ],
-        None,
-    )
-    .await;
+    add(&n, "meanwhile")
+        .await
+        .expect("pods are served while the API throttles");
+    assert!(
+        c.fake
+            .until_requests("throttled", 2, Duration::from_mins(1))
+            .await,
+        "ipamd's watch never came back: {:?}",
+        c.fake.requests()
+    );
+    c.set_max_pods(name, 58).await;
     until(
         &n,
         "/v1/decisions",

@@ -54,27 +54,7 @@ impl Cluster {
 
     /// Runs kubectl to completion: (success, stdout, stderr).
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-        let mut c = self.command(args);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).await.unwrap();
-        }
-        drop(input);
-        let out = tokio::time::timeout(Duration::from_mins(1), child.wait_with_output())
-            .await
-            .expect("kubectl finishes")
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        kube_fake::kubectl(&self.kubeconfig, args, stdin).await
     }
 
     async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {

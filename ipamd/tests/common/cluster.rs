@@ -3,13 +3,11 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ipamd::client::{add_request, connect};
 use kube_fake::FakeApi;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt as _;
 
 use super::Node;
 
@@ -76,27 +74,9 @@ impl Cluster {
 
     /// Runs kubectl with `stdin`; panics with its error output when it fails.
     pub async fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> String {
-        let mut child = tokio::process::Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("kubectl is installed (scripts/test installs Debian's kubernetes-client)");
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).await.unwrap();
-        }
-        drop(input);
-        let out = tokio::time::timeout(Duration::from_mins(1), child.wait_with_output())
-            .await
-            .expect("kubectl finishes")
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "kubectl {args:?}: {err}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (ok, out, err) = kube_fake::kubectl(&self.kubeconfig, args, stdin).await;
+        assert!(ok, "kubectl {args:?}: {err}");
+        out
     }
 
     /// Registers a node the way the kubelet does: the object, then its status.
@@ -105,22 +85,24 @@ impl Cluster {
             "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels:\n    topology.kubernetes.io/zone: {zone}\n"
         );
         self.kubectl(&["create", "-f", "-"], Some(&node)).await;
+        self.set_max_pods(name, max_pods).await;
+    }
+
+    /// Sets the node's `status.capacity.pods` (and allocatable), as the kubelet reports it.
+    pub async fn set_max_pods(&self, name: &str, max_pods: u32) {
         let status = format!(
             r#"{{"status":{{"capacity":{{"pods":"{max_pods}"}},"allocatable":{{"pods":"{max_pods}"}}}}}}"#
         );
-        self.kubectl(
-            &[
-                "patch",
-                "node",
-                name,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &status,
-            ],
-            None,
-        )
-        .await;
+        let patch = [
+            "patch",
+            "node",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status,
+        ];
+        self.kubectl(&patch, None).await;
     }
 
     pub async fn eniconfig(&self, name: &str, subnet: &str, groups: &[&str]) {
@@ -221,4 +203,23 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap()
+}
+
+/// `n` pods on 100 nodes that are not ipamd's, through the fake's store (the same admission as
+/// its HTTP create): kubectl's client-side rate limit would take minutes for 10,000 POSTs.
+pub fn insert_foreign_pods(fake: &FakeApi, n: usize) {
+    for i in 0..n {
+        let pod = serde_json::json!({
+            "metadata": {"name": format!("foreign-{i:05}"), "namespace": "default",
+                         "labels": {"app": "web"}},
+            "spec": {"nodeName": format!("node-{:03}", i % 100),
+                     "containers": [{"name": "c", "image": "pause"}]},
+        });
+        fake.create("", "v1", "pods", "default", pod).unwrap();
+    }
+}
+
+/// `(name, value)` pairs as `Node::start` takes them.
+pub fn env_refs<'a>(env: &'a [(&'a str, String)]) -> Vec<(&'a str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
