@@ -148,6 +148,23 @@ pub async fn subnet(ec2: &AwsEc2, cidr: &str) -> String {
         .to_owned()
 }
 
+/// The VPC of `subnet`.
+async fn vpc_of(ec2: &AwsEc2, subnet: &str) -> String {
+    let described = ec2
+        .sdk()
+        .describe_subnets()
+        .subnet_ids(subnet)
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    described
+        .subnets()
+        .first()
+        .and_then(|s| s.vpc_id())
+        .expect("the subnet's VPC")
+        .to_owned()
+}
+
 /// A pod subnet for custom networking: associates `vpc_cidr` (a secondary CIDR such as
 /// 100.64.0.0/16) with the VPC of `node_subnet` and creates `cidr` in it, in the same zone;
 /// returns the subnet id.
@@ -156,18 +173,7 @@ pub async fn subnet(ec2: &AwsEc2, cidr: &str) -> String {
 /// When EC2 refuses.
 pub async fn pod_subnet(ec2: &AwsEc2, node_subnet: &str, vpc_cidr: &str, cidr: &str) -> String {
     let sdk = ec2.sdk();
-    let described = sdk
-        .describe_subnets()
-        .subnet_ids(node_subnet)
-        .send()
-        .await
-        .expect("DescribeSubnets");
-    let vpc_id = described
-        .subnets()
-        .first()
-        .and_then(|s| s.vpc_id())
-        .expect("the node subnet's VPC")
-        .to_owned();
+    let vpc_id = vpc_of(ec2, node_subnet).await;
     sdk.associate_vpc_cidr_block()
         .vpc_id(&vpc_id)
         .cidr_block(vpc_cidr)
@@ -195,18 +201,7 @@ pub async fn pod_subnet(ec2: &AwsEc2, node_subnet: &str, vpc_cidr: &str, cidr: &
 /// When EC2 refuses.
 pub async fn security_group(ec2: &AwsEc2, subnet: &str, name: &str) -> String {
     let sdk = ec2.sdk();
-    let described = sdk
-        .describe_subnets()
-        .subnet_ids(subnet)
-        .send()
-        .await
-        .expect("DescribeSubnets");
-    let vpc_id = described
-        .subnets()
-        .first()
-        .and_then(|s| s.vpc_id())
-        .expect("the subnet's VPC")
-        .to_owned();
+    let vpc_id = vpc_of(ec2, subnet).await;
     sdk.create_security_group()
         .vpc_id(vpc_id)
         .group_name(name)
