@@ -158,7 +158,8 @@ pub struct Driver<E> {
     notices: Option<crate::k8s::events::Notices>,
 }
 
-fn unix_nanos() -> i64 {
+/// Now, in Unix nanoseconds (the checkpoint's timestamps).
+pub(crate) fn unix_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

@@ -150,12 +150,6 @@ fn pod_id(p: &Pod) -> (String, String) {
     )
 }
 
-fn unix_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
 /// Runs the watchers for good, folding their events into the facts.
 async fn watch_all(
     client: Client,
@@ -305,7 +299,8 @@ impl Fold {
                 self.tx.send_modify(|f| {
                     f.pod_count = listed.len();
                     f.pods = listed;
-                    f.pods_current_since.get_or_insert_with(unix_nanos);
+                    f.pods_current_since
+                        .get_or_insert_with(crate::driver::unix_nanos);
                 });
             }
             Watched::Apply(p) => {
