@@ -194,14 +194,39 @@ impl FakeApi {
 
     /// A bearer token for the service account `namespace`/`name`: requests with it may do only
     /// what the ClusterRoles bound to that account allow (`kubectl apply` the RBAC manifest).
+    /// Tokens minted earlier for the account stay valid (as bound tokens do until they expire).
     pub fn service_account_token(&self, namespace: &str, name: &str) -> String {
-        let token = format!("sa-token-{namespace}-{name}-{}", self.addr().port());
+        let mut tokens = self.shared.tokens.lock().expect("tokens");
+        let token = format!(
+            "sa-token-{namespace}-{name}-{}-{}",
+            self.addr().port(),
+            tokens.len()
+        );
+        tokens.insert(token.clone(), (namespace.to_owned(), name.to_owned()));
+        token
+    }
+
+    /// Rotates the account's token as a kubelet's projected volume does when the old one
+    /// expires: a new token is minted, every earlier one is refused from now on (401), and the
+    /// open watch streams end (as they do when their token expires). Returns the new token.
+    pub fn rotate_service_account_token(&self, namespace: &str, name: &str) -> String {
+        let token = self.service_account_token(namespace, name);
         self.shared
             .tokens
             .lock()
             .expect("tokens")
-            .insert(token.clone(), (namespace.to_owned(), name.to_owned()));
+            .retain(|t, (ns, n)| *t == token || ns != namespace || n != name);
+        self.drop_watches();
         token
+    }
+
+    /// A kubeconfig that reads its bearer token from `path` (`tokenFile`), as the in-cluster
+    /// configuration does: clients re-read it, so a rotated token is picked up.
+    pub fn kubeconfig_with_token_file(&self, path: &std::path::Path) -> String {
+        self.kubeconfig().replace(
+            "  user: {}\n",
+            &format!("  user:\n    tokenFile: {}\n", path.display()),
+        )
     }
 
     /// A kubeconfig that authenticates with `token`.
@@ -216,8 +241,9 @@ impl FakeApi {
     }
 
     /// Requests so far, by `"verb resource"` (`"watch pods"`, `"list nodes"`, `"patch
-    /// nodes/status"`, `"discovery"`, `"throttled"`, `"forbidden"`); those with a
-    /// service-account token also as `"as NAME verb resource"` and `"authenticated NAME"`.
+    /// nodes/status"`, `"discovery"`, `"throttled"`, `"unauthorized"`, `"forbidden"`); those
+    /// with a service-account token also as `"as NAME verb resource"` and `"authenticated
+    /// NAME"`.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         self.shared.counts.lock().expect("counts").clone()
     }

@@ -280,6 +280,7 @@ fn authorize(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     let Some((ns, name)) = shared.tokens.lock().expect("tokens").get(token).cloned() else {
+        shared.count("unauthorized", "");
         return Err(ApiError {
             code: 401,
             reason: "Unauthorized",

@@ -379,3 +379,28 @@ async fn a_service_account_may_do_only_what_its_cluster_role_allows() {
         "the refused patch changed nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_token_replaces_the_old_one() {
+    let c = Cluster::start().await;
+    c.ok(
+        &["apply", "-f", "-"],
+        Some(include_str!("../../../deploy/rbac.yaml")),
+    )
+    .await;
+    let addr = c.fake.addr();
+    let list = "/api/v1/nodes?fieldSelector=metadata.name%3Dn1";
+    let old = c.fake.service_account_token("kube-system", "eniplan-ipamd");
+    let other = c.fake.service_account_token("kube-system", "someone-else");
+    assert_eq!(with_token(addr, "GET", list, &old, "").await.0, 200);
+    let new = c
+        .fake
+        .rotate_service_account_token("kube-system", "eniplan-ipamd");
+    assert_ne!(new, old);
+    let (code, _) = with_token(addr, "GET", list, &old, "").await;
+    assert_eq!(code, 401, "the old token is refused after rotation");
+    assert_eq!(c.fake.requests().get("unauthorized"), Some(&1));
+    assert_eq!(with_token(addr, "GET", list, &new, "").await.0, 200);
+    let (code, _) = with_token(addr, "GET", "/apis", &other, "").await;
+    assert_eq!(code, 200, "another account's token is untouched");
+}
