@@ -14,7 +14,7 @@ mod common;
 
 use common::cluster::{
     CNINODE_CRD, CRD, Cluster, add, cluster_env, engine, env_refs, holders, insert_foreign_pods,
-    pod_yaml, rss_kib, until, until_events,
+    pod_yaml, rss_kib, until, until_events, until_within,
 };
 use common::node;
 
@@ -412,6 +412,9 @@ async fn a_throttled_and_slow_api_is_waited_out_while_pods_are_served() {
     c.fake.delay(Duration::from_millis(300));
     c.fake.throttle(2);
     c.fake.drop_watches();
+    // A real pod (one only ipamd knew of would be released as gone after the grace period).
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("meanwhile", name)))
+        .await;
     add(&n, "meanwhile")
         .await
         .expect("pods are served while the API throttles");
@@ -431,6 +434,51 @@ async fn a_throttled_and_slow_api_is_waited_out_while_pods_are_served() {
     )
     .await;
     c.fake.delay(Duration::ZERO);
+    let view = n.assert_agrees().await;
+    assert_eq!(holders(&view).len(), 1, "one pod, one address");
+    d.stop();
+    c.assert_within_rbac();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_service_account_token_is_picked_up_without_a_restart() {
+    let _serial = SERIAL.lock().await;
+    let n = node("token-m5", "m5.large", "10.0.224.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-224-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    let env = cluster_env(&c, name);
+    let env = env_refs(&env);
+    let d = n.start(&env).await;
+    assert_eq!(engine(&n).await["max_pods"], 29);
+
+    // The old token is refused and the watches end; ipamd's next requests get 401.
+    c.rotate_token();
+    assert!(
+        c.fake
+            .until_requests("unauthorized", 1, Duration::from_mins(1))
+            .await,
+        "ipamd never came back with the old token: {:?}",
+        c.fake.requests()
+    );
+    // A real pod: it must keep its address although ipamd cannot see it while refused (one
+    // only ipamd knew of would be released as gone after the grace period).
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("meanwhile", name)))
+        .await;
+    add(&n, "meanwhile")
+        .await
+        .expect("pods are served while the token is refused");
+    // A change made after the rotation can only arrive through a request with the new token
+    // (kube-rs re-reads the token file at least every 50 s, then the watcher's back-off).
+    c.set_max_pods(name, 58).await;
+    until_within(
+        &n,
+        "/v1/decisions",
+        "the change seen with the new token",
+        Duration::from_mins(3),
+        |v| v["kubernetes"]["engine"]["max_pods"] == 58,
+    )
+    .await;
     let view = n.assert_agrees().await;
     assert_eq!(holders(&view).len(), 1, "one pod, one address");
     d.stop();

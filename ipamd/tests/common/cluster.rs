@@ -19,8 +19,11 @@ pub struct Cluster {
     pub fake: FakeApi,
     /// The admin's (kubectl's).
     pub kubeconfig: PathBuf,
-    /// ipamd's: the service account of `deploy/rbac.yaml`, held to its ClusterRole.
+    /// ipamd's: the service account of `deploy/rbac.yaml`, held to its ClusterRole, its token
+    /// read from [`Cluster::token_file`] as in a pod.
     pub ipamd_kubeconfig: PathBuf,
+    /// The service account's token, as the kubelet projects it into the pod.
+    pub token_file: PathBuf,
 }
 
 impl Cluster {
@@ -29,15 +32,33 @@ impl Cluster {
         let kubeconfig = dir.join("kubeconfig");
         fake.write_kubeconfig(&kubeconfig).unwrap();
         let token = fake.service_account_token("kube-system", "eniplan-ipamd");
+        let token_file = dir.join("ipamd.token");
+        std::fs::write(&token_file, token).unwrap();
         let ipamd_kubeconfig = dir.join("ipamd.kubeconfig");
-        std::fs::write(&ipamd_kubeconfig, fake.kubeconfig_with_token(&token)).unwrap();
+        std::fs::write(
+            &ipamd_kubeconfig,
+            fake.kubeconfig_with_token_file(&token_file),
+        )
+        .unwrap();
         let c = Cluster {
             fake,
             kubeconfig,
             ipamd_kubeconfig,
+            token_file,
         };
         c.kubectl(&["apply", "-f", "-"], Some(RBAC)).await;
         c
+    }
+
+    /// Rotates ipamd's token: the API server refuses the old one from now on, and the new one
+    /// replaces the file atomically, as the kubelet does (a symlink swap there, a rename here).
+    pub fn rotate_token(&self) {
+        let token = self
+            .fake
+            .rotate_service_account_token("kube-system", "eniplan-ipamd");
+        let tmp = self.token_file.with_extension("new");
+        std::fs::write(&tmp, token).unwrap();
+        std::fs::rename(&tmp, &self.token_file).unwrap();
     }
 
     /// Waits (deadline 60 s) until the node's CNINode has exactly these features.
@@ -124,7 +145,18 @@ pub fn cluster_env<'a>(c: &'a Cluster, name: &'a str) -> Vec<(&'a str, String)> 
 
 /// Polls an introspection path until `ok` holds (deadline 60 s); returns the last answer.
 pub async fn until(n: &Node, path: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_mins(1);
+    until_within(n, path, what, Duration::from_mins(1), ok).await
+}
+
+/// [`until`] with its own deadline.
+pub async fn until_within(
+    n: &Node,
+    path: &str,
+    what: &str,
+    within: Duration,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
     loop {
         let v = n.introspect(path).await;
         if ok(&v) {
