@@ -1,13 +1,15 @@
 //! The node's real pod capacity, written where node bootstrap can read it (eks-ami PR #2293
 //! asks for this instead of a max-pods table): `<state dir>/allocatable.json`, i.e.
-//! `/var/run/aws-node/allocatable.json` on the host, replaced atomically at every start.
+//! `/var/run/aws-node/allocatable.json` on the host, replaced atomically.
 //!
 //! It is `planner::max_pods` (the arithmetic `eniplan max-pods` and the VPC CNI's calculator
 //! use) for this instance with the daemon's real settings — prefix delegation, custom
 //! networking, security groups for pods, `MAX_ENI` — and the ENIs it found attached but does not
-//! manage subtracted. A kubelet restart (or a nodeadm `maxPodsExpression` that reads the file)
-//! then gets the count ipamd can serve; on a fresh node, before ipamd ran, `eniplan max-pods
-//! TYPE` with the same flags gives the same number offline.
+//! manage subtracted. It is written at start and again whenever that count changes (an
+//! unmanaged ENI attached or detached later, seen by the reconcile loop's EC2 look). A kubelet
+//! restart (or a nodeadm `maxPodsExpression` that reads the file) then gets the count ipamd can
+//! serve; on a fresh node, before ipamd ran, `eniplan max-pods TYPE` with the same flags gives
+//! the same number offline.
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -60,18 +62,27 @@ pub fn compute(node: &Node, config: &Config) -> Allocatable {
     }
 }
 
-/// Computes and writes the file, logging the result (a failure to write is a warning: pods
-/// are served all the same).
-pub fn publish(node: &Node, config: &Config) {
+/// Computes the capacity and writes the file when it differs from the last one written (at
+/// start, always), logging the result. A failure to write is a warning — pods are served all
+/// the same — and is tried again at the next call.
+pub fn refresh(node: &Node, config: &Config) {
     let a = compute(node, config);
+    let mut published = node.published_unmanaged.lock().expect("published");
+    if *published == Some(a.unmanaged_enis) {
+        return;
+    }
     let (max_pods, pod_addresses) = (a.max_pods.max_pods, a.max_pods.pod_addresses);
     match write(&config.state_dir, &a) {
-        Ok(()) => tracing::info!(
-            max_pods,
-            pod_addresses,
-            file = FILE,
-            "node capacity published"
-        ),
+        Ok(()) => {
+            *published = Some(a.unmanaged_enis);
+            tracing::info!(
+                max_pods,
+                pod_addresses,
+                unmanaged_enis = a.unmanaged_enis,
+                file = FILE,
+                "node capacity published"
+            );
+        }
         Err(e) => tracing::warn!(error = %e, file = FILE, "cannot write the node's capacity file"),
     }
 }

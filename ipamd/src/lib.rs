@@ -76,7 +76,7 @@ where
     // 1. The node, from IMDS and EC2.
     let (node, observed) = node::discover(&*ec2, &imds, &config).await?;
     tracing::info!(instance = %node.identity.instance_id, instance_type = %node.identity.instance_type, enis = observed.len(), "node discovered");
-    allocatable::publish(&node, &config);
+    allocatable::refresh(&node, &config);
     let mut pool = Pool::new(node.limits, config.pool_for(node.limits));
     if let Some(note) = pool.mode_note() {
         tracing::warn!("{note}");

@@ -38,8 +38,10 @@ pub struct Node {
     pub security_groups: Vec<String>,
     /// Attachment id of each ENI (needed to detach), kept current by the executor.
     pub attachments: Mutex<BTreeMap<EniId, String>>,
-    /// Trunk and unmanaged flags learned from EC2, by ENI.
+    /// Trunk and unmanaged flags learned from EC2, by attached ENI.
     pub flags: Mutex<BTreeMap<EniId, (bool, bool)>>,
+    /// The unmanaged-ENI count of the last capacity file written (`None` before the first).
+    pub published_unmanaged: Mutex<Option<u32>>,
     /// The VPC, learned from EC2 at start-up.
     pub vpc_id: std::sync::OnceLock<String>,
     /// The primary ENI's subnet CIDR (new ENIs' route tables need it).
@@ -136,6 +138,7 @@ pub async fn observe_from_ec2<E: Ec2>(
     let mut out = Vec::new();
     let mut attachments = node.attachments.lock().expect("attachments");
     let mut flags = node.flags.lock().expect("flags");
+    flags.clear(); // an ENI detached since the last look is no longer counted
     for e in &described {
         let Some(a) = &e.attachment else { continue };
         if a.network_card_index != 0 {
@@ -161,9 +164,15 @@ pub async fn observe_from_ec2<E: Ec2>(
 }
 
 /// The engine's view from IMDS alone, for ENIs whose flags are already known; `None` when an
-/// ENI is new (EC2 must be asked).
+/// ENI is new or one EC2 last showed is gone from IMDS (EC2 must be asked).
 pub fn observe_from_imds(node: &Node, interfaces: &[ImdsInterface]) -> Option<Vec<ObservedEni>> {
     let flags = node.flags.lock().expect("flags");
+    let gone = flags
+        .keys()
+        .any(|id| !interfaces.iter().any(|i| &i.interface_id == id));
+    if gone {
+        return None;
+    }
     interfaces
         .iter()
         .map(|i| {
@@ -208,6 +217,7 @@ pub async fn discover<E: Ec2, I: Imds>(
         identity,
         attachments: Mutex::new(BTreeMap::new()),
         flags: Mutex::new(BTreeMap::new()),
+        published_unmanaged: Mutex::new(None),
         vpc_id: std::sync::OnceLock::new(),
         subnet_cidr: primary.subnet_cidr,
         primary_eni: primary.interface_id.clone(),

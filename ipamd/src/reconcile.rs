@@ -1,6 +1,7 @@
 //! Reconciling the pool with the node: every `reconcile` interval, IMDS's view of the node's
-//! ENIs is compared with the pool ([`agrees`], pure); where they differ, or an ENI is new, EC2
-//! is asked and decides (IMDS can lag EC2 by seconds, so it never removes anything on its own).
+//! ENIs is compared with the pool ([`agrees`], pure); where they differ, or an ENI is new or
+//! gone, EC2 is asked and decides (IMDS can lag EC2 by seconds, so it never removes anything on
+//! its own). Each EC2 look also refreshes the node's capacity file (unmanaged ENIs may change).
 
 use std::sync::Arc;
 
@@ -112,6 +113,7 @@ pub async fn once<E: Ec2, I: Imds>(
         return Ok(());
     }
     let observed = node::observe_from_ec2(ec2, node, config).await?;
+    crate::allocatable::refresh(node, config);
     tx.send(Event::Observed(observed))
         .await
         .map_err(|_| stopped())?;

@@ -39,6 +39,65 @@ async fn warm_up_secondary_ips_m5_large() {
     d.stop();
 }
 
+/// The capacity file a node's bootstrap reads, until `ok` holds for it (a minute at most).
+async fn until_capacity(n: &common::Node, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let text = std::fs::read_to_string(n.dir.join(ipamd::allocatable::FILE)).unwrap();
+        let capacity: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if ok(&capacity) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: never; last {capacity}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmanaged_eni_attached_later_lowers_the_published_capacity() {
+    use cloud::Ec2 as _;
+    let _serial = SERIAL.lock().await;
+    let n = node("unmanaged-late", "m5.large", "10.0.208.0/20").await;
+    let d = n.start(&[]).await;
+    n.assert_agrees().await;
+    until_capacity(&n, "29 at start", |c| c["max_pods"]["max_pods"] == 29).await;
+    // Someone else's ENI (tagged `no_manage`) attached at device 2, beside ipamd's pool.
+    let eni = n
+        .ec2
+        .create_network_interface(&cloud::model::CreateEni {
+            subnet_id: n.subnet.clone(),
+            description: "not eniplan's".into(),
+            security_groups: Vec::new(),
+            secondary_ips: 0,
+            prefixes: 0,
+            interface_type: None,
+            tags: BTreeMap::from([("node.k8s.amazonaws.com/no_manage".into(), "true".into())]),
+        })
+        .await
+        .unwrap();
+    let attachment = n
+        .ec2
+        .attach_network_interface(&eni.id, &n.instance, 2, 0)
+        .await
+        .unwrap();
+    // One ENI fewer for pods: 2 × 9 + 2.
+    until_capacity(&n, "the unmanaged ENI subtracted", |c| {
+        c["unmanaged_enis"] == 1 && c["max_pods"]["max_pods"] == 20
+    })
+    .await;
+    n.assert_agrees().await;
+    n.ec2
+        .detach_network_interface(&attachment, true)
+        .await
+        .unwrap();
+    until_capacity(&n, "the ENI's slot given back", |c| {
+        c["unmanaged_enis"] == 0 && c["max_pods"]["max_pods"] == 29
+    })
+    .await;
+    n.ec2.delete_network_interface(&eni.id).await.unwrap();
+    d.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_up_ip_targets_m5_large() {
     let _serial = SERIAL.lock().await;
