@@ -68,6 +68,16 @@ pub enum Error {
         /// The client's answer.
         reason: String,
     },
+    /// Another process (aws-node, or a second ipamd) answers on the daemon's socket.
+    #[error(
+        "another process already serves {path} (aws-node, or a second ipamd): eniplan replaces \
+         aws-node, it cannot run beside it; remove aws-node from this node first (docs/install.md, \
+         \"Replacing aws-node in place\"), or give this ipamd another ENIPLAN_STATE_DIR"
+    )]
+    SocketInUse {
+        /// The socket.
+        path: PathBuf,
+    },
 }
 
 /// The daemon's documented exit codes (docs/ipamd.md, "Exit codes").
@@ -91,6 +101,8 @@ pub enum Exit {
     HostNetwork = 7,
     /// `MY_NODE_NAME` is set but no Kubernetes client configuration was found.
     Kubernetes = 8,
+    /// Another process already serves the daemon's socket; nothing was changed.
+    SocketInUse = 9,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -110,6 +122,7 @@ impl Error {
             Error::Startup(_) => Exit::Startup,
             Error::HostNetwork { .. } => Exit::HostNetwork,
             Error::Kubernetes { .. } => Exit::Kubernetes,
+            Error::SocketInUse { .. } => Exit::SocketInUse,
         }
     }
 }

@@ -63,6 +63,7 @@ where
         path: config.state_dir.clone(),
         source,
     })?;
+    serve::ensure_socket_free(&serve::socket_path(&config)).await?;
     let config = Arc::new(config);
     let metrics = Arc::new(Metrics::new(&config.version));
     let report_calls: cloud::Observer = {

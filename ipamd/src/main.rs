@@ -10,7 +10,35 @@ use ipamd::{Error, Exit, Stage};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+/// What `ipamd --help` prints.
+const HELP: &str = "\
+ipamd: eniplan's node daemon (warm pools of ENI addresses for pods, served to eniplan-cni)
+
+usage: ipamd            run; every setting is an environment variable (docs/configuration.md)
+       ipamd --version  print the version
+       ipamd --help     print this
+
+exit codes: docs/ipamd.md, \"Exit codes\"";
+
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] => {}
+        ["--version" | "-V"] => {
+            println!("ipamd {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        ["--help" | "-h"] => {
+            println!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!(
+                "ipamd: unexpected arguments {args:?}; settings are environment variables\n\n{HELP}"
+            );
+            return Exit::Config.into();
+        }
+    }
     let vars = std::env::vars().collect();
     let config = match Config::from_vars(&vars) {
         Ok(c) => c,

@@ -32,6 +32,25 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
     Ok(l)
 }
 
+/// The gRPC socket in the state directory.
+pub(crate) fn socket_path(config: &Config) -> std::path::PathBuf {
+    config.state_dir.join("ipamd.sock")
+}
+
+/// Refuses to go on when another process answers on the socket: it would be replaced and its
+/// ENIs fought over. A file nobody listens on (a previous run's) is left for [`start`] to
+/// replace. Checked before the daemon touches IMDS, EC2 or the host.
+pub(crate) async fn ensure_socket_free(path: &Path) -> Result<()> {
+    let connect = tokio::net::UnixStream::connect(path);
+    match tokio::time::timeout(std::time::Duration::from_secs(2), connect).await {
+        // Connected, or a listener so busy it does not accept within 2 s: someone is there.
+        Ok(Ok(_)) | Err(_) => Err(Error::SocketInUse {
+            path: path.to_owned(),
+        }),
+        Ok(Err(_)) => Ok(()),
+    }
+}
+
 async fn bind_tcp(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
@@ -70,7 +89,7 @@ pub(crate) async fn start(
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
     // gRPC on the socket, with the standard health service.
-    let socket = config.state_dir.join("ipamd.sock");
+    let socket = socket_path(config);
     let listener = bind_unix(&socket)?;
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
