@@ -57,18 +57,14 @@ fn run(vars: &BTreeMap<String, String>, stdin: &[u8]) -> Result<Option<serde_jso
     runtime.block_on(eniplan_cni::plugin::run(&env, &conf, &mut log))
 }
 
-/// `eniplan-cni install [--wait-secs N]`: see `eniplan_cni::install`. Exit 0 installed, 2 a
-/// variable or argument is invalid, 3 ipamd not healthy within the wait, 4 a file could not be
-/// written.
+/// `eniplan-cni install [--wait-secs N] [--keep-running]`: see `eniplan_cni::install`. Exit 0
+/// installed (with `--keep-running`: installed, then stopped by SIGTERM or SIGINT), 2 a variable
+/// or argument is invalid, 3 ipamd not healthy within the wait, 4 a file could not be written.
 fn install(vars: &BTreeMap<String, String>, args: &[String]) -> ExitCode {
     use eniplan_cni::install::{InstallError, Settings, write_files};
-    let wait = match args {
-        [] => None,
-        [flag, n] if flag == "--wait-secs" => match n.parse::<u64>() {
-            Ok(n) => Some(std::time::Duration::from_secs(n)),
-            Err(_) => return usage(&format!("--wait-secs {n:?}: expected a number of seconds")),
-        },
-        _ => return usage(&format!("unexpected arguments {args:?}")),
+    let (wait, keep_running) = match install_args(args) {
+        Ok(parsed) => parsed,
+        Err(msg) => return usage(&msg),
     };
     let outcome = Settings::from_vars(vars).and_then(|s| {
         wait_for_ipamd(&s.socket, wait)?;
@@ -85,6 +81,7 @@ fn install(vars: &BTreeMap<String, String>, args: &[String]) -> ExitCode {
         Ok(())
     });
     match outcome {
+        Ok(()) if keep_running => until_stopped(),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -97,11 +94,64 @@ fn install(vars: &BTreeMap<String, String>, args: &[String]) -> ExitCode {
     }
 }
 
+/// `[--wait-secs N] [--keep-running]`, in any order.
+fn install_args(args: &[String]) -> Result<(Option<std::time::Duration>, bool), String> {
+    let (mut wait, mut keep_running) = (None, false);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--keep-running" => keep_running = true,
+            "--wait-secs" => {
+                let n = rest.next().ok_or("--wait-secs needs a number of seconds")?;
+                let secs = n
+                    .parse::<u64>()
+                    .map_err(|_| format!("--wait-secs {n:?}: expected a number of seconds"))?;
+                wait = Some(std::time::Duration::from_secs(secs));
+            }
+            _ => return Err(format!("unexpected argument {arg:?}")),
+        }
+    }
+    Ok((wait, keep_running))
+}
+
 fn usage(msg: &str) -> ExitCode {
     eprintln!(
-        "error: {msg}\nusage: eniplan-cni install [--wait-secs N]   (N = 0 or omitted: wait for ipamd without a limit)"
+        "error: {msg}\nusage: eniplan-cni install [--wait-secs N] [--keep-running]\n  \
+         --wait-secs N    give up when ipamd is not healthy after N s (0 or omitted: no limit)\n  \
+         --keep-running   stay up after installing until SIGTERM (a native sidecar container)"
     );
     ExitCode::from(2)
+}
+
+/// Blocks until SIGTERM or SIGINT (as a Kubernetes sidecar that has done its work: PID 1 in
+/// its container, where signals without a handler are ignored), then exits 0.
+fn until_stopped() -> ExitCode {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::from(4);
+        }
+    };
+    runtime.block_on(async {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            eprintln!("error: cannot install the SIGTERM/SIGINT handlers");
+            return ExitCode::from(4);
+        };
+        eprintln!("eniplan-cni install: staying up until SIGTERM");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        ExitCode::SUCCESS
+    })
 }
 
 /// Polls ipamd's health every 250 ms until it serves, or until `limit` (none or zero: no

@@ -48,8 +48,15 @@ fn bad_variables_exit_2_naming_them_and_write_nothing() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(&format!("{k}={v:?}")), "{stderr}");
     }
-    let out = install(&dir, &dir.join("none.sock"), &[], &["--wait", "x"]);
-    assert_eq!(out.status.code(), Some(2));
+    for args in [
+        &["--wait", "x"][..],
+        &["--wait-secs"],
+        &["--wait-secs", "soon"],
+    ] {
+        let out = install(&dir, &dir.join("none.sock"), &[], args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: eniplan-cni install"));
+    }
     assert!(!dir.join("net.d").exists() && !dir.join("bin").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -121,4 +128,53 @@ async fn with_ipamd_healthy_the_plugin_and_conflist_are_installed() {
     );
     d.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_running_installs_then_stays_up_until_sigterm() {
+    use std::io::{BufRead as _, BufReader};
+    let dir = temp_dir("keep");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let d = common::ipamd(&state, "m5.large").await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eniplan-cni"))
+        .args(["install", "--keep-running", "--wait-secs", "10"])
+        .env_clear()
+        .env("HOST_CNI_BIN_PATH", dir.join("bin"))
+        .env("HOST_CNI_CONFDIR_PATH", dir.join("net.d"))
+        .env("ENIPLAN_IPAMD_SOCKET", &d.socket)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its stderr says when it has installed and is waiting (it closes if the process exits).
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let waiting = tokio::task::spawn_blocking(move || {
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("staying up until SIGTERM"))
+    })
+    .await
+    .unwrap();
+    assert!(waiting.is_some(), "it stayed up after installing");
+    assert!(dir.join("net.d/10-aws.conflist").exists());
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let pid = i32::try_from(child.id()).unwrap();
+    assert_eq!(kill(pid, "TERM"), 0);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends it cleanly");
+    d.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kill -SIG PID` with the command (no libc call in the test).
+fn kill(pid: i32, sig: &str) -> i32 {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .code()
+        .unwrap_or(-1)
 }
