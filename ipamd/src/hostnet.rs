@@ -254,10 +254,7 @@ impl HostNet {
             .map(str::trim)
             != Some("2")
         {
-            std::fs::write(&path, "2").map_err(|e| Error::HostNetwork {
-                what: format!("setting {path} to 2 (loose reverse-path filter)"),
-                reason: e.to_string(),
-            })?;
+            self.set_loose_rp_filter(link.header.index, &name).await?;
         }
         let plan = snat::Plan {
             primary_link: name.clone(),
@@ -270,6 +267,37 @@ impl HostNet {
         self.ensure_connmark_rule(wanted).await?;
         tracing::info!(link = %name, external_snat = self.config.external_snat, "primary ENI set up");
         Ok(())
+    }
+
+    /// `rp_filter=2` on a link through rtnetlink (RTM_SETLINK carrying the link's IPv4 device
+    /// configuration), not through `/proc/sys`: a container runtime mounts `/proc/sys` read-only
+    /// in any unprivileged container, while this needs only `NET_ADMIN`.
+    async fn set_loose_rp_filter(&self, index: u32, name: &str) -> Result<()> {
+        use rtnetlink::packet_core::DefaultNla;
+        use rtnetlink::packet_route::link::{AfSpecInet, AfSpecUnspec};
+        /// `IFLA_INET_CONF` inside `IFLA_AF_SPEC`/`AF_INET`, and `IPV4_DEVCONF_RP_FILTER`.
+        const IFLA_INET_CONF: u16 = 1;
+        const IPV4_DEVCONF_RP_FILTER: u16 = 8;
+        // On a set, the kernel reads IFLA_INET_CONF as nested attributes, one per setting
+        // (type = the setting's index, a u32 value); on a dump it is a flat array, which is
+        // all netlink-packet-route's `InetDevConf` emits, hence the hand-made attribute.
+        let mut conf = Vec::with_capacity(8);
+        conf.extend_from_slice(&8u16.to_ne_bytes());
+        conf.extend_from_slice(&IPV4_DEVCONF_RP_FILTER.to_ne_bytes());
+        conf.extend_from_slice(&2u32.to_ne_bytes());
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                AfSpecInet::Other(DefaultNla::new(IFLA_INET_CONF, conf)),
+            ])]));
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(failed(format!(
+                "setting rp_filter of {name} to 2 (loose reverse-path filter)"
+            )))
     }
 
     /// The rule that sends connection-marked traffic to the main table, present or not.

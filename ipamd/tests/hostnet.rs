@@ -358,3 +358,36 @@ fn the_primary_eni_gets_snat_and_connmark_once_and_they_follow_the_settings() {
     assert!(!mangle.contains("AWS"), "{mangle}");
     assert!(!rules.contains("fwmark"), "{rules}");
 }
+
+#[test]
+fn rp_filter_is_set_through_netlink_where_proc_sys_is_read_only() {
+    use nix::mount::{MsFlags, mount};
+    let ns = node("rofs");
+    let path = "/proc/sys/net/ipv4/conf/eth0/rp_filter";
+    ns.exec(&["sh", "-c", &format!("echo 0 > {path}")]);
+    let vpc: Vec<ipnetwork::Ipv4Network> = vec!["10.0.0.0/16".parse().unwrap()];
+    let name = ns.0.clone();
+    let (write, setup) = ns.run(move || async move {
+        let ns = Ns(name);
+        // What a container runtime gives an unprivileged container: /proc/sys read-only (in a
+        // mount namespace of this thread's own, so nothing else sees it).
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).unwrap();
+        let none = None::<&str>;
+        mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).unwrap();
+        mount(Some("/proc/sys"), "/proc/sys", none, MsFlags::MS_BIND, none).unwrap();
+        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        mount(none, "/proc/sys", none, ro, none).unwrap();
+        let write = std::fs::write(path, "2").map_err(|e| e.raw_os_error());
+        let host = HostNet::connect(config()).unwrap();
+        let setup = host.setup_primary(&primary(), &vpc).await;
+        std::mem::forget(ns);
+        (write, setup.map_err(|e| e.to_string()))
+    });
+    assert_eq!(
+        write,
+        Err(Some(nix::errno::Errno::EROFS as i32)),
+        "/proc/sys was read-only"
+    );
+    setup.expect("the primary ENI is set up without writing /proc/sys");
+    assert_eq!(ns.exec(&["cat", path]).trim(), "2");
+}

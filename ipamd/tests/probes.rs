@@ -27,45 +27,51 @@ struct Probe {
     env: BTreeMap<String, String>,
 }
 
-/// Reads the exec probes out of a manifest. The manifests write probe commands and env values
-/// in YAML's flow and scalar forms (`command: ["…", "…"]`, `value: "1"`); a flow sequence of
-/// double-quoted strings is JSON, so it is read as such. Anything else under a probe's `exec`
-/// fails the test rather than being skipped.
+/// Reads the exec probes of every container (init containers too) of every workload in a
+/// manifest, with the container's literal `env` values. A probe that is not `exec` is not
+/// this test's business; an `exec` without a command list fails the test.
 fn probes(file: &Path) -> Vec<Probe> {
+    use serde::Deserialize as _;
     let text = std::fs::read_to_string(file).unwrap();
     let mut out = Vec::new();
-    let mut env = BTreeMap::new();
-    let mut pending_name: Option<String> = None;
-    let mut probe_kind: Option<String> = None;
-    for line in text.lines() {
-        let t = line.trim();
-        if t.starts_with('#') {
-            continue;
-        }
-        if t.starts_with("- name:") && t != "- name: ipamd" {
-            pending_name = Some(t.trim_start_matches("- name:").trim().to_owned());
-        } else if let (Some(v), Some(name)) = (t.strip_prefix("value:"), &pending_name) {
-            env.insert(name.clone(), v.trim().trim_matches('"').to_owned());
-            pending_name = None;
-        } else if let Some(kind) = ["readinessProbe:", "livenessProbe:", "startupProbe:"]
+    for doc in serde_norway::Deserializer::from_str(&text) {
+        let doc = serde_json::Value::deserialize(doc)
+            .unwrap_or_else(|e| panic!("{}: not YAML: {e}", file.display()));
+        let pod = &doc["spec"]["template"]["spec"];
+        let containers = ["initContainers", "containers"]
             .iter()
-            .find(|k| t == **k)
-        {
-            probe_kind = Some(kind.trim_end_matches(':').to_owned());
-        } else if let (Some(cmd), Some(kind)) = (t.strip_prefix("command:"), &probe_kind) {
-            let command: Vec<String> = serde_json::from_str(cmd.trim()).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {kind} command {cmd:?} is not a flow sequence: {e}",
-                    file.display()
-                )
-            });
-            out.push(Probe {
-                file: file.display().to_string(),
-                kind: kind.clone(),
-                command,
-                env: env.clone(),
-            });
-            probe_kind = None;
+            .filter_map(|k| pod[*k].as_array())
+            .flatten();
+        for c in containers {
+            let env: BTreeMap<String, String> = c["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| {
+                    Some((
+                        e["name"].as_str()?.to_owned(),
+                        e["value"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect();
+            for kind in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                let exec = &c[kind]["exec"];
+                if exec.is_null() {
+                    continue;
+                }
+                let command = exec["command"]
+                    .as_array()
+                    .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_else(|| {
+                        panic!("{}: {kind}: {exec} has no command list", file.display())
+                    });
+                out.push(Probe {
+                    file: file.display().to_string(),
+                    kind: kind.to_owned(),
+                    command,
+                    env: env.clone(),
+                });
+            }
         }
     }
     out
@@ -118,7 +124,9 @@ fn the_manifests_have_probes_and_they_run_the_shipped_client() {
     let probes = every_probe();
     let kinds: Vec<_> = probes.iter().map(|p| p.kind.as_str()).collect();
     assert!(
-        kinds.contains(&"readinessProbe") && kinds.contains(&"livenessProbe"),
+        kinds.contains(&"readinessProbe")
+            && kinds.contains(&"livenessProbe")
+            && kinds.contains(&"startupProbe"),
         "{probes:?}"
     );
 }
