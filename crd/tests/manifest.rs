@@ -12,16 +12,24 @@ fn eniconfig_crd_yaml() -> String {
 }
 
 #[test]
-fn the_shipped_crd_is_the_one_the_type_generates() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/crds/eniconfigs.yaml"
-    );
-    let shipped = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        shipped == eniconfig_crd_yaml(),
-        "{path} differs from the ENIConfig type: run `cargo xtask gen-crds`"
-    );
+fn the_shipped_crds_are_the_one_the_type_generates() {
+    // deploy/ for kubectl, and the Helm chart's crds/ directory.
+    for path in [
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/crds/eniconfigs.yaml"
+        ),
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../charts/eniplan/crds/eniconfigs.yaml"
+        ),
+    ] {
+        let shipped = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            shipped == eniconfig_crd_yaml(),
+            "{path} differs from the ENIConfig type: run `cargo xtask gen-crds`"
+        );
+    }
 }
 
 #[test]

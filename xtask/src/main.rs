@@ -2,8 +2,9 @@
 //!
 //! * `gen-catalogue` regenerates `planner/src/catalogue/table.rs` from `data/*.json`.
 //! * `gen-catalogue --check` fails (exit 1) when the committed table is stale.
-//! * `gen-crds` writes `deploy/crds/eniconfigs.yaml` and `harness/kube/crds/cninodes.yaml` from
-//!   `eniplan-crd`'s types (the crate's tests fail when a file is stale).
+//! * `gen-crds` writes `deploy/crds/eniconfigs.yaml`, its copy in the Helm chart
+//!   (`charts/eniplan/crds/`) and `harness/kube/crds/cninodes.yaml` from `eniplan-crd`'s types
+//!   (the crate's tests fail when a file is stale).
 
 mod catalogue;
 
@@ -49,8 +50,12 @@ fn gen_crds(root: &Path) -> Result<String, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join("eniconfigs.yaml");
     let yaml = serde_norway::to_string(&eniplan_crd::eniconfig_crd()).map_err(|e| e.to_string())?;
-    std::fs::write(&path, format!("{}{yaml}", eniplan_crd::MANIFEST_HEADER))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let chart = root.join("charts/eniplan/crds");
+    std::fs::create_dir_all(&chart).map_err(|e| format!("{}: {e}", chart.display()))?;
+    for path in [&path, &chart.join("eniconfigs.yaml")] {
+        std::fs::write(path, format!("{}{yaml}", eniplan_crd::MANIFEST_HEADER))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let fixture = root.join("harness/kube/crds");
     std::fs::create_dir_all(&fixture).map_err(|e| format!("{}: {e}", fixture.display()))?;
     let cninodes = fixture.join("cninodes.yaml");
@@ -58,8 +63,9 @@ fn gen_crds(root: &Path) -> Result<String, String> {
     std::fs::write(&cninodes, format!("{}{yaml}", eniplan_crd::CNINODE_HEADER))
         .map_err(|e| format!("{}: {e}", cninodes.display()))?;
     Ok(format!(
-        "wrote {} and {}",
+        "wrote {}, {} and {}",
         path.display(),
+        chart.join("eniconfigs.yaml").display(),
         cninodes.display()
     ))
 }
