@@ -149,3 +149,13 @@ def test_adopting_aws_node_keeps_its_name_and_selector(renders):
     assert labels["k8s-app"] == "aws-node" and labels["team"] == "platform"
     assert ds["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "61678"
     assert r.one("ClusterRoleBinding")["subjects"][0]["name"] == "aws-node"
+
+
+def test_a_new_node_group_gets_eniplan_only_where_labelled(renders):
+    # docs/install.md, "Install on a new node group".
+    r = renders["new-node-group"]
+    spec = r.one("DaemonSet")["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"eniplan.io/cni": "eniplan"}
+    images = {c["image"] for c in spec["containers"] + spec["initContainers"]}
+    assert images == {"111122223333.dkr.ecr.us-west-2.amazonaws.com/eniplan:0.1.0"}
+    assert "nodeSelector" not in renders["default"].one("DaemonSet")["spec"]["template"]["spec"]
