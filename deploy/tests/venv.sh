@@ -8,31 +8,14 @@ DEPLOY_ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd
 # shellcheck source=../../harness/lib/common.sh
 source "$DEPLOY_ROOT/harness/lib/common.sh"
 DEPLOY_PINS="$DEPLOY_ROOT/deploy/tests/requirements.txt"
-DEPLOY_PIN_HASH="$(sha256sum "$DEPLOY_PINS" | cut -c1-12)"
-DEPLOY_VENV="$CACHE_ROOT/deploy-$DEPLOY_PIN_HASH"
-
 deploy_venv_ok() {
-    "$DEPLOY_VENV/bin/python" - >/dev/null 2>&1 <<'PY'
+    "$1/bin/python" - >/dev/null 2>&1 <<'PY' && [[ -x "$1/bin/checkov" ]]
 import helm_python, jsonschema, kubernetes_validate, pytest, yaml, yamllint  # noqa: F401
 helm_python.helm_sdk_version()  # loads the bundled Go library
 PY
-    [[ -x "$DEPLOY_VENV/bin/checkov" ]]
 }
 
-# Idempotent; serialised with flock so two scripts starting at once do not install twice.
+# Sets $DEPLOY_VENV, installing the venv first if needed.
 ensure_deploy_venv() {
-    local marker="$DEPLOY_VENV/.eniplan-installed"
-    [[ -f "$marker" && -x "$DEPLOY_VENV/bin/python" ]] && return 0
-    mkdir -p "$CACHE_ROOT"
-    exec 7>"$CACHE_ROOT/.install-deploy-$DEPLOY_PIN_HASH.lock"
-    flock 7
-    if [[ ! -f "$marker" ]]; then
-        local start; start="$(now)"
-        hlog "installing $(basename "$DEPLOY_PINS") into $DEPLOY_VENV"
-        create_venv "$DEPLOY_VENV" "$DEPLOY_PINS"
-        deploy_venv_ok || { rm -rf "$DEPLOY_VENV"; die "the new venv lacks a pinned tool"; }
-        echo "$DEPLOY_PIN_HASH" >"$marker"
-        hlog "installed in $(elapsed "$start") s"
-    fi
-    flock -u 7
+    DEPLOY_VENV="$(ensure_pinned_venv deploy "$DEPLOY_PINS" deploy_venv_ok)"
 }

@@ -119,6 +119,51 @@ harness_pid() {
     echo "$pid"
 }
 
+# ensure_pinned_venv NAME PINS CHECK: makes sure the venv $CACHE_ROOT/NAME-<first 12 hex of
+# sha256(PINS)> holds the pins, installing it with create_venv on first use, and prints its
+# directory. CHECK (a function) is called with the new venv's directory and must succeed, or
+# the venv is removed. Idempotent; serialised with flock so two scripts starting at once do not
+# install twice. Used for every pinned tool set but LocalStack's (ensure_venv, above).
+ensure_pinned_venv() {
+    local name="$1" pins="$2" check="$3" hash dir start
+    hash="$(sha256sum "$pins" | cut -c1-12)"
+    dir="$CACHE_ROOT/$name-$hash"
+    if [[ ! -f "$dir/.eniplan-installed" || ! -x "$dir/bin/python" ]]; then
+        mkdir -p "$CACHE_ROOT"
+        exec 7>"$CACHE_ROOT/.install-$name-$hash.lock"
+        flock 7
+        if [[ ! -f "$dir/.eniplan-installed" ]]; then
+            start="$(now)"
+            hlog "installing $(basename "$pins") into $dir"
+            create_venv "$dir" "$pins"
+            "$check" "$dir" >&2 || { rm -rf "$dir"; die "$dir lacks a pinned tool after install"; }
+            echo "$hash" >"$dir/.eniplan-installed"
+            hlog "installed in $(elapsed "$start") s"
+        fi
+        flock -u 7
+    fi
+    printf '%s\n' "$dir"
+}
+
+GRPC_PIN_FILE="$HARNESS_ROOT/grpc-requirements.txt"
+
+grpc_venv_ok() { "$1/bin/python" -c 'import grpc, grpc_tools.protoc'; }
+
+# Sets $GRPC_VENV to the venv holding the pinned gRPC client (harness/grpc-python).
+ensure_grpc_venv() {
+    GRPC_VENV="$(ensure_pinned_venv grpc "$GRPC_PIN_FILE" grpc_venv_ok)"
+}
+
+# PID of the running harness for $STATE_DIR, or nothing. Checks the command line, so a
+# recycled PID is never taken for ours.
+harness_pid() {
+    local pid
+    pid="$(cat "$STATE_DIR/launcher.pid" 2>/dev/null)" || return 1
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q 'eniplan_harness.launch' || return 1
+    echo "$pid"
+}
+
 GRPC_PIN_FILE="$HARNESS_ROOT/grpc-requirements.txt"
 GRPC_VENV="$CACHE_ROOT/grpc-$(sha256sum "$GRPC_PIN_FILE" | cut -c1-12)"
 
