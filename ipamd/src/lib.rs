@@ -121,7 +121,7 @@ where
     if let Some(kube) = &kube {
         driver.set_notices(kube.events());
     }
-    let loop_task = tokio::spawn(driver.run(rx));
+    let loop_task = Tasks(vec![tokio::spawn(driver.run(rx))]);
 
     // 4. What the cluster says (bounded wait), then pre-scale, then serve.
     if let Some(kube) = &mut kube {
@@ -130,10 +130,11 @@ where
     }
     prescale(&tx, &config).await?;
     let facts = kube.as_ref().map(|k| k.facts.clone());
-    let servers = serve::start(&config, &node, &tx, &metrics, facts, stage.clone()).await?;
+    let mut servers =
+        Tasks(serve::start(&config, &node, &tx, &metrics, facts, stage.clone()).await?);
     tracing::info!(took_ms = start.elapsed().as_millis(), "ready");
 
-    let background = vec![
+    let background = Tasks(vec![
         tokio::spawn(ticker(tx.clone(), config.tick)),
         tokio::spawn(reconcile::reconciler(
             Arc::clone(&ec2),
@@ -148,20 +149,32 @@ where
             Arc::clone(&node),
             Arc::clone(&config),
         )),
-    ];
+    ]);
     wait_for(stage.clone(), Stage::Terminating).await;
     tracing::info!("terminating: the pool no longer grows; pods are still served");
     let _ = tx.send(Event::Terminate).await;
     wait_for(stage, Stage::Exit).await;
-    for task in background {
-        task.abort();
-    }
-    for s in servers {
+    drop(background);
+    for s in std::mem::take(&mut servers.0) {
         let _ = s.await;
     }
     drop(tx);
-    loop_task.abort();
+    drop(loop_task);
     Ok(())
+}
+
+/// Tasks of the daemon, aborted when dropped: at the orderly exit, and also when the daemon's
+/// own future is dropped before it (an embedding that aborts `run`, as a test simulating a
+/// crash does), so that nothing — the socket's server least of all — outlives it, as nothing
+/// outlives a crashed process.
+struct Tasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// Waits (bounded) for the watchers' first answer, tells the engine, and keeps it told.

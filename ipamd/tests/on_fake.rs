@@ -245,9 +245,19 @@ async fn a_restart_keeps_pod_ownership_and_never_double_assigns() {
             r.ip_allocation_metadata[0].ipv4_addr.clone(),
         );
     }
-    // Crash: the task is dropped without a clean shutdown.
+    // Crash: the task is dropped without a clean shutdown. Its servers go with it (aborted
+    // tasks are dropped by the runtime soon after, not at once): wait until the socket is dead,
+    // as a crashed process's is, or the new daemon would see it served and refuse to start.
     d.task.abort();
     let _ = d.task.await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while connect(&dir.join("ipamd.sock")).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the crashed daemon's socket still answers"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let d = start(&ec2, &instance, &dir, &[]).await;
     let mut client = connect(&d.socket()).await.unwrap();
     // The same keys get the same addresses back; new pods get other ones.

@@ -246,6 +246,17 @@ impl Daemon {
     }
 }
 
+/// A test that fails before `stop` or `kill9` must not leave its daemon running (it would keep
+/// serving a dead test's harness node, and hold its sockets): the process is killed here.
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn total(view: &Value) -> u64 {
     view["snapshot"]["total"].as_u64().unwrap()
 }
