@@ -297,6 +297,13 @@ impl Config {
                 "the node's name (the DaemonSet sets it from spec.nodeName): custom networking reads the node's ENIConfig from the Kubernetes API",
             ));
         }
+        if pool.pod_eni && node_name.is_none() {
+            return Err(invalid(
+                "MY_NODE_NAME",
+                "",
+                "the node's name (the DaemonSet sets it from spec.nodeName): ENABLE_POD_ENI tells the VPC resource controller through the node's CNINode and reads branch pods from the Kubernetes API",
+            ));
+        }
         let eni_config_key = |k: &str| {
             let v = get(k).unwrap_or(eniplan_crd::DEFAULT_ENICONFIG_KEY);
             if v.len() > 316 || v.contains(char::is_whitespace) || v.contains(',') {

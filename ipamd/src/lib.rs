@@ -126,7 +126,8 @@ where
     // 4. What the cluster says (bounded wait), then pre-scale, then serve.
     if let Some(kube) = &mut kube {
         let default_max_pods = config.pool_for(node.limits).max_pods;
-        join_cluster(kube, &tx, &config, default_max_pods, &metrics).await;
+        let trunking = node.limits.trunking;
+        join_cluster(kube, &tx, &config, default_max_pods, trunking, &metrics).await;
     }
     prescale(&tx, &config).await?;
     let facts = kube.as_ref().map(|k| k.facts.clone());
@@ -183,6 +184,7 @@ async fn join_cluster(
     tx: &mpsc::Sender<Event>,
     config: &Arc<Config>,
     default_max_pods: u32,
+    trunking: bool,
     metrics: &Arc<Metrics>,
 ) {
     if !kube.synced(config.pool.custom_networking).await {
@@ -196,9 +198,18 @@ async fn join_cluster(
         .new_enis_blocked
         .set(i64::from(first.new_enis_blocked.is_some()));
     let _ = tx.send(Event::Cluster(first.clone())).await;
-    if config.pool.custom_networking {
+    if config.pool.pod_eni && !trunking {
+        tracing::warn!(
+            "ENABLE_POD_ENI is set, but this instance type cannot carry a trunk ENI: no security groups for pods on this node"
+        );
+    }
+    let wanted = k8s::cninode::Wanted {
+        custom_networking: config.pool.custom_networking,
+        security_groups_for_pods: config.pool.pod_eni && trunking,
+    };
+    if wanted.custom_networking || wanted.security_groups_for_pods {
         let (client, node) = (kube.client.clone(), kube.node.clone());
-        tokio::spawn(k8s::cninode::keep(client, node, kube.facts.clone()));
+        tokio::spawn(k8s::cninode::keep(client, node, kube.facts.clone(), wanted));
     }
     if let Some(node) = &config.node_name {
         tokio::spawn(k8s::pod_sweeper(

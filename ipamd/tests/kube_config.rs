@@ -3,11 +3,10 @@
 use std::process::Command;
 
 fn ipamd(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join(format!(
-        "eniplan-kubecfg-{}-{}",
-        std::process::id(),
-        env.len()
-    ));
+    // One directory per call: the tests run in parallel.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("eniplan-kubecfg-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipamd"));
@@ -58,6 +57,16 @@ fn an_eniconfig_key_that_is_no_label_key_exits_2() {
     assert_eq!(code, Some(2), "{err}");
     assert!(
         err.contains("ENI_CONFIG_LABEL_DEF") && err.contains("zone, region"),
+        "{err}"
+    );
+}
+
+#[test]
+fn enable_pod_eni_without_a_node_name_exits_2_naming_the_variable() {
+    let (code, err) = ipamd(&[("ENABLE_POD_ENI", "true")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("MY_NODE_NAME") && err.contains("ENABLE_POD_ENI"),
         "{err}"
     );
 }

@@ -484,3 +484,42 @@ async fn a_rotated_service_account_token_is_picked_up_without_a_restart() {
     d.stop();
     c.assert_within_rbac();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enable_pod_eni_asks_for_a_trunk_through_the_cninode_on_trunking_types_only() {
+    let _serial = SERIAL.lock().await;
+    let n = node("sgp-m5", "m5.large", "10.0.192.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    c.kubectl(&["apply", "-f", "-"], Some(CNINODE_CRD)).await;
+    let name = "ip-10-0-192-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    let mut env = cluster_env(&c, name);
+    env.push(("ENABLE_POD_ENI", "true".into()));
+    let env = env_refs(&env);
+    let d = n.start(&env).await;
+    // No CNINode before: ipamd creates it with the feature (value "", as the reference).
+    let want = serde_json::json!([{"name": "SecurityGroupsForPods", "value": ""}]);
+    c.until_cninode_features(name, &want).await;
+    // The trunk's slot stays free: 2 ENIs for pods, 2 × 9 + 2 pods (behaviour doc §7.2).
+    let text = std::fs::read_to_string(n.dir.join(ipamd::allocatable::FILE)).unwrap();
+    let capacity: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(capacity["max_pods"]["max_pods"], 20, "{capacity}");
+    d.stop();
+    c.assert_within_rbac();
+
+    // A type that cannot carry a trunk: a warning, and nothing asked of the controller.
+    let n = node("sgp-t3", "t3.medium", "10.0.208.0/20").await;
+    let name = "ip-10-0-208-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 17).await;
+    let mut env = cluster_env(&c, name);
+    env.push(("ENABLE_POD_ENI", "true".into()));
+    let env = env_refs(&env);
+    let d = n.start(&env).await;
+    assert!(
+        d.log_text().contains("cannot carry a trunk ENI"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(c.cninode_features(name).await, Value::Null, "no CNINode");
+    d.stop();
+}

@@ -1,11 +1,15 @@
-//! The node's `CNINode`: with custom networking, the feature `CustomNetworking` names the
-//! node's ENIConfig (none for `default`, as the reference), so the VPC resource controller puts
-//! trunk and branch ENIs where the node's pods go. Created when missing; other features are
-//! kept; a stale write (409) is read again and retried.
+//! The node's `CNINode`, where ipamd tells the VPC resource controller what the node does:
+//! with custom networking the feature `CustomNetworking` names the node's ENIConfig (none for
+//! `default`, as the reference), so trunk and branch ENIs go where the node's pods go; with
+//! `ENABLE_POD_ENI` on a trunking-compatible type the feature `SecurityGroupsForPods` asks the
+//! controller for a trunk ENI and branch ENIs (reference §7.1–7.2). Created when missing; other
+//! features are kept; a stale write (409) is read again and retried.
 
 use std::time::Duration;
 
-use eniplan_crd::cninode::{CNINode, CNINodeSpec, CUSTOM_NETWORKING, with_feature};
+use eniplan_crd::cninode::{
+    CNINode, CNINodeSpec, CUSTOM_NETWORKING, Feature, SECURITY_GROUPS_FOR_PODS, with_feature,
+};
 use kube::api::PostParams;
 use kube::{Api, Client};
 use tokio::sync::watch;
@@ -15,24 +19,48 @@ use super::Facts;
 /// How long a failed write waits before the next try.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// Keeps the feature equal to the node's ENIConfig for as long as the facts change.
-pub async fn keep(client: Client, node: String, mut facts: watch::Receiver<Facts>) {
+/// Which features the node's CNINode carries (each with its value; `None` removes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    /// Custom networking: `CustomNetworking` follows the node's ENIConfig.
+    pub custom_networking: bool,
+    /// Security groups for pods: `SecurityGroupsForPods` (value "").
+    pub security_groups_for_pods: bool,
+}
+
+impl Wanted {
+    /// The features for `facts`, once the node has been read.
+    fn features(self, facts: &Facts) -> Option<Vec<(&'static str, Option<String>)>> {
+        let node = facts.node.as_ref()?;
+        let mut out = Vec::new();
+        if self.custom_networking {
+            let name = (node.eni_config != eniplan_crd::DEFAULT_ENICONFIG)
+                .then(|| node.eni_config.clone());
+            out.push((CUSTOM_NETWORKING, name));
+        }
+        if self.security_groups_for_pods {
+            out.push((SECURITY_GROUPS_FOR_PODS, Some(String::new())));
+        }
+        Some(out)
+    }
+}
+
+/// Keeps the features equal to what `wanted` asks for as the facts change.
+pub async fn keep(client: Client, node: String, mut facts: watch::Receiver<Facts>, wanted: Wanted) {
     let api: Api<CNINode> = Api::all(client);
-    let mut written: Option<Option<String>> = None;
+    let mut written = None;
     loop {
-        let want = facts.borrow_and_update().node.as_ref().map(|n| {
-            (n.eni_config != eniplan_crd::DEFAULT_ENICONFIG).then(|| n.eni_config.clone())
-        });
-        if let Some(value) = want
-            && written.as_ref() != Some(&value)
+        let want = wanted.features(&facts.borrow_and_update());
+        if let Some(want) = want
+            && written.as_ref() != Some(&want)
         {
-            match ensure(&api, &node, value.as_deref()).await {
+            match ensure(&api, &node, &want).await {
                 Ok(()) => {
-                    tracing::info!(feature = CUSTOM_NETWORKING, value = ?value, "CNINode feature written");
-                    written = Some(value);
+                    tracing::info!(features = ?want, "CNINode features written");
+                    written = Some(want);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot write the CNINode feature; retrying");
+                    tracing::warn!(error = %e, "cannot write the CNINode features; retrying");
                     tokio::time::sleep(RETRY).await;
                     continue;
                 }
@@ -44,14 +72,30 @@ pub async fn keep(client: Client, node: String, mut facts: watch::Receiver<Facts
     }
 }
 
-async fn ensure(api: &Api<CNINode>, node: &str, value: Option<&str>) -> kube::Result<()> {
+/// `features` with every wanted one applied; `None` when nothing changes.
+fn apply(features: &[Feature], want: &[(&str, Option<String>)]) -> Option<Vec<Feature>> {
+    let mut out = features.to_vec();
+    let mut changed = false;
+    for (name, value) in want {
+        if let Some(next) = with_feature(&out, name, value.as_deref()) {
+            out = next;
+            changed = true;
+        }
+    }
+    changed.then_some(out)
+}
+
+async fn ensure(
+    api: &Api<CNINode>,
+    node: &str,
+    want: &[(&str, Option<String>)],
+) -> kube::Result<()> {
     loop {
         let Some(mut current) = api.get_opt(node).await? else {
-            let features = with_feature(&[], CUSTOM_NETWORKING, value).unwrap_or_default();
             let fresh = CNINode::new(
                 node,
                 CNINodeSpec {
-                    features,
+                    features: apply(&[], want).unwrap_or_default(),
                     ..CNINodeSpec::default()
                 },
             );
@@ -60,7 +104,7 @@ async fn ensure(api: &Api<CNINode>, node: &str, value: Option<&str>) -> kube::Re
                 other => return other.map(|_| ()),
             }
         };
-        let Some(features) = with_feature(&current.spec.features, CUSTOM_NETWORKING, value) else {
+        let Some(features) = apply(&current.spec.features, want) else {
             return Ok(());
         };
         current.spec.features = features;

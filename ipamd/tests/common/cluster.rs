@@ -61,14 +61,11 @@ impl Cluster {
         std::fs::rename(&tmp, &self.token_file).unwrap();
     }
 
-    /// Waits (deadline 60 s) until the node's CNINode has exactly these features.
+    /// Waits (deadline 60 s) until the node's CNINode exists with exactly these features.
     pub async fn until_cninode_features(&self, node: &str, want: &Value) {
         let deadline = Instant::now() + Duration::from_mins(1);
         loop {
-            let out = self
-                .kubectl(&["get", "cnd", node, "-o", "json"], None)
-                .await;
-            let features = serde_json::from_str::<Value>(&out).unwrap()["spec"]["features"].clone();
+            let features = self.cninode_features(node).await;
             if features == *want {
                 return;
             }
@@ -78,6 +75,17 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The node's CNINode features (`Null` while it does not exist).
+    pub async fn cninode_features(&self, node: &str) -> Value {
+        let (ok, out, err) =
+            kube_fake::kubectl(&self.kubeconfig, &["get", "cnd", node, "-o", "json"], None).await;
+        if !ok {
+            assert!(err.contains("NotFound"), "kubectl get cnd {node}: {err}");
+            return Value::Null;
+        }
+        serde_json::from_str::<Value>(&out).unwrap()["spec"]["features"].clone()
     }
 
     /// ipamd sent nothing its ClusterRole does not allow.
