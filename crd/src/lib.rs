@@ -9,6 +9,7 @@
 //! [`select_eniconfig`] is which one a node names, in the VPC CNI's order.
 
 pub mod cninode;
+pub mod pod_eni;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube_core::CustomResourceExt as _;
@@ -50,7 +51,8 @@ pub struct ENIConfigSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub struct ENIConfigStatus {}
 
-/// Why an ENIConfig cannot be used; each names the object and the offending value.
+/// Why a custom resource or annotation cannot be used; each names the object or value and what
+/// is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// `spec.subnet` is not a subnet ID.
@@ -84,6 +86,14 @@ pub enum Error {
         name: String,
         /// How many it lists.
         count: usize,
+    },
+    /// A pod's `vpc.amazonaws.com/pod-eni` annotation cannot serve it (yet).
+    #[error("pod annotation vpc.amazonaws.com/pod-eni {value:?}: {problem}")]
+    PodEni {
+        /// The annotation (its first 200 characters).
+        value: String,
+        /// What is missing or wrong.
+        problem: String,
     },
 }
 
