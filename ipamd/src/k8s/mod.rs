@@ -7,6 +7,7 @@
 //! default back-off; meanwhile the pool keeps serving from the checkpoint and EC2 with the
 //! last facts it had (`docs/ipamd.md`, "Kubernetes").
 
+pub mod branch;
 pub mod client;
 pub mod cninode;
 pub mod events;
