@@ -23,6 +23,11 @@ What changes (letters follow the harness brief; details in README.md):
   i. DescribeNetworkInterfaces MaxResults/NextToken and more filters (attachment.status ...).
   j. Fault injection and added latency per EC2 action (see faults.py), at LocalStack's
      dispatch point, so every EC2 action can be failed with a well-formed EC2 error.
+  k. Trunk and branch interfaces (security groups for pods): AssociateTrunkInterface,
+     DescribeTrunkInterfaceAssociations, DisassociateTrunkInterface; a trunk only on a
+     trunking-compatible type, one per instance; branches never attached, at most the type's
+     branch-interface count per trunk, one VLAN id each; associated branches show
+     InterfaceType branch and status in-use; deleting a branch ends its association.
 Plus one LocalStack runtime fix: SIGTERM stops the process at once (HypercornRuntimeServer).
 
 Concurrency: LocalStack serves requests on several threads. Every EC2 request that reads or
@@ -40,13 +45,16 @@ import base64
 import binascii
 import inspect
 import itertools
+import json
 import logging
 import random
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any, NoReturn
 
 from . import ipam
@@ -144,6 +152,19 @@ def _replace(owner: Any, name: str, new: Any) -> None:
                     f"eniplan harness: {_qualname(sub, name)} overrides the patched "
                     f"{_qualname(owner, name)}; update eniplan_harness/patches.py"
                 )
+    setattr(owner, name, new)
+    PATCHED.append(_qualname(owner, name))
+
+
+def _add(owner: Any, name: str, new: Any, *, absent_from: Sequence[Any] = ()) -> None:
+    """owner.<name> = new for something moto lacks. Refuses if it exists on owner or on any of
+    `absent_from` (an upstream implementation to review, or a layer that would bypass ours)."""
+    for where in (owner, *absent_from):
+        if hasattr(where, name) or any(name in sub.__dict__ for sub in _subclasses(where)):
+            raise PatchError(
+                f"eniplan harness: {_qualname(where, name)} now exists; review it against "
+                f"eniplan_harness/patches.py"
+            )
     setattr(owner, name, new)
     PATCHED.append(_qualname(owner, name))
 
@@ -372,6 +393,286 @@ def unique_mac_address() -> str:
 
 
 # --------------------------------------------------------------------------------------
+# Trunk and branch interfaces (k)
+# --------------------------------------------------------------------------------------
+
+# How many branch interfaces a trunk on each instance type may carry: the VPC resource
+# controller's BranchInterface count (rc:pkg/aws/vpc/limits.go), 0 for types that are not
+# trunking-compatible. Read from the project's copy of the EC2 networking data
+# (data/instance-types.json, field `branch_enis`); types the file lacks count as 0, as the
+# file itself does for types the controller does not list. Loaded by apply().
+BRANCH_LIMITS_FILE = Path(__file__).resolve().parents[2] / "data" / "instance-types.json"
+_BRANCH_LIMITS: dict[str, int] = {}
+
+VLAN_IDS = range(1, 4095)  # 802.1Q: 0 and 4095 are reserved
+
+
+def load_branch_limits(path: Path = BRANCH_LIMITS_FILE) -> dict[str, int]:
+    try:
+        records = json.loads(path.read_text())
+        return {str(r["name"]): int(r["branch_enis"]) for r in records}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PatchError(f"eniplan harness: cannot read branch-interface limits from {path}: {exc}") from exc
+
+
+def branch_limit(instance_type: str) -> int:
+    """Branch interfaces per trunk for an instance type; 0: not trunking-compatible."""
+    return _BRANCH_LIMITS.get(instance_type, 0)
+
+
+@dataclass
+class TrunkAssociation:
+    """One branch ENI associated with a trunk ENI (AssociateTrunkInterface)."""
+
+    association_id: str
+    branch_id: str
+    trunk_id: str
+    vlan_id: int | None
+    gre_key: int | None
+    seq: int  # creation order, for DescribeTrunkInterfaceAssociations paging
+    branch_type_before: str  # InterfaceType the branch ENI shows again once disassociated
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "AssociationId": self.association_id,
+            "BranchInterfaceId": self.branch_id,
+            "TrunkInterfaceId": self.trunk_id,
+            "InterfaceProtocol": "VLAN" if self.vlan_id is not None else "GRE",
+        }
+        if self.vlan_id is not None:
+            out["VlanId"] = self.vlan_id
+        if self.gre_key is not None:
+            out["GreKey"] = self.gre_key
+        return out
+
+    def filter_value(self, name: str) -> str | None:
+        """The value a DescribeTrunkInterfaceAssociations filter compares, as text."""
+        value = {
+            "trunk-interface-association.trunk-interface-id": self.trunk_id,
+            "trunk-interface-association.branch-interface-id": self.branch_id,
+            "interface-protocol": self.describe()["InterfaceProtocol"],
+            "gre-key": self.gre_key,
+        }[name]
+        return None if value is None else str(value)
+
+
+# `gre-key` and `interface-protocol` are the filters EC2 documents; the two ID filters are what
+# a caller needs to find a trunk's or a branch's associations (not in EC2's documentation).
+TRUNK_ASSOCIATION_FILTERS = frozenset(
+    {
+        "trunk-interface-association.trunk-interface-id",
+        "trunk-interface-association.branch-interface-id",
+        "interface-protocol",
+        "gre-key",
+    }
+)
+
+
+@dataclass
+class TrunkState:
+    """Per-backend association bookkeeping; lives in the backend's __dict__, so reset() clears it."""
+
+    associations: dict[str, TrunkAssociation]
+    associate_tokens: dict[str, tuple[tuple[Any, ...], dict[str, Any]]]  # token -> (request, answer)
+    disassociate_tokens: dict[str, str]  # token -> association ID
+    sequence: Any
+
+
+def trunk_state(backend: Any) -> TrunkState:
+    state = backend.__dict__.get("eniplan_trunks")
+    if state is None:
+        state = backend.__dict__["eniplan_trunks"] = TrunkState({}, {}, {}, itertools.count(1))
+    return state
+
+
+def association_of_branch(backend: Any, eni_id: str) -> TrunkAssociation | None:
+    return next((a for a in trunk_state(backend).associations.values() if a.branch_id == eni_id), None)
+
+
+def associations_of_trunk(backend: Any, eni_id: str) -> list[TrunkAssociation]:
+    return [a for a in trunk_state(backend).associations.values() if a.trunk_id == eni_id]
+
+
+def _check_trunking_attach(eni: Any, instance: Any) -> None:
+    """What EC2 refuses when a trunk or branch ENI is attached to an instance."""
+    if association_of_branch(instance.ec2_backend, eni.id) is not None:
+        _fail("InvalidNetworkInterface.InUse", f"Interface: [{eni.id}] in use.")
+    if eni.interface_type == "branch":
+        _fail(
+            "InvalidParameterValue",
+            f"Branch network interface {eni.id} cannot be attached to an instance; associate it "
+            f"with a trunk network interface instead.",
+        )
+    if eni.interface_type != "trunk":
+        return
+    if branch_limit(instance.instance_type) == 0:
+        _fail(
+            "InvalidParameterValue",
+            f"Instance type {instance.instance_type} does not support trunk network interfaces.",
+        )
+    attached = getattr(instance, "nics", None) or {}  # RunInstances: not set yet in prep_nics
+    other = next((n for n in attached.values() if n.interface_type == "trunk"), None)
+    if other is not None:
+        _fail(
+            "InvalidParameterValue",
+            f"Instance '{instance.id}' already has a trunk network interface attached ({other.id}).",
+        )
+
+
+def _association_id() -> str:
+    return "trunk-assoc-" + secrets.token_hex(9)[:17]
+
+
+def associate_branch(
+    backend: Any,
+    *,
+    branch_id: str | None,
+    trunk_id: str | None,
+    vlan_id: int | None,
+    gre_key: int | None,
+    client_token: str | None,
+) -> dict[str, Any]:
+    """AssociateTrunkInterface: checks everything, then records the association.
+
+    Error codes: InvalidNetworkInterfaceID.NotFound (moto's), InvalidVlanId.Duplicate with
+    "VlanId 'N' is in use" (the VPC resource controller matches this code, quoting EC2's
+    message) and IdempotentParameterMismatch (EC2's common code) are EC2's. EC2 documents no
+    codes for the other refusals; InvalidParameterValue (a bad value), IncorrectState (trunk
+    not attached) and InvalidNetworkInterface.InUse (branch attached or already associated,
+    as for other in-use ENIs) are our choices.
+    """
+    state = trunk_state(backend)
+    if not branch_id or not trunk_id:
+        _fail("MissingParameter", "The request must contain the parameters BranchInterfaceId and TrunkInterfaceId")
+    request = (branch_id, trunk_id, vlan_id, gre_key)
+    if client_token and client_token in state.associate_tokens:
+        # EC2 idempotency: the same token with the same request answers the first result.
+        seen, answer = state.associate_tokens[client_token]
+        if seen != request:
+            _fail(
+                "IdempotentParameterMismatch",
+                f"The client token {client_token} was already used with different parameters.",
+            )
+        return answer
+    branch = backend.get_network_interface(branch_id)  # InvalidNetworkInterfaceID.NotFound
+    trunk = backend.get_network_interface(trunk_id)
+    if vlan_id is not None and gre_key is not None:
+        _fail("InvalidParameterCombination", "Specify either VlanId or GreKey, not both.")
+    if vlan_id is None and gre_key is None:
+        _fail("MissingParameter", "The request must contain the parameter VlanId or GreKey")
+    if vlan_id is not None and vlan_id not in VLAN_IDS:
+        _fail("InvalidParameterValue", f"Invalid value '{vlan_id}' for VlanId; it must be between 1 and 4094.")
+    if gre_key is not None and gre_key < 0:
+        _fail("InvalidParameterValue", f"Invalid value '{gre_key}' for GreKey.")
+    if trunk.interface_type != "trunk":
+        _fail("InvalidParameterValue", f"Network interface {trunk_id} is not a trunk network interface.")
+    if trunk.instance is None:
+        _fail("IncorrectState", f"Trunk network interface {trunk_id} is not attached to an instance.")
+    # A branch is created as an ordinary interface (the VPC resource controller passes no
+    # InterfaceType) and shows InterfaceType `branch` while associated.
+    if branch.interface_type not in ("interface", "branch"):
+        _fail(
+            "InvalidParameterValue",
+            f"Network interface {branch_id} of type {branch.interface_type} cannot be a branch network interface.",
+        )
+    if branch.instance is not None or association_of_branch(backend, branch_id) is not None:
+        _fail("InvalidNetworkInterface.InUse", f"Interface: [{branch_id}] in use.")
+    if branch.subnet.vpc_id != trunk.subnet.vpc_id:
+        _fail(
+            "InvalidParameterValue",
+            f"Branch {branch_id} and trunk {trunk_id} network interfaces are in different VPCs.",
+        )
+    on_trunk = associations_of_trunk(backend, trunk_id)
+    if vlan_id is not None and any(a.vlan_id == vlan_id for a in on_trunk):
+        _fail("InvalidVlanId.Duplicate", f"VlanId '{vlan_id}' is in use")
+    limit = branch_limit(trunk.instance.instance_type)
+    if len(on_trunk) >= limit:
+        # EC2's code for this case is not documented (README, k): InvalidParameterValue rather
+        # than AttachmentLimitExceeded, which EC2 documents for ENIs and volumes attached to an
+        # instance, so a caller cannot mistake a full trunk for a full instance.
+        _fail(
+            "InvalidParameterValue",
+            f"Trunk network interface {trunk_id} already has {len(on_trunk)} branch network interfaces, "
+            f"the maximum for instance type {trunk.instance.instance_type} ({limit}).",
+        )
+
+    association = TrunkAssociation(
+        association_id=_association_id(),
+        branch_id=branch_id,
+        trunk_id=trunk_id,
+        vlan_id=vlan_id,
+        gre_key=gre_key,
+        seq=next(state.sequence),
+        branch_type_before=branch.interface_type,
+    )
+    state.associations[association.association_id] = association
+    branch.interface_type = "branch"
+    branch.status = "in-use"
+    answer: dict[str, Any] = {"InterfaceAssociation": association.describe()}
+    if client_token:
+        answer["ClientToken"] = client_token
+        state.associate_tokens[client_token] = (request, answer)
+    return answer
+
+
+def _drop_association(backend: Any, association: TrunkAssociation) -> None:
+    trunk_state(backend).associations.pop(association.association_id, None)
+    branch = backend.enis.get(association.branch_id)
+    if branch is not None:
+        branch.interface_type = association.branch_type_before
+        branch.status = "available"
+
+
+def disassociate_branch(backend: Any, association_id: str | None, client_token: str | None) -> None:
+    """DisassociateTrunkInterface; an unknown ID is InvalidAssociationID.NotFound."""
+    state = trunk_state(backend)
+    if not association_id:
+        _fail("MissingParameter", "The request must contain the parameter AssociationId")
+    if client_token and state.disassociate_tokens.get(client_token) == association_id:
+        return  # a retried request that already succeeded
+    association = state.associations.get(association_id)
+    if association is None:
+        _fail("InvalidAssociationID.NotFound", f"The association ID '{association_id}' does not exist")
+    _drop_association(backend, association)
+    if client_token:
+        state.disassociate_tokens[client_token] = association_id
+
+
+def describe_associations(
+    backend: Any,
+    *,
+    association_ids: Sequence[str],
+    filters: dict[str, list[str]],
+    max_results: int | None,
+    next_token: str | None,
+) -> dict[str, Any]:
+    """DescribeTrunkInterfaceAssociations with the filters above and MaxResults/NextToken paging."""
+    associations = trunk_state(backend).associations
+    if max_results is not None and not 5 <= max_results <= 255:
+        _fail("InvalidParameterValue", f"MaxResults must be between 5 and 255; got {max_results}")
+    for name in filters:
+        if name not in TRUNK_ASSOCIATION_FILTERS:
+            _fail("InvalidParameterValue", f"The filter '{name}' is invalid")
+    for association_id in association_ids:
+        if association_id not in associations:
+            _fail("InvalidAssociationID.NotFound", f"The association ID '{association_id}' does not exist")
+    found = [a for a in associations.values() if not association_ids or a.association_id in association_ids]
+    found = [a for a in found if all(a.filter_value(n) in set(v) for n, v in filters.items())]
+    found.sort(key=lambda a: a.seq)
+    if next_token:
+        after = _decode_token(next_token)
+        found = [a for a in found if a.seq > after]
+    token = None
+    if max_results is not None and len(found) > max_results:
+        found = found[:max_results]
+        token = _encode_token(found[-1].seq)
+    result: dict[str, Any] = {"InterfaceAssociations": [a.describe() for a in found]}
+    if token:
+        result["NextToken"] = token
+    return result
+
+
+# --------------------------------------------------------------------------------------
 # Request parameter helpers
 # --------------------------------------------------------------------------------------
 
@@ -511,19 +812,29 @@ def _install_backend_patches() -> None:
 
     _replace(Backend, "create_network_interface", create_network_interface)
 
-    # (g) NetworkInterfaceBackend.delete_network_interface: moto deletes attached ENIs.
+    # (g, k) NetworkInterfaceBackend.delete_network_interface: moto deletes attached ENIs.
+    # A branch ENI still associated with a trunk is deleted and its association removed:
+    # the VPC resource controller deleted associated branches without DisassociateTrunkInterface
+    # until 2024 (rc PR #372, which adds the call "as recommended by EC2" and keeps deleting
+    # when it fails). A trunk that still carries branches is refused.
     orig_delete = _original(Backend, "delete_network_interface", ["eni_id"])
 
     def delete_network_interface(self: Any, eni_id: str) -> None:
         eni = self.enis.get(eni_id)
         if eni is not None and eni.instance is not None:
             _fail("InvalidNetworkInterface.InUse", f"The network interface '{eni_id}' is currently in use.")
+        if eni is not None and associations_of_trunk(self, eni_id):
+            _fail("InvalidNetworkInterface.InUse", f"Trunk network interface '{eni_id}' has branch associations.")
         orig_delete(self, eni_id)
+        association = association_of_branch(self, eni_id)
+        if association is not None:
+            _drop_association(self, association)
 
     _replace(Backend, "delete_network_interface", delete_network_interface)
 
-    # (d) NetworkInterfaceBackend.attach_network_interface: moto checks nothing; an ENI can
-    # be attached twice, over another ENI's device index, beyond the instance's limits.
+    # (d, k) NetworkInterfaceBackend.attach_network_interface: moto checks nothing; an ENI can
+    # be attached twice, over another ENI's device index, beyond the instance's limits, a
+    # branch ENI can be attached, a trunk ENI goes on any instance type, several per instance.
     _original(Backend, "attach_network_interface", ["eni_id", "instance_id", "device_index"])
 
     def attach_network_interface(
@@ -544,6 +855,7 @@ def _install_backend_patches() -> None:
                 "InvalidParameterValue",
                 f"Instance '{instance_id}' already has an interface attached at device index '{device_index}'.",
             )
+        _check_trunking_attach(eni, instance)  # (k)
         limits = network_limits(instance.instance_type)
         if limits is not None:
             if card >= limits.max_cards:
@@ -574,13 +886,20 @@ def _install_backend_patches() -> None:
 
     _replace(Backend, "attach_network_interface", attach_network_interface)
 
-    # (g) NetworkInterfaceBackend.detach_network_interface: AWS refuses to detach the primary.
+    # (g, k) NetworkInterfaceBackend.detach_network_interface: AWS refuses to detach the
+    # primary; a trunk is kept while branches are associated with it.
     orig_detach = _original(Backend, "detach_network_interface", ["attachment_id"])
 
     def detach_network_interface(self: Any, attachment_id: str) -> None:
         eni = next((e for e in self.enis.values() if e.attachment_id == attachment_id), None)
         if eni is not None and eni.device_index == 0:
             _fail("OperationNotPermitted", "The network interface at device index 0 cannot be detached.")
+        if eni is not None and associations_of_trunk(self, eni.id):
+            # EC2's code here is not documented; see README (k).
+            _fail(
+                "OperationNotPermitted",
+                f"Trunk network interface {eni.id} has branch associations; disassociate them first.",
+            )
         orig_detach(self, attachment_id)  # raises InvalidAttachmentID.NotFound for unknown IDs
         if eni is not None:
             eni.delete_on_termination = False
@@ -678,11 +997,15 @@ def _install_backend_patches() -> None:
 
     _replace(Subnet, "request_ip", request_ip)
 
-    # (f) Instance.prep_nics: moto creates the RunInstances primary ENI with
+    # (f, k) Instance.prep_nics: moto creates the RunInstances primary ENI with
     # DeleteOnTermination=false; AWS defaults it to true for ENIs created by the launch.
+    # Existing ENIs named in NetworkInterfaces get the trunk/branch checks of an attach.
     orig_prep_nics = _original(Instance, "prep_nics", ["nic_spec", "private_ip", "associate_public_ip"])
 
     def prep_nics(self: Any, nic_spec: Any, *args: Any, **kwargs: Any) -> None:
+        for spec in nic_spec or []:
+            if spec.get("NetworkInterfaceId"):  # (k) an existing ENI attached at launch
+                _check_trunking_attach(self.ec2_backend.get_network_interface(spec["NetworkInterfaceId"]), self)
         before = set(self.ec2_backend.enis)
         orig_prep_nics(self, nic_spec, *args, **kwargs)
         requested = {}
@@ -696,13 +1019,17 @@ def _install_backend_patches() -> None:
 
     _replace(Instance, "prep_nics", prep_nics)
 
-    # (f) Instance.terminate: moto leaves every ENI attached to the terminated instance and
+    # (f, k) Instance.terminate: moto leaves every ENI attached to the terminated instance and
     # deletes DeleteOnTermination ENIs without detaching them. AWS detaches all, deletes
-    # those with DeleteOnTermination=true and frees their addresses.
+    # those with DeleteOnTermination=true and frees their addresses. A trunk's branch
+    # associations go with the instance (rc PR #400: "once the trunk ENI is deleted by node
+    # deletion, the association ... is automatically deleted"); the branches stay, available.
     orig_terminate = _original(Instance, "terminate")
 
     def terminate(self: Any) -> Any:
         for _, nic in sorted(self.nics.items()):
+            for association in associations_of_trunk(self.ec2_backend, nic.id):
+                _drop_association(self.ec2_backend, association)
             nic.stop()
             delete = bool(nic.delete_on_termination)
             self.detach_eni(nic)
@@ -1028,6 +1355,65 @@ def _install_response_patches() -> None:
     _replace(Responses, "describe_network_interfaces", describe_network_interfaces)
 
 
+def _install_trunk_actions() -> None:
+    from localstack.aws.api.ec2 import Ec2Api
+    from localstack.services.ec2.provider import Ec2Provider
+    from moto.core.responses import ActionResult
+    from moto.ec2.responses import EC2Response
+    from moto.ec2.responses import elastic_network_interfaces as eni_responses
+
+    # (k) AssociateTrunkInterface, DescribeTrunkInterfaceAssociations and
+    # DisassociateTrunkInterface: neither moto-ext 5.1.24 nor LocalStack's Ec2Provider has
+    # them (501). LocalStack forwards an action its provider lacks to moto, whose
+    # EC2Response.call_action looks the snake_case name up among its methods at call time,
+    # so adding them to the ENI responses mixin routes them. Refused if either gains them.
+    Responses = eni_responses.ElasticNetworkInterfaces
+
+    def associate_trunk_interface(self: Any) -> Any:
+        self.error_on_dryrun()
+        return ActionResult(
+            associate_branch(
+                self.ec2_backend,
+                branch_id=self._get_param("BranchInterfaceId"),
+                trunk_id=self._get_param("TrunkInterfaceId"),
+                vlan_id=self._get_int_param("VlanId"),
+                gre_key=self._get_int_param("GreKey"),
+                client_token=self._get_param("ClientToken"),
+            )
+        )
+
+    def disassociate_trunk_interface(self: Any) -> Any:
+        self.error_on_dryrun()
+        token = self._get_param("ClientToken")
+        disassociate_branch(self.ec2_backend, self._get_param("AssociationId"), token)
+        result: dict[str, Any] = {"Return": True}
+        if token:
+            result["ClientToken"] = token
+        return ActionResult(result)
+
+    def describe_trunk_interface_associations(self: Any) -> Any:
+        self.error_on_dryrun()
+        return ActionResult(
+            describe_associations(
+                self.ec2_backend,
+                association_ids=self._get_param("AssociationIds", []),
+                filters=self._filters_from_querystring(),
+                max_results=self._get_int_param("MaxResults"),
+                next_token=self._get_param("NextToken"),
+            )
+        )
+
+    for name, func in (
+        ("associate_trunk_interface", associate_trunk_interface),
+        ("disassociate_trunk_interface", disassociate_trunk_interface),
+        ("describe_trunk_interface_associations", describe_trunk_interface_associations),
+    ):
+        # Ec2Api declares every EC2 operation; only its NotImplementedError stub falls through.
+        if getattr(Ec2Provider, name) is not getattr(Ec2Api, name):
+            raise PatchError(f"eniplan harness: {_qualname(Ec2Provider, name)} now exists; moto is bypassed")
+        _add(Responses, name, func, absent_from=[EC2Response])
+
+
 # --------------------------------------------------------------------------------------
 # LocalStack dispatch: locking and fault injection (j)
 # --------------------------------------------------------------------------------------
@@ -1141,8 +1527,10 @@ def apply() -> None:
         return
     _check_versions()
     Ec2ApiError = _error_class()
+    _BRANCH_LIMITS.update(load_branch_limits())
     _install_backend_patches()
     _install_response_patches()
+    _install_trunk_actions()
     _install_dispatch_patch()
     _install_runtime_patches()
     _applied = True
@@ -1157,6 +1545,9 @@ __all__: list[str] = [
     "PatchError",
     "apply",
     "assign_addresses",
+    "association_of_branch",
+    "associations_of_trunk",
+    "branch_limit",
     "eni_prefixes",
     "eni_private_ips",
     "find_instance",

@@ -9,8 +9,9 @@ State directory (ENIPLAN_HARNESS_DIR, default ~/.cache/eniplan/harness):
   ec2.port        its gateway port
   control.port    control/IMDS API port, written by the launcher once it listens
   localstack.log  the process's stdout and stderr
-  code.sha        fingerprint of eniplan_harness/*.py and the pin file the process runs;
-                  a running harness with another fingerprint is restarted, never reused
+  code.sha        fingerprint of eniplan_harness/*.py, the pin file and data/instance-types.json
+                  the process runs on; a running harness with another fingerprint is restarted,
+                  never reused
   harness.env     the KEY=value lines last printed (endpoints, PID, log path)
 """
 
@@ -71,9 +72,15 @@ class State:
 
 
 def code_fingerprint(harness_root: Path) -> str:
-    """Hash of the code a harness process runs: the patch layer and the pinned LocalStack."""
+    """Hash of what a harness process runs on: the patch layer, the pinned LocalStack and the
+    instance-type data the patch layer reads its branch-interface limits from."""
     digest = hashlib.sha256()
-    for path in [*sorted((harness_root / "eniplan_harness").glob("*.py")), harness_root / "localstack-requirements.txt"]:
+    paths = [
+        *sorted((harness_root / "eniplan_harness").glob("*.py")),
+        harness_root / "localstack-requirements.txt",
+        harness_root.parent / "data" / "instance-types.json",
+    ]
+    for path in paths:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 

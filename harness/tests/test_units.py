@@ -83,6 +83,25 @@ def test_patch_layer_fails_loudly_when_moto_changes(tmp_path):
     assert "PatchError" in result.stderr and "Subnet.request_ip" in result.stderr
 
 
+def test_patch_layer_fails_loudly_when_moto_gains_a_trunk_action(tmp_path):
+    """An action the layer adds (k) that moto now implements itself must be reviewed, not shadowed."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from moto.ec2.responses import EC2Response\n"
+        "EC2Response.associate_trunk_interface = lambda self: None\n"
+        "from eniplan_harness import patches\n"
+        "patches.apply()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ), cwd=tmp_path
+    )
+    assert result.returncode != 0
+    assert "PatchError" in result.stderr and "associate_trunk_interface" in result.stderr
+
+
 def test_only_static_catalogue_reads_skip_the_state_lock():
     """Catalogue reads (seconds in moto) must not stall IMDS; everything stateful stays atomic."""
     from eniplan_harness.patches import needs_state_lock
