@@ -128,6 +128,7 @@ pub const DAEMON_VARIABLES: &[&str] = &[
     "AWS_VPC_K8S_CNI_RANDOMIZESNAT",
     "AWS_VPC_CNI_NODE_PORT_SUPPORT",
     "AWS_VPC_K8S_CNI_CONNMARK",
+    "ENIPLAN_IPTABLES_MODE",
 ];
 
 fn invalid(name: &str, value: &str, expected: &str) -> Error {
@@ -319,15 +320,23 @@ impl Config {
         let eni_config_label = eni_config_key("ENI_CONFIG_LABEL_DEF")?;
         let external_snat = flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?;
         let host = if flag("ENIPLAN_HOST_NETWORKING", true)? {
-            Some(host_config(
-                get("AWS_VPC_ENI_MTU"),
-                get("AWS_VPC_K8S_CNI_VETHPREFIX"),
-                external_snat,
-                get("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"),
-                get("AWS_VPC_K8S_CNI_RANDOMIZESNAT"),
-                flag("AWS_VPC_CNI_NODE_PORT_SUPPORT", true)?,
-                get("AWS_VPC_K8S_CNI_CONNMARK"),
-            )?)
+            Some(
+                host_config(
+                    get("AWS_VPC_ENI_MTU"),
+                    get("AWS_VPC_K8S_CNI_VETHPREFIX"),
+                    external_snat,
+                    get("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"),
+                    get("AWS_VPC_K8S_CNI_RANDOMIZESNAT"),
+                    flag("AWS_VPC_CNI_NODE_PORT_SUPPORT", true)?,
+                    get("AWS_VPC_K8S_CNI_CONNMARK"),
+                )
+                .and_then(|h| {
+                    Ok(HostConfig {
+                        iptables_mode: iptables_mode(get("ENIPLAN_IPTABLES_MODE"))?,
+                        ..h
+                    })
+                })?,
+            )
         } else {
             None
         };
@@ -459,7 +468,23 @@ fn host_config(
         randomize_snat,
         node_port_support,
         connmark,
+        iptables_mode: crate::hostnet::iptables::Mode::Auto,
     })
+}
+
+/// `ENIPLAN_IPTABLES_MODE`: `auto` (default), `nft` or `legacy`.
+fn iptables_mode(value: Option<&str>) -> Result<crate::hostnet::iptables::Mode> {
+    use crate::hostnet::iptables::Mode;
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("auto") => Ok(Mode::Auto),
+        Some("nft") => Ok(Mode::Nft),
+        Some("legacy") => Ok(Mode::Legacy),
+        Some(_) => Err(invalid(
+            "ENIPLAN_IPTABLES_MODE",
+            value.unwrap_or_default(),
+            "auto (the backend the node's rules are in), nft or legacy",
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -615,6 +640,7 @@ mod tests {
             ("ENIPLAN_TICK_INTERVAL_MS", "0", "positive"),
             ("ENABLE_MULTI_NIC", "true", "default network card"),
             ("AWS_VPC_ENI_MTU", "9002", "576 to 9001"),
+            ("ENIPLAN_IPTABLES_MODE", "nftables", "auto (the backend"),
             ("AWS_VPC_K8S_CNI_VETHPREFIX", "eth", "not eth"),
             (
                 "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",

@@ -85,6 +85,8 @@ pub struct HostConfig {
     pub node_port_support: bool,
     /// `AWS_VPC_K8S_CNI_CONNMARK` (default 0x80): the connection mark bit.
     pub connmark: u32,
+    /// `ENIPLAN_IPTABLES_MODE` (default `auto`): the iptables backend written to.
+    pub iptables_mode: iptables::Mode,
 }
 
 /// One ENI as the host sees it.
@@ -261,6 +263,7 @@ impl HostNet {
             primary_ip: primary.primary_ip,
             vpc_cidrs: vpc_cidrs.to_vec(),
             config: self.config.clone(),
+            iptables: iptables::Iptables::resolve(self.config.iptables_mode).await,
         };
         snat::apply(&plan).await?;
         let wanted = self.config.node_port_support || !self.config.external_snat;

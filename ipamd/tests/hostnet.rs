@@ -11,6 +11,7 @@ use std::os::fd::AsFd as _;
 use std::process::Command;
 use std::time::Duration;
 
+use ipamd::hostnet::iptables::Mode;
 use ipamd::hostnet::{EniHost, HostConfig, HostNet, RandomizeSnat};
 use planner::pool::EniId;
 use serde_json::Value;
@@ -112,6 +113,7 @@ fn config() -> HostConfig {
         randomize_snat: RandomizeSnat::Prng,
         node_port_support: true,
         connmark: 0x80,
+        iptables_mode: Mode::Auto,
     }
 }
 
@@ -390,4 +392,73 @@ fn rp_filter_is_set_through_netlink_where_proc_sys_is_read_only() {
     );
     setup.expect("the primary ENI is set up without writing /proc/sys");
     assert_eq!(ns.exec(&["cat", path]).trim(), "2");
+}
+
+#[test]
+fn the_snat_chains_go_to_the_iptables_backend_the_node_already_uses() {
+    let vpc: Vec<ipnetwork::Ipv4Network> = vec!["10.0.0.0/16".parse().unwrap()];
+    // A node whose kube-proxy writes the legacy tables (Amazon Linux 2): three rules there.
+    let legacy_node = node("legacy");
+    legacy_node.exec(&["iptables-legacy", "-w", "-t", "nat", "-N", "KUBE-SERVICES"]);
+    for chain in ["PREROUTING", "OUTPUT", "POSTROUTING"] {
+        legacy_node.exec(&[
+            "iptables-legacy",
+            "-w",
+            "-t",
+            "nat",
+            "-A",
+            chain,
+            "-j",
+            "KUBE-SERVICES",
+        ]);
+    }
+    // A node with nothing yet, and one forced to legacy although its rules are in neither.
+    let fresh_node = node("fresh");
+    let forced_node = node("forced");
+    for (ns, mode) in [
+        (&legacy_node, Mode::Auto),
+        (&fresh_node, Mode::Auto),
+        (&forced_node, Mode::Legacy),
+    ] {
+        let name = ns.0.clone();
+        let vpc = vpc.clone();
+        ns.run(move || async move {
+            let ns = Ns(name);
+            let cfg = HostConfig {
+                iptables_mode: mode,
+                ..config()
+            };
+            HostNet::connect(cfg)
+                .unwrap()
+                .setup_primary(&primary(), &vpc)
+                .await
+                .unwrap();
+            std::mem::forget(ns);
+        });
+    }
+    let has_snat = |ns: &Ns, cmd: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.0, cmd, "-w", "-t", "nat", "-S"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("-N AWS-SNAT-CHAIN-0")
+    };
+    assert!(
+        has_snat(&legacy_node, "iptables-legacy"),
+        "legacy node: legacy tables"
+    );
+    assert!(
+        !has_snat(&legacy_node, "iptables-nft"),
+        "and nothing in nf_tables"
+    );
+    assert!(
+        has_snat(&fresh_node, "iptables-nft"),
+        "fresh node: nf_tables"
+    );
+    assert!(!has_snat(&fresh_node, "iptables-legacy"));
+    assert!(
+        has_snat(&forced_node, "iptables-legacy"),
+        "ENIPLAN_IPTABLES_MODE=legacy"
+    );
+    assert!(!has_snat(&forced_node, "iptables-nft"));
 }

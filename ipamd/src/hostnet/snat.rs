@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 
-use super::iptables::{self, Rule, rule};
+use super::iptables::{Iptables, Rule, rule};
 use super::{HostConfig, RandomizeSnat};
 use crate::error::Result;
 
@@ -39,6 +39,8 @@ pub struct Plan {
     pub vpc_cidrs: Vec<Ipv4Network>,
     /// The settings.
     pub config: HostConfig,
+    /// The iptables backend the node uses.
+    pub iptables: Iptables,
 }
 
 /// One `-d CIDR -j RETURN` rule per CIDR, with the VPC CNI's comment.
@@ -218,18 +220,23 @@ impl Plan {
 /// # Errors
 /// [`crate::Error::HostNetwork`] with iptables' message.
 pub async fn apply(plan: &Plan) -> Result<()> {
+    let iptables = &plan.iptables;
     if plan.config.external_snat {
         for (chain, r) in plan.nat_hooks() {
-            iptables::remove("nat", chain, &r).await?;
+            iptables.remove("nat", chain, &r).await?;
         }
-        iptables::remove_chain("nat", SNAT_CHAIN).await?;
-        iptables::remove_chain("nat", CONNMARK_CHAIN).await?;
+        iptables.remove_chain("nat", SNAT_CHAIN).await?;
+        iptables.remove_chain("nat", CONNMARK_CHAIN).await?;
     } else {
-        let snat = iptables::set_chain("nat", SNAT_CHAIN, &plan.snat_rules()).await?;
-        let mark = iptables::set_chain("nat", CONNMARK_CHAIN, &plan.connmark_rules()).await?;
+        let snat = iptables
+            .set_chain("nat", SNAT_CHAIN, &plan.snat_rules())
+            .await?;
+        let mark = iptables
+            .set_chain("nat", CONNMARK_CHAIN, &plan.connmark_rules())
+            .await?;
         let mut hooks = false;
         for (chain, r) in plan.nat_hooks() {
-            hooks |= iptables::ensure("nat", chain, &r).await?;
+            hooks |= iptables.ensure("nat", chain, &r).await?;
         }
         tracing::info!(
             changed = snat || mark || hooks,
@@ -240,9 +247,9 @@ pub async fn apply(plan: &Plan) -> Result<()> {
     }
     for r in plan.node_port_rules() {
         if plan.config.node_port_support {
-            iptables::ensure("mangle", "PREROUTING", &r).await?;
+            iptables.ensure("mangle", "PREROUTING", &r).await?;
         } else {
-            iptables::remove("mangle", "PREROUTING", &r).await?;
+            iptables.remove("mangle", "PREROUTING", &r).await?;
         }
     }
     Ok(())
@@ -265,7 +272,9 @@ mod tests {
                 randomize_snat: randomize,
                 node_port_support: true,
                 connmark: 0x80,
+                iptables_mode: crate::hostnet::iptables::Mode::Auto,
             },
+            iptables: Iptables::NFT,
         }
     }
 
