@@ -153,36 +153,3 @@ grpc_venv_ok() { "$1/bin/python" -c 'import grpc, grpc_tools.protoc'; }
 ensure_grpc_venv() {
     GRPC_VENV="$(ensure_pinned_venv grpc "$GRPC_PIN_FILE" grpc_venv_ok)"
 }
-
-# PID of the running harness for $STATE_DIR, or nothing. Checks the command line, so a
-# recycled PID is never taken for ours.
-harness_pid() {
-    local pid
-    pid="$(cat "$STATE_DIR/launcher.pid" 2>/dev/null)" || return 1
-    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q 'eniplan_harness.launch' || return 1
-    echo "$pid"
-}
-
-GRPC_PIN_FILE="$HARNESS_ROOT/grpc-requirements.txt"
-GRPC_VENV="$CACHE_ROOT/grpc-$(sha256sum "$GRPC_PIN_FILE" | cut -c1-12)"
-
-# Makes sure $GRPC_VENV holds the pinned gRPC client (harness/grpc-python). Idempotent and
-# serialised like ensure_venv.
-ensure_grpc_venv() {
-    local marker="$GRPC_VENV/.eniplan-installed"
-    [[ -f "$marker" && -x "$GRPC_VENV/bin/python" ]] && return 0
-    mkdir -p "$CACHE_ROOT"
-    exec 9>"$CACHE_ROOT/.install-grpc.lock"
-    flock 9
-    if [[ ! -f "$marker" ]]; then
-        local start; start="$(now)"
-        hlog "installing $(basename "$GRPC_PIN_FILE") into $GRPC_VENV"
-        create_venv "$GRPC_VENV" "$GRPC_PIN_FILE"
-        "$GRPC_VENV/bin/python" -c 'import grpc, grpc_tools.protoc' >&2 \
-            || { rm -rf "$GRPC_VENV"; die "the gRPC venv does not import grpc"; }
-        touch "$marker"
-        hlog "installed in $(elapsed "$start") s"
-    fi
-    flock -u 9
-}
