@@ -164,10 +164,9 @@ where
     Ok(())
 }
 
-/// Tasks of the daemon, aborted when dropped: at the orderly exit, and also when the daemon's
-/// own future is dropped before it (an embedding that aborts `run`, as a test simulating a
-/// crash does), so that nothing — the socket's server least of all — outlives it, as nothing
-/// outlives a crashed process.
+/// Tasks of the daemon, aborted when dropped: at the orderly exit, on an early error return,
+/// and when an embedding drops `run`'s future, so that none of them — the socket's server least
+/// of all — outlives the daemon.
 struct Tasks(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for Tasks {

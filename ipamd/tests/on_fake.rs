@@ -73,6 +73,44 @@ async fn start(ec2: &FakeEc2, instance: &str, dir: &Path, extra: &[(&str, &str)]
     }
 }
 
+/// A daemon on a runtime and thread of its own, so that [`Crashable::crash`] ends it as a
+/// crash ends a process: dropping the runtime drops every task it spawned, the socket's server
+/// with its listener included, before `crash` returns.
+struct Crashable {
+    crash: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Crashable {
+    async fn start(ec2: &FakeEc2, instance: &str, dir: &Path) -> Crashable {
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (crash, crashed) = tokio::sync::oneshot::channel::<()>();
+        let (ec2, instance, dir) = (ec2.clone(), instance.to_owned(), dir.to_owned());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let daemon = runtime.block_on(async {
+                let daemon = start(&ec2, &instance, &dir, &[]).await;
+                let _ = ready_tx.send(());
+                let _ = crashed.await;
+                daemon
+            });
+            // The runtime goes first, its tasks with it; the daemon never sees a stage change.
+            drop(runtime);
+            drop(daemon);
+        });
+        ready.await.expect("the daemon's thread started it");
+        Crashable { crash, thread }
+    }
+
+    fn crash(self) {
+        let _ = self.crash.send(());
+        self.thread.join().unwrap();
+    }
+}
+
 impl Daemon {
     async fn stop(self) {
         let _ = self.stage.send(Stage::Exit);
@@ -231,8 +269,8 @@ async fn bad_requests_get_precise_errors_and_change_nothing() {
 async fn a_restart_keeps_pod_ownership_and_never_double_assigns() {
     let (ec2, instance) = node("m5.large", "10.0.0.0/20");
     let dir = temp_dir("restart");
-    let d = start(&ec2, &instance, &dir, &[]).await;
-    let mut client = connect(&d.socket()).await.unwrap();
+    let first = Crashable::start(&ec2, &instance, &dir).await;
+    let mut client = connect(&dir.join("ipamd.sock")).await.unwrap();
     let mut owned = BTreeMap::new();
     for i in 0..5 {
         let r = client
@@ -245,19 +283,8 @@ async fn a_restart_keeps_pod_ownership_and_never_double_assigns() {
             r.ip_allocation_metadata[0].ipv4_addr.clone(),
         );
     }
-    // Crash: the task is dropped without a clean shutdown. Its servers go with it (aborted
-    // tasks are dropped by the runtime soon after, not at once): wait until the socket is dead,
-    // as a crashed process's is, or the new daemon would see it served and refuse to start.
-    d.task.abort();
-    let _ = d.task.await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while connect(&dir.join("ipamd.sock")).await.is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the crashed daemon's socket still answers"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    // Crash: no clean shutdown; every task of the daemon, its socket's server too, is gone.
+    first.crash();
     let d = start(&ec2, &instance, &dir, &[]).await;
     let mut client = connect(&d.socket()).await.unwrap();
     // The same keys get the same addresses back; new pods get other ones.
