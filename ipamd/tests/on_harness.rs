@@ -39,8 +39,18 @@ async fn warm_up_secondary_ips_m5_large() {
     d.stop();
 }
 
-/// The capacity file a node's bootstrap reads, until `ok` holds for it (a minute at most).
-async fn until_capacity(n: &common::Node, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+/// The capacity file a node's bootstrap reads, until `ok` holds for it (a minute at most). It
+/// waits on the kernel's word that a file in the state directory was replaced (inotify; the
+/// file is written by a rename), not on a timer; the watch is set before the first read, so
+/// no change is missed.
+fn until_capacity(n: &common::Node, what: &str, ok: impl Fn(&serde_json::Value) -> bool) {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    use std::os::fd::AsFd as _;
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).unwrap();
+    inotify
+        .add_watch(&n.dir, AddWatchFlags::IN_MOVED_TO)
+        .unwrap();
     let deadline = Instant::now() + Duration::from_mins(1);
     loop {
         let text = std::fs::read_to_string(n.dir.join(ipamd::allocatable::FILE)).unwrap();
@@ -48,8 +58,15 @@ async fn until_capacity(n: &common::Node, what: &str, ok: impl Fn(&serde_json::V
         if ok(&capacity) {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: never; last {capacity}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "{what}: never; last {capacity}");
+        let mut ready = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+        poll(
+            &mut ready,
+            PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+        )
+        .unwrap();
+        let _ = inotify.read_events(); // drained; which file it was does not matter
     }
 }
 
@@ -60,7 +77,9 @@ async fn an_unmanaged_eni_attached_later_lowers_the_published_capacity() {
     let n = node("unmanaged-late", "m5.large", "10.0.208.0/20").await;
     let d = n.start(&[]).await;
     n.assert_agrees().await;
-    until_capacity(&n, "29 at start", |c| c["max_pods"]["max_pods"] == 29).await;
+    tokio::task::block_in_place(|| {
+        until_capacity(&n, "29 at start", |c| c["max_pods"]["max_pods"] == 29);
+    });
     // Someone else's ENI (tagged `no_manage`) attached at device 2, beside ipamd's pool.
     let eni = n
         .ec2
@@ -81,19 +100,21 @@ async fn an_unmanaged_eni_attached_later_lowers_the_published_capacity() {
         .await
         .unwrap();
     // One ENI fewer for pods: 2 × 9 + 2.
-    until_capacity(&n, "the unmanaged ENI subtracted", |c| {
-        c["unmanaged_enis"] == 1 && c["max_pods"]["max_pods"] == 20
-    })
-    .await;
+    tokio::task::block_in_place(|| {
+        until_capacity(&n, "the unmanaged ENI subtracted", |c| {
+            c["unmanaged_enis"] == 1 && c["max_pods"]["max_pods"] == 20
+        });
+    });
     n.assert_agrees().await;
     n.ec2
         .detach_network_interface(&attachment, true)
         .await
         .unwrap();
-    until_capacity(&n, "the ENI's slot given back", |c| {
-        c["unmanaged_enis"] == 0 && c["max_pods"]["max_pods"] == 29
-    })
-    .await;
+    tokio::task::block_in_place(|| {
+        until_capacity(&n, "the ENI's slot given back", |c| {
+            c["unmanaged_enis"] == 0 && c["max_pods"]["max_pods"] == 29
+        });
+    });
     n.ec2.delete_network_interface(&eni.id).await.unwrap();
     d.stop();
 }
