@@ -7,6 +7,9 @@
 //! Its schema is upstream's: `spec.subnet` required, `spec.securityGroups` optional, an empty
 //! status, unknown fields preserved at the root (objects written for other tools still load).
 //! [`select_eniconfig`] is which one a node names, in the VPC CNI's order.
+//!
+//! [`pod_eni`] reads the pod annotation the VPC resource controller writes for a pod with a
+//! branch ENI of its own (security groups for pods).
 
 pub mod cninode;
 pub mod pod_eni;
