@@ -115,7 +115,7 @@ harness_pid() {
     local pid
     pid="$(cat "$STATE_DIR/launcher.pid" 2>/dev/null)" || return 1
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -q 'eniplan_harness.launch' || return 1
+    { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep 'eniplan_harness.launch' >/dev/null || return 1
     echo "$pid"
 }
 
