@@ -7,9 +7,14 @@
   POST   /faults   one rule (see faults.py) -> {"index": n, "rule": {...}}
   GET    /faults   {"rules": [... with "matched"/"fired" counters]}
   DELETE /faults   clears every rule
-  POST   /node     {"name": "a", "instance_id": "i-...", "hotplug_delay_ms": 200} -> the node
-                   (node.py): network namespaces standing for the instance and its VPC; 404 if
-                   the instance does not exist, 400 for a bad name or a leftover namespace
+  POST   /node     {"name": "a", "instance_id": "i-...", "hotplug_delay_ms": 200,
+                    "forward_ports": [6443]} -> the node (node.py): network namespaces standing
+                   for the instance and its VPC; 404 if the instance does not exist, 400 for a
+                   bad name, a leftover namespace or bad `forward_ports`. `forward_ports`
+                   (optional, default []): for each, a listener on 127.0.0.1:<port> in the node
+                   namespace forwarding to 127.0.0.1:<port> in the host namespace, as the EC2
+                   endpoint is (e.g. a fake Kubernetes API server in the test process); distinct
+                   whole numbers 1..65535, not the EC2 endpoint's port
   GET    /node     {"nodes": [...]}
   DELETE /node?name=a   removes that node's namespaces
   POST   /reset    resets every EC2 backend (all VPCs, subnets, ENIs, instances go; default
@@ -29,7 +34,7 @@ from typing import Any
 from . import patches
 from .faults import FaultRule, FaultSpecError
 from .imds import ImdsServer
-from .node import FABRIC, NodeError, check_name
+from .node import FABRIC, NodeError, check_forward_ports, check_name
 
 LOG = logging.getLogger("eniplan_harness.control")
 
@@ -164,22 +169,24 @@ class _Handler(BaseHTTPRequestHandler):
         body = body if isinstance(body, dict) else {}
         name, instance_id = body.get("name"), body.get("instance_id")
         delay = body.get("hotplug_delay_ms", 200)
+        forward_ports = body.get("forward_ports", [])
         if not isinstance(name, str) or not isinstance(instance_id, str) or not instance_id:
             self._reply(400, {"error": "'name' and 'instance_id' are required strings"})
             return
         if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 600_000:
             self._reply(400, {"error": f"'hotplug_delay_ms' {delay!r}: a whole number of ms, 0 to 600000"})
             return
+        ec2_port = int(os.environ.get("ENIPLAN_EC2_PORT") or 4566)
         try:
             check_name(name)
+            check_forward_ports(forward_ports, ec2_port)
         except NodeError as exc:
             self._reply(400, {"error": str(exc)})
             return
         if not self._instance_exists(instance_id):
             return
         imds = self.server.imds.ensure(instance_id)
-        ec2_port = int(os.environ.get("ENIPLAN_EC2_PORT") or 4566)
-        node = FABRIC.create(name, instance_id, ec2_port, imds, delay)
+        node = FABRIC.create(name, instance_id, ec2_port, imds, delay, forward_ports)
         self._reply(200, node.to_json())
 
     def _get_node(self, _: Any) -> None:

@@ -6,7 +6,9 @@ For an instance registered with `POST /node`:
   harness's EC2 endpoint (`127.0.0.1:<EC2 port>`, forwarded to the harness) and the instance's
   IMDS at `169.254.169.254:80` (on `lo`, forwarded to its IMDS double), so ipamd runs there
   with the real defaults. `net.ipv4.ip_forward=1` and `rp_filter` 1 by default, as an EKS AMI
-  sets them.
+  sets them. Each of the node's `forward_ports` is forwarded the same way, from
+  `127.0.0.1:<port>` in the node namespace to `127.0.0.1:<port>` in the host's (a fake
+  Kubernetes API server in the test process, reachable with the same kubeconfig).
 * every ENI attached to the instance appears there as a veth link `eth<device index>` with the
   ENI's MAC (EC2's hotplug), after `hotplug_delay_ms` (default 200) for ENIs attached later.
   The primary `eth0` comes configured, as DHCP leaves it on a real node: its address, the
@@ -36,6 +38,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +65,20 @@ def check_name(name: str) -> None:
     """A node name makes namespace names: 1 to 8 ASCII letters, digits or '-'."""
     if not name or len(name) > 8 or not name.isascii() or not name.replace("-", "").isalnum():
         raise NodeError(f"node name {name!r}: 1 to 8 letters, digits or '-'")
+
+
+def check_forward_ports(ports: Any, ec2_port: int) -> tuple[int, ...]:
+    """`forward_ports`: a list of distinct TCP ports 1..65535, the EC2 endpoint's excepted."""
+    if not isinstance(ports, (list, tuple)):
+        raise NodeError(f"'forward_ports' {ports!r}: a list of TCP ports (1 to 65535)")
+    for port in ports:
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise NodeError(f"'forward_ports': {port!r} is not a TCP port (a whole number, 1 to 65535)")
+        if port == ec2_port:
+            raise NodeError(f"'forward_ports': {port} is the EC2 endpoint's port, forwarded already")
+    if len(set(ports)) != len(ports):
+        raise NodeError(f"'forward_ports' {list(ports)}: a port is named twice")
+    return tuple(ports)
 
 
 def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
@@ -241,6 +258,7 @@ class Node:
     instance_id: str
     vpc_id: str
     hotplug_delay: float
+    forward_ports: tuple[int, ...] = ()
     forwarders: list[Forwarder] = field(default_factory=list)
     first_seen: dict[str, float] = field(default_factory=dict)
     booted: bool = False
@@ -262,6 +280,7 @@ class Node:
             "imds_endpoint": f"http://{IMDS_ADDRESS}",
             "outside": OUTSIDE,
             "hotplug_delay_ms": int(self.hotplug_delay * 1000),
+            "forward_ports": list(self.forward_ports),
         }
 
 
@@ -273,10 +292,19 @@ class Fabric:
         self._nodes: dict[str, Node] = {}
         self._timers: list[threading.Timer] = []
 
-    def create(self, name: str, instance_id: str, ec2_port: int, imds_endpoint: str, delay_ms: int) -> Node:
+    def create(
+        self,
+        name: str,
+        instance_id: str,
+        ec2_port: int,
+        imds_endpoint: str,
+        delay_ms: int,
+        forward_ports: Sequence[int] = (),
+    ) -> Node:
         from . import patches
 
         check_name(name)
+        ports = check_forward_ports(forward_ports, ec2_port)
         with patches.STATE_LOCK:
             found = patches.find_instance(instance_id)
             if found is None:
@@ -287,8 +315,12 @@ class Fabric:
                 node = self._nodes[name]
                 if node.instance_id != instance_id:
                     raise NodeError(f"node {name} already stands for {node.instance_id}")
+                if sorted(node.forward_ports) != sorted(ports):
+                    raise NodeError(
+                        f"node {name} already forwards ports {list(node.forward_ports)}, not {list(ports)}"
+                    )
                 return node
-            node = Node(name, instance_id, vpc_id, delay_ms / 1000.0)
+            node = Node(name, instance_id, vpc_id, delay_ms / 1000.0, ports)
             if not ensure_netns(node.netns):
                 raise NodeError(f"namespace {node.netns} already exists (a leftover: harness/down removes it)")
             try:
@@ -315,6 +347,7 @@ class Fabric:
         for address, port, upstream in (
             ("127.0.0.1", ec2_port, ("127.0.0.1", ec2_port)),
             (IMDS_ADDRESS, 80, ("127.0.0.1", imds_port)),
+            *(("127.0.0.1", p, ("127.0.0.1", p)) for p in node.forward_ports),
         ):
             fwd = Forwarder(listen_in(node.netns, address, port), upstream)
             fwd.start()

@@ -27,6 +27,10 @@ def test_node_requests_are_checked(control, subnet, launch):
     instance = launch(subnet.subnet_id)["InstanceId"]
     bad = control("POST", "/node", {"name": "x", "instance_id": instance, "hotplug_delay_ms": -1})
     assert bad.status == 400 and "hotplug_delay_ms" in bad.json()["error"]
+    ec2_port = int(os.environ["EC2_ENDPOINT"].rsplit(":", 1)[1].strip("/"))
+    for ports in ("6443", [0], [70000], [True], [6443, 6443], [ec2_port]):
+        bad = control("POST", "/node", {"name": "x", "instance_id": instance, "forward_ports": ports})
+        assert bad.status == 400 and "forward_ports" in bad.json()["error"], (ports, bad.json())
     assert control("DELETE", "/node?name=nobody").status == 404
 
 
