@@ -4,7 +4,8 @@
 //! drive it: provision VPCs, subnets and instances through the SDK, get an IMDS endpoint for an
 //! instance, inject faults. A dev-dependency of `cloud`'s contract suite and benches and of the
 //! daemon's end-to-end tests; everything talks to 127.0.0.1 only. It panics where a test cannot
-//! go on without the harness.
+//! go on without the harness. [`resource_controller`] is a double of the EKS VPC resource
+//! controller (trunk and branch ENIs for security groups for pods).
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -13,6 +14,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use cloud::aws::{AwsEc2, AwsSettings};
+
+pub mod resource_controller;
 
 /// The AMI instances run: moto's built-in `amazon-eks-node-linux` image (as `harness/up`).
 /// Named, not looked up: an unfiltered DescribeImages costs moto seconds.
@@ -297,11 +300,33 @@ pub struct NodeWorld {
 /// # Panics
 /// When the harness refuses (not root, a leftover namespace, an unknown instance).
 pub fn node(name: &str, instance: &str, hotplug_delay_ms: u32) -> NodeWorld {
+    node_with_ports(name, instance, hotplug_delay_ms, &[])
+}
+
+/// As [`node`], and each of `forward_ports` is forwarded from `127.0.0.1:<port>` inside the
+/// node namespace to `127.0.0.1:<port>` in the host's (as the EC2 endpoint is), so a process
+/// in the node reaches a server of the test process, such as `kube_fake::FakeApi`, with the
+/// same kubeconfig.
+///
+/// # Panics
+/// When the harness refuses (not root, a leftover namespace, an unknown instance, a port that
+/// is 0, repeated or the EC2 endpoint's).
+pub fn node_with_ports(
+    name: &str,
+    instance: &str,
+    hotplug_delay_ms: u32,
+    forward_ports: &[u16],
+) -> NodeWorld {
+    let ports = forward_ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
     let (status, body) = http(
         "POST",
         &format!("{}/node", info().control),
         &format!(
-            r#"{{"name": "{name}", "instance_id": "{instance}", "hotplug_delay_ms": {hotplug_delay_ms}}}"#
+            r#"{{"name": "{name}", "instance_id": "{instance}", "hotplug_delay_ms": {hotplug_delay_ms}, "forward_ports": [{ports}]}}"#
         ),
     );
     assert_eq!(status, 200, "POST /node: {body}");
