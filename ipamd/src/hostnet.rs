@@ -229,6 +229,34 @@ impl HostNet {
         })
     }
 
+    /// The trunk ENI's link (security groups for pods), up with the ENI MTU: branch pods'
+    /// VLAN links are made on it. Waits up to `wait` for EC2's hotplug. It gets no address and
+    /// no route table of its own: each branch pod's VLAN has its table.
+    ///
+    /// # Errors
+    /// [`Error::HostNetwork`] when the link does not appear or cannot be set up.
+    pub async fn trunk_link(&self, mac: &str, wait: Duration) -> Result<u32> {
+        let link = self.link_by_mac(mac, wait).await?;
+        let index = link.header.index;
+        let mtu = self.config.eni_mtu;
+        let up = link
+            .header
+            .flags
+            .contains(rtnetlink::packet_route::link::LinkFlags::Up);
+        if !up || !link.attributes.contains(&LinkAttribute::Mtu(mtu)) {
+            let name = link_name(&link);
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).mtu(mtu).up().build())
+                .execute()
+                .await
+                .map_err(failed(format!(
+                    "setting the trunk link {name} up with MTU {mtu}"
+                )))?;
+        }
+        Ok(index)
+    }
+
     /// The link whose MAC is `mac` now, if any.
     async fn find_link(&self, mac: &str) -> Result<Option<LinkMessage>> {
         let links: Vec<LinkMessage> = self
@@ -543,4 +571,26 @@ impl HostNet {
             Err(e) => Err(failed("removing a rule")(e)),
         }
     }
+}
+
+/// The index of the link whose MAC is `mac` in ipamd's network namespace, read over a netlink
+/// connection of its own (for `ENIPLAN_HOST_NETWORKING=false`, where ipamd changes nothing on
+/// the host but the plugin still needs the trunk's link).
+///
+/// # Errors
+/// [`Error::HostNetwork`] when netlink cannot be read.
+pub async fn find_link_index(mac: &str) -> Result<Option<u32>> {
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| Error::HostNetwork {
+        what: "opening a netlink socket".into(),
+        reason: e.to_string(),
+    })?;
+    let task = tokio::spawn(conn);
+    let links: std::result::Result<Vec<LinkMessage>, _> =
+        handle.link().get().execute().try_collect().await;
+    task.abort();
+    let links = links.map_err(failed("listing links"))?;
+    Ok(links
+        .into_iter()
+        .find(|l| link_mac(l) == mac)
+        .map(|l| l.header.index))
 }

@@ -130,9 +130,8 @@ where
         join_cluster(kube, &tx, &config, default_max_pods, trunking, &metrics).await;
     }
     prescale(&tx, &config).await?;
-    let facts = kube.as_ref().map(|k| k.facts.clone());
     let mut servers =
-        Tasks(serve::start(&config, &node, &tx, &metrics, facts, stage.clone()).await?);
+        Tasks(serve::start(&config, &node, &tx, &metrics, kube.as_ref(), stage.clone()).await?);
     tracing::info!(took_ms = start.elapsed().as_millis(), "ready");
 
     let background = Tasks(vec![

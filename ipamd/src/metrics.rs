@@ -71,6 +71,8 @@ pub struct Metrics {
     pub new_enis_blocked: IntGauge,
     /// `eniplan_gone_pod_addresses_released_total`.
     pub pods_gone: IntCounter,
+    /// `eniplan_branch_pod_adds_total`.
+    pub branch_adds: IntCounterVec,
 }
 
 /// Every metric name, for docs/metrics.md and the coverage test.
@@ -103,6 +105,7 @@ pub const NAMES: &[&str] = &[
     "eniplan_kube_watch_restarts_total",
     "eniplan_new_enis_blocked",
     "eniplan_gone_pod_addresses_released_total",
+    "eniplan_branch_pod_adds_total",
 ];
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -281,6 +284,12 @@ impl Metrics {
                 &r,
                 "eniplan_gone_pod_addresses_released_total",
                 "Addresses released because their pod no longer exists on the node (deleted while ipamd was down, or its DEL never came)",
+            ),
+            branch_adds: counter_vec(
+                &r,
+                "eniplan_branch_pod_adds_total",
+                "ADDs of pods that request a branch ENI, by result (served, retry)",
+                &["result"],
             ),
             registry: r,
         };

@@ -40,6 +40,8 @@ pub struct Node {
     pub attachments: Mutex<BTreeMap<EniId, String>>,
     /// Trunk and unmanaged flags learned from EC2, by attached ENI.
     pub flags: Mutex<BTreeMap<EniId, (bool, bool)>>,
+    /// The trunk ENI (security groups for pods), as EC2 last showed it attached.
+    pub trunk: Mutex<Option<Trunk>>,
     /// The unmanaged-ENI count of the last capacity file written (`None` before the first).
     pub published_unmanaged: Mutex<Option<u32>>,
     /// The VPC, learned from EC2 at start-up.
@@ -50,6 +52,17 @@ pub struct Node {
     pub primary_eni: EniId,
     /// The node's host networking (`None` with `ENIPLAN_HOST_NETWORKING=false`).
     pub hostnet: Option<HostNet>,
+}
+
+/// The node's trunk ENI: branch-ENI pods' traffic leaves on VLANs of its link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    /// Its id.
+    pub id: EniId,
+    /// Its MAC (how the host's link is found).
+    pub mac: String,
+    /// Its device index.
+    pub device: u32,
 }
 
 impl Node {
@@ -139,6 +152,7 @@ pub async fn observe_from_ec2<E: Ec2>(
     let mut attachments = node.attachments.lock().expect("attachments");
     let mut flags = node.flags.lock().expect("flags");
     flags.clear(); // an ENI detached since the last look is no longer counted
+    let mut trunk = None;
     for e in &described {
         let Some(a) = &e.attachment else { continue };
         if a.network_card_index != 0 {
@@ -146,18 +160,34 @@ pub async fn observe_from_ec2<E: Ec2>(
         }
         attachments.insert(e.id.clone(), a.id.clone());
         let _ = node.vpc_id.set(e.vpc_id.clone());
-        let trunk = e.interface_type == InterfaceType::Trunk;
+        let is_trunk = e.interface_type == InterfaceType::Trunk;
         let unmanaged = unmanaged(config, &node.identity.instance_id, e);
-        flags.insert(e.id.clone(), (trunk, unmanaged));
+        flags.insert(e.id.clone(), (is_trunk, unmanaged));
+        if is_trunk {
+            trunk = Some(Trunk {
+                id: e.id.clone(),
+                mac: e.mac.to_ascii_lowercase(),
+                device: a.device_index,
+            });
+        }
         out.push(ObservedEni {
             id: e.id.clone(),
             device: a.device_index,
             primary_ip: e.primary_ip,
             ips: e.secondary_ips.clone(),
             prefixes: e.prefixes.clone(),
-            trunk,
+            trunk: is_trunk,
             unmanaged,
         });
+    }
+    let mut known = node.trunk.lock().expect("trunk");
+    if *known != trunk {
+        if let Some(t) = &trunk {
+            tracing::info!(eni = %t.id, mac = %t.mac, device = t.device, "trunk ENI found");
+        } else {
+            tracing::warn!("the trunk ENI is no longer attached");
+        }
+        *known = trunk;
     }
     out.sort_by_key(|o| o.device);
     Ok(out)
@@ -218,6 +248,7 @@ pub async fn discover<E: Ec2, I: Imds>(
         attachments: Mutex::new(BTreeMap::new()),
         flags: Mutex::new(BTreeMap::new()),
         published_unmanaged: Mutex::new(None),
+        trunk: Mutex::new(None),
         vpc_id: std::sync::OnceLock::new(),
         subnet_cidr: primary.subnet_cidr,
         primary_eni: primary.interface_id.clone(),

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::node::{self, Node};
 
+/// How often the node is reconciled while a trunk ENI is awaited.
+const TRUNK_LOOK: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Whether IMDS's view of the node matches the pool: the same managed ENIs, and on each managed
 /// pod ENI the same secondary addresses and prefixes as the pool holds (addresses the pool is
 /// releasing do not count: EC2 may or may not have dropped them yet). `observed` is `None` when
@@ -50,7 +53,7 @@ pub fn agrees(
     same_addresses && observed.iter().filter(|o| !o.unmanaged).count() == pool_enis
 }
 
-/// Reconciles every `config.reconcile` until aborted; also refreshes the node subnet's
+/// Reconciles every `config.reconcile` (at most every 5 s while a trunk ENI is awaited) until
 /// free-address gauge.
 pub(crate) async fn reconciler<E: Ec2, I: Imds>(
     ec2: Arc<E>,
@@ -60,10 +63,18 @@ pub(crate) async fn reconciler<E: Ec2, I: Imds>(
     tx: mpsc::Sender<Event>,
     metrics: Arc<Metrics>,
 ) {
-    let mut interval = tokio::time::interval(config.reconcile);
-    interval.tick().await; // the first tick is immediate; start-up just observed
     loop {
-        interval.tick().await;
+        // Start-up just observed. While a trunk ENI is awaited (security groups for pods), the
+        // node looks every few seconds, as the reference, so branch pods wait little.
+        let awaiting_trunk = config.pool.pod_eni
+            && node.limits.trunking
+            && node.trunk.lock().expect("trunk").is_none();
+        let period = if awaiting_trunk {
+            config.reconcile.min(TRUNK_LOOK)
+        } else {
+            config.reconcile
+        };
+        tokio::time::sleep(period).await;
         if let Err(e) = once(&*ec2, &imds, &node, &config, &tx).await {
             tracing::warn!(error = %e, "reconcile failed; will retry");
         }

@@ -84,7 +84,7 @@ pub(crate) async fn start(
     node: &Arc<Node>,
     tx: &mpsc::Sender<Event>,
     metrics: &Arc<Metrics>,
-    facts: Option<watch::Receiver<crate::k8s::Facts>>,
+    kube: Option<&crate::k8s::Kube>,
     stage: watch::Receiver<Stage>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut tasks = Vec::new();
@@ -108,6 +108,7 @@ pub(crate) async fn start(
         external_snat: config.external_snat,
         network_policy_mode: config.network_policy_mode.clone(),
         metrics: Arc::clone(metrics),
+        branches: crate::k8s::branch::Branches::new(kube, config, node),
     };
     let exit = wait_for(stage.clone(), Stage::Exit);
     tasks.push(tokio::spawn(async move {
@@ -130,7 +131,7 @@ pub(crate) async fn start(
         config: Arc::clone(config),
         subnet_id: node.subnet_id.clone(),
         metrics: Arc::clone(metrics),
-        facts,
+        facts: kube.map(|k| k.facts.clone()),
     };
     if let Some(bind) = &config.introspection {
         let router = introspect::introspection(http.clone());

@@ -33,6 +33,8 @@ pub struct Service {
     pub network_policy_mode: String,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Branch-ENI pods (`ENABLE_POD_ENI=true` on a cluster); `None` otherwise.
+    pub branches: Option<Arc<crate::k8s::branch::Branches>>,
 }
 
 /// The message the reference daemon and plugin use for an unknown pod on DEL.
@@ -45,6 +47,17 @@ fn allocation(address: &planner::pool::PodAddress) -> IpAllocationMetadata {
         ipv6_addr: String::new(),
         device_number: i32::try_from(address.device).unwrap_or(i32::MAX),
         route_table_id: route_table(address.device),
+    }
+}
+
+/// The wire form of a branch-ENI pod's address: device -1, table 0 (the plugin uses the VLAN's
+/// table, VLAN id + 100).
+fn branch_allocation(b: &eniplan_crd::pod_eni::BranchEni) -> IpAllocationMetadata {
+    IpAllocationMetadata {
+        ipv4_addr: b.ip.to_string(),
+        ipv6_addr: String::new(),
+        device_number: -1,
+        route_table_id: 0,
     }
 }
 
@@ -117,6 +130,79 @@ impl Service {
         }
     }
 
+    /// The reply to a branch-ENI pod's ADD: its own address on its branch ENI, no pool address
+    /// (device -1, table 0, as the reference), and what the plugin needs for the VLAN.
+    fn branch_reply(&self, a: &crate::k8s::branch::BranchAnswer) -> AddNetworkReply {
+        AddNetworkReply {
+            success: true,
+            ip_allocation_metadata: vec![branch_allocation(&a.branch)],
+            use_external_snat: self.external_snat,
+            vpc_v4_cidrs: self.vpc_cidrs.clone(),
+            pod_vlan_id: i32::from(a.branch.vlan),
+            pod_eni_mac: a.branch.mac.clone(),
+            pod_eni_subnet_gw: a.branch.gateway().to_string(),
+            parent_if_index: i32::try_from(a.parent_if_index).unwrap_or(i32::MAX),
+            network_policy_mode: self.network_policy_mode.clone(),
+            ..AddNetworkReply::default()
+        }
+    }
+
+    /// Answers `namespace/name`'s ADD when it is a branch-ENI pod (`Ok(Some)`), or says it takes
+    /// a pool address (`Ok(None)`).
+    async fn add_branch(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<AddNetworkReply>, Status> {
+        let Some(branches) = &self.branches else {
+            return Ok(None);
+        };
+        match branches.add(namespace, name).await {
+            Ok(None) => Ok(None),
+            Ok(Some(a)) => {
+                self.metrics.add_requests.inc();
+                self.metrics
+                    .branch_adds
+                    .with_label_values(&["served"])
+                    .inc();
+                tracing::info!(pod = %format!("{namespace}/{name}"), eni = ?a.branch.eni_id, ip = %a.branch.ip, vlan = a.branch.vlan, trunk = %a.trunk.id, "branch-ENI pod served");
+                Ok(Some(self.branch_reply(&a)))
+            }
+            Err(status) => {
+                self.metrics.add_requests.inc();
+                self.metrics.branch_adds.with_label_values(&["retry"]).inc();
+                tracing::info!(pod = %format!("{namespace}/{name}"), reason = %status.message(), "ADD to be retried");
+                Err(status)
+            }
+        }
+    }
+
+    /// DEL of a key the pool does not hold: a branch-ENI pod's VLAN when the pod still names
+    /// one, else `datastore: unknown pod` (which the plugin takes as already released). Never
+    /// an error otherwise: ipamd holds nothing for such a pod, and DEL must not block teardown.
+    async fn del_unknown(&self, r: &DelNetworkRequest) -> Result<DelNetworkReply, Status> {
+        let unknown = || Err(Status::not_found(UNKNOWN_POD));
+        let Some(branches) = &self.branches else {
+            return unknown();
+        };
+        match branches
+            .del(&r.k8s_pod_namespace, &r.k8s_pod_name, &r.k8s_pod_uid)
+            .await
+        {
+            Ok(Some(b)) => Ok(DelNetworkReply {
+                success: true,
+                ip_allocation_metadata: vec![branch_allocation(&b)],
+                pod_vlan_id: i32::from(b.vlan),
+                network_policy_mode: self.network_policy_mode.clone(),
+            }),
+            Ok(None) => unknown(),
+            Err(status) => {
+                tracing::info!(pod = %format!("{}/{}", r.k8s_pod_namespace, r.k8s_pod_name), reason = %status.message(), "DEL of an unknown key: no branch ENI answered");
+                unknown()
+            }
+        }
+    }
+
     fn check_version(&self, client: &str) -> Result<(), Status> {
         eniplan_rpc::check_client_version(client, &self.version)
             .map_err(Status::failed_precondition)
@@ -136,6 +222,12 @@ impl CniBackend for Service {
             return Err(Status::invalid_argument(
                 "multi-NIC attachment was requested, but eniplan manages only the default network card (ENABLE_MULTI_NIC is not supported)",
             ));
+        }
+        if let Some(reply) = self
+            .add_branch(&r.k8s_pod_namespace, &r.k8s_pod_name)
+            .await?
+        {
+            return Ok(Response::new(reply));
         }
         let meta = Metadata {
             pod_namespace: r.k8s_pod_namespace,
@@ -189,7 +281,11 @@ impl CniBackend for Service {
                 r.reason.as_str()
             }])
             .inc();
-        let key = key(r.network_name, r.container_id, r.if_name)?;
+        let key = key(
+            r.network_name.clone(),
+            r.container_id.clone(),
+            r.if_name.clone(),
+        )?;
         match self.release(key).await? {
             Some(address) => Ok(Response::new(DelNetworkReply {
                 success: true,
@@ -197,7 +293,7 @@ impl CniBackend for Service {
                 network_policy_mode: self.network_policy_mode.clone(),
                 ..DelNetworkReply::default()
             })),
-            None => Err(Status::not_found(UNKNOWN_POD)),
+            None => self.del_unknown(&r).await.map(Response::new),
         }
     }
 

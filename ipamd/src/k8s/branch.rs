@@ -4,8 +4,15 @@
 //! pod's `vpc.amazonaws.com/pod-eni` annotation. Until the controller has written a usable
 //! annotation the ADD is to be retried (the kubelet does), with the reason.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use eniplan_crd::pod_eni::{self, BranchEni};
 use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, Client};
+use tonic::Status;
+
+use crate::node::{Node, Trunk};
 
 /// Where a pod's address comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +60,142 @@ pub fn classify(pod: &Pod) -> Result<PodNetwork, String> {
             .map(PodNetwork::Branch)
             .map_err(|e| e.to_string()),
     }
+}
+
+/// How long an ADD waits for the trunk's link to appear after EC2 attached the trunk (the
+/// hotplug takes a moment on a real instance).
+const TRUNK_LINK_WAIT: Duration = Duration::from_secs(2);
+
+/// Answers for branch-ENI pods: reads the pod from the API server (a GET per ADD, as the
+/// reference; the annotation changes once, when the controller writes it) and the trunk from
+/// what EC2 last showed.
+pub struct Branches {
+    /// ipamd's client.
+    pub client: Client,
+    /// The node (its trunk and host networking).
+    pub node: Arc<Node>,
+}
+
+/// What a branch pod's ADD is answered with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BranchAnswer {
+    /// The pod's branch ENI.
+    pub branch: BranchEni,
+    /// The trunk it is associated with.
+    pub trunk: Trunk,
+    /// The trunk's link on this host (the VLAN link's parent).
+    pub parent_if_index: u32,
+}
+
+impl Branches {
+    /// With `ENABLE_POD_ENI=true` on a cluster, ADDs of branch-ENI pods are answered from the
+    /// pod's annotation; `None` otherwise.
+    pub fn new(
+        kube: Option<&super::Kube>,
+        config: &crate::config::Config,
+        node: &Arc<Node>,
+    ) -> Option<Arc<Branches>> {
+        let kube = kube.filter(|_| config.pool.pod_eni)?;
+        Some(Arc::new(Branches {
+            client: kube.client.clone(),
+            node: Arc::clone(node),
+        }))
+    }
+
+    /// The pod (retryable while the API server cannot be reached); `None` when it is gone.
+    async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, Status> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.map_err(|e| {
+            Status::unavailable(format!(
+                "cannot read pod {namespace}/{name} from the Kubernetes API to see whether it \
+                 requests a branch ENI: {e}"
+            ))
+        })
+    }
+
+    /// Where the ADD of `namespace/name` takes its address from: the pool, or (answered in
+    /// full) its branch ENI. A branch pod not yet annotated, or a trunk not yet attached or
+    /// linked, is `Unavailable` with the reason: the kubelet retries.
+    ///
+    /// # Errors
+    /// The status to answer the plugin with.
+    pub async fn add(&self, namespace: &str, name: &str) -> Result<Option<BranchAnswer>, Status> {
+        let Some(pod) = self.pod(namespace, name).await? else {
+            return Err(Status::unavailable(format!(
+                "pod {namespace}/{name} is not in the Kubernetes API (yet?), so ipamd cannot tell \
+                 whether it requests a branch ENI (ENABLE_POD_ENI=true)"
+            )));
+        };
+        let branch = match classify(&pod) {
+            Ok(PodNetwork::Pool) => return Ok(None),
+            Ok(PodNetwork::Branch(b)) => b,
+            Err(why) => {
+                return Err(Status::unavailable(format!(
+                    "pod {namespace}/{name}: {why}"
+                )));
+            }
+        };
+        let trunk = self.node.trunk.lock().expect("trunk").clone();
+        let Some(trunk) = trunk else {
+            return Err(Status::unavailable(format!(
+                "pod {namespace}/{name} has branch ENI {} but no trunk ENI is attached to this \
+                 instance yet (ipamd looks every few seconds)",
+                b_id(&branch)
+            )));
+        };
+        let index = match &self.node.hostnet {
+            Some(host) => host
+                .trunk_link(&trunk.mac, TRUNK_LINK_WAIT)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?,
+            None => crate::hostnet::find_link_index(&trunk.mac)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?
+                .ok_or_else(|| {
+                    Status::unavailable(format!(
+                        "no link on this host has the trunk ENI {}'s MAC {}",
+                        trunk.id, trunk.mac
+                    ))
+                })?,
+        };
+        Ok(Some(BranchAnswer {
+            branch,
+            trunk,
+            parent_if_index: index,
+        }))
+    }
+
+    /// DEL of a key the pool does not know: the pod's branch ENI when it has one, `None` when
+    /// the pod is gone or has none (the plugin tears down from its previous result).
+    ///
+    /// # Errors
+    /// `FailedPrecondition` when the pod of that name is another pod (a different UID);
+    /// `Unavailable` when the API server cannot be read.
+    pub async fn del(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<Option<BranchEni>, Status> {
+        let Some(pod) = self.pod(namespace, name).await? else {
+            return Ok(None);
+        };
+        let current = pod.metadata.uid.as_deref().unwrap_or_default();
+        if !uid.is_empty() && !current.is_empty() && uid != current {
+            return Err(Status::failed_precondition(format!(
+                "pod {namespace}/{name} is now another pod (UID {current}, the DEL names {uid}); \
+                 its branch ENI is not this DEL's"
+            )));
+        }
+        Ok(match classify(&pod) {
+            Ok(PodNetwork::Branch(b)) => Some(b),
+            _ => None,
+        })
+    }
+}
+
+fn b_id(b: &BranchEni) -> &str {
+    b.eni_id.as_deref().unwrap_or("(unnamed)")
 }
 
 #[cfg(test)]

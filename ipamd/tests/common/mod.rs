@@ -54,20 +54,40 @@ impl Node {
 
     /// Starts the real binary and waits until its socket answers.
     pub async fn start(&self, env: &[(&str, &str)]) -> Daemon {
+        self.launch(None, env).await
+    }
+
+    /// [`Node::start`] inside the node world's namespace `netns` (harness/README.md): IMDS at
+    /// its real address, the EC2 endpoint (and any port the world forwards) on its loopback,
+    /// the instance's ENIs as links with their MACs.
+    pub async fn start_in(&self, netns: &str, env: &[(&str, &str)]) -> Daemon {
+        self.launch(Some(netns), env).await
+    }
+
+    async fn launch(&self, netns: Option<&str>, env: &[(&str, &str)]) -> Daemon {
         let log = self.dir.join("ipamd.log");
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ipamd"));
+        let mut cmd = match netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns, env!("CARGO_BIN_EXE_ipamd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_ipamd")),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("ENIPLAN_STATE_DIR", &self.dir)
             .env("ENIPLAN_HOST_NETWORKING", "false")
-            .env("AWS_EC2_ENDPOINT", &harness_client::info().ec2_endpoint)
-            .env("ENIPLAN_IMDS_ENDPOINT", &self.imds)
-            .env("AWS_REGION", "us-west-2")
+            .env("AWS_EC2_ENDPOINT", &harness_client::info().ec2_endpoint);
+        if netns.is_none() {
+            cmd.env("ENIPLAN_IMDS_ENDPOINT", &self.imds);
+        }
+        cmd.env("AWS_REGION", "us-west-2")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_EC2_METADATA_DISABLED", "true")
