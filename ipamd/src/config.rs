@@ -333,6 +333,8 @@ impl Config {
                 .and_then(|h| {
                     Ok(HostConfig {
                         iptables_mode: iptables_mode(get("ENIPLAN_IPTABLES_MODE"))?,
+                        local_rule_after_vlans: pool.pod_eni
+                            && strict_pod_sg(get("POD_SECURITY_GROUP_ENFORCING_MODE"))?,
                         ..h
                     })
                 })?,
@@ -469,7 +471,22 @@ fn host_config(
         node_port_support,
         connmark,
         iptables_mode: crate::hostnet::iptables::Mode::Auto,
+        local_rule_after_vlans: false,
     })
+}
+
+/// `POD_SECURITY_GROUP_ENFORCING_MODE`: whether it is `strict` (the default) rather than
+/// `standard`.
+fn strict_pod_sg(value: Option<&str>) -> Result<bool> {
+    match value {
+        None | Some("strict") => Ok(true),
+        Some("standard") => Ok(false),
+        Some(other) => Err(invalid(
+            "POD_SECURITY_GROUP_ENFORCING_MODE",
+            other,
+            "strict or standard (the same value as the CNI plugin's)",
+        )),
+    }
 }
 
 /// `ENIPLAN_IPTABLES_MODE`: `auto` (default), `nft` or `legacy`.

@@ -34,11 +34,11 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use ipnetwork::Ipv4Network;
 use planner::pool::EniId;
 use rtnetlink::packet_core::NetlinkPayload;
-use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::route::{RouteMessage, RouteProtocol, RouteScope};
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{Handle, IpVersion, LinkUnspec, RouteMessageBuilder};
 use serde::Serialize;
 
@@ -51,6 +51,11 @@ pub const ENI_PRIMARY_PRIORITY: u32 = 32765;
 pub const CONNMARK_PRIORITY: u32 = 1024;
 /// The main routing table.
 pub const MAIN_TABLE: u32 = 254;
+/// The local routing table.
+const LOCAL_TABLE: u8 = 255;
+/// Where the local table's rule goes with strict security groups for pods (after the VLAN
+/// rules at 10), as the VPC CNI.
+pub const LOCAL_RULE_PRIORITY: u32 = 20;
 /// How long a new ENI's link may take to appear after EC2 attached it.
 pub const LINK_WAIT: Duration = Duration::from_mins(1);
 /// How long start-up waits for the link of an ENI EC2 already lists as attached; one still
@@ -87,6 +92,10 @@ pub struct HostConfig {
     pub connmark: u32,
     /// `ENIPLAN_IPTABLES_MODE` (default `auto`): the iptables backend written to.
     pub iptables_mode: iptables::Mode,
+    /// `ENABLE_POD_ENI=true` with `POD_SECURITY_GROUP_ENFORCING_MODE=strict`: the local
+    /// table's rule moves from priority 0 to 20, after the branch pods' VLAN rules (10), so that
+    /// even their node-local traffic leaves through the trunk and its security groups.
+    pub local_rule_after_vlans: bool,
 }
 
 /// One ENI as the host sees it.
@@ -257,6 +266,41 @@ impl HostNet {
         Ok(index)
     }
 
+    /// Moves the local table's rule from priority 0 to [`LOCAL_RULE_PRIORITY`] (the new one
+    /// first, so local delivery never stops); done already is fine.
+    async fn move_local_rule(&self) -> Result<()> {
+        let local = |prio: u32| {
+            let mut r = RuleMessage::default();
+            r.header.family = AddressFamily::Inet;
+            r.header.action = RuleAction::ToTable;
+            r.header.table = LOCAL_TABLE;
+            r.attributes.push(RuleAttribute::Priority(prio));
+            r
+        };
+        let mut add = self.handle.rule().add().v4();
+        *add.message_mut() = local(LOCAL_RULE_PRIORITY);
+        match add.execute().await {
+            Ok(()) => {}
+            Err(e) if is_exists(&e) => {}
+            Err(e) => {
+                return Err(failed(format!(
+                    "adding the local table's rule at priority {LOCAL_RULE_PRIORITY}"
+                ))(e));
+            }
+        }
+        match self.handle.rule().del(local(0)).execute().await {
+            Ok(()) => {
+                tracing::info!(
+                    priority = LOCAL_RULE_PRIORITY,
+                    "the local table's rule moved after the branch pods' VLAN rules"
+                );
+                Ok(())
+            }
+            Err(e) if is_gone(&e) => Ok(()),
+            Err(e) => Err(failed("removing the local table's rule at priority 0")(e)),
+        }
+    }
+
     /// The link whose MAC is `mac` now, if any.
     async fn find_link(&self, mac: &str) -> Result<Option<LinkMessage>> {
         let links: Vec<LinkMessage> = self
@@ -296,6 +340,9 @@ impl HostNet {
         snat::apply(&plan).await?;
         let wanted = self.config.node_port_support || !self.config.external_snat;
         self.ensure_connmark_rule(wanted).await?;
+        if self.config.local_rule_after_vlans {
+            self.move_local_rule().await?;
+        }
         tracing::info!(link = %name, external_snat = self.config.external_snat, "primary ENI set up");
         Ok(())
     }

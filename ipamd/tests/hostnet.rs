@@ -114,6 +114,7 @@ fn config() -> HostConfig {
         node_port_support: true,
         connmark: 0x80,
         iptables_mode: Mode::Auto,
+        local_rule_after_vlans: false,
     }
 }
 
@@ -359,6 +360,48 @@ fn the_primary_eni_gets_snat_and_connmark_once_and_they_follow_the_settings() {
     let (rules, _, _, mangle) = &states[4];
     assert!(!mangle.contains("AWS"), "{mangle}");
     assert!(!rules.contains("fwmark"), "{rules}");
+}
+
+#[test]
+fn strict_security_groups_for_pods_move_the_local_rule_after_the_vlan_rules_once() {
+    let ns = node("lrule");
+    let vpc: Vec<ipnetwork::Ipv4Network> = vec!["10.0.0.0/16".parse().unwrap()];
+    let name = ns.0.clone();
+    let states = ns.run(move || async move {
+        let ns = Ns(name);
+        let mut states = vec![ns.state().0];
+        let strict = HostConfig {
+            local_rule_after_vlans: true,
+            ..config()
+        };
+        for cfg in [config(), strict.clone(), strict] {
+            let host = HostNet::connect(cfg).unwrap();
+            host.setup_primary(&primary(), &vpc).await.unwrap();
+            states.push(ns.state().0);
+        }
+        std::mem::forget(ns);
+        states
+    });
+    let local_at = |rules: &str| -> Vec<String> {
+        rules
+            .lines()
+            .filter(|l| l.ends_with("lookup local"))
+            .map(|l| l.split(':').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        local_at(&states[0]),
+        ["0"],
+        "as the kernel boots: {}",
+        states[0]
+    );
+    assert_eq!(
+        local_at(&states[1]),
+        ["0"],
+        "standard or no pod ENI: left alone"
+    );
+    assert_eq!(local_at(&states[2]), ["20"], "strict: {}", states[2]);
+    assert_eq!(states[2], states[3], "a restart changes nothing");
 }
 
 #[test]

@@ -273,6 +273,7 @@ mod tests {
                 node_port_support: true,
                 connmark: 0x80,
                 iptables_mode: crate::hostnet::iptables::Mode::Auto,
+                local_rule_after_vlans: false,
             },
             iptables: Iptables::NFT,
         }
