@@ -11,4 +11,5 @@ pub mod ipamd;
 pub mod log;
 pub mod plugin;
 pub mod spec;
+pub mod vlan;
 pub mod wire;

@@ -13,7 +13,10 @@ use crate::log::Log;
 use crate::spec::{
     CniResult, Code, Command, Env, Error, Interface, IpConfig, LogLevel, NetConf, Route,
 };
+use crate::vlan;
 use crate::wire::{self, GATEWAY, MAIN_TABLE, Plan};
+
+mod branch;
 
 /// Runs the command; `Ok(Some(json))` is printed on stdout.
 ///
@@ -76,12 +79,22 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             ),
         )
     })?;
-    let table = u32::try_from(allocation.route_table_id)
-        .ok()
-        .filter(|t| *t != 0)
-        .unwrap_or(MAIN_TABLE);
+    let branch = branch::from_reply(&reply, conf.sg_mode)?;
+    let (prefix, table) = match &branch {
+        Some(b) => (
+            vlan::veth_prefix(b.mode, &conf.veth_prefix),
+            vlan::table(b.vlan),
+        ),
+        None => (
+            conf.veth_prefix.as_str(),
+            u32::try_from(allocation.route_table_id)
+                .ok()
+                .filter(|t| *t != 0)
+                .unwrap_or(MAIN_TABLE),
+        ),
+    };
     let plan = Plan {
-        host_veth: wire::host_veth_name(&conf.veth_prefix, &namespace, &pod),
+        host_veth: wire::host_veth_name(prefix, &namespace, &pod),
         pod_if: env.ifname.clone(),
         ip,
         table,
@@ -91,15 +104,22 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
         LogLevel::Info,
         "ADD",
         json!({"container": env.container_id, "pod": format!("{namespace}/{pod}"), "ip": ip.to_string(),
-               "table": table, "veth": plan.host_veth}),
+               "table": table, "veth": plan.host_veth, "vlan": branch.as_ref().map(|b| b.vlan)}),
     );
     let host = wire::connect()?;
     let in_pod = wire::connect_in(&pod_ns, &home)?;
-    let built = match wire::add(&host, &in_pod, &pod_ns, &plan).await {
+    let built = match &branch {
+        Some(b) => vlan::add(&host, &in_pod, &pod_ns, &plan, b).await,
+        None => wire::add(&host, &in_pod, &pod_ns, &plan).await,
+    };
+    let built = match built {
         Ok(b) => b,
         Err(e) => {
             // Roll back: what was built, then the address (as the VPC CNI: SetupNSFailed).
-            let _ = wire::del(&host, &plan.host_veth, Some(ip)).await;
+            let _ = match &branch {
+                Some(b) => vlan::del(&host, &plan.host_veth, Some(ip), b.vlan).await,
+                None => wire::del(&host, &plan.host_veth, Some(ip)).await,
+            };
             let _ = ipamd
                 .del(del_request(env, conf, &namespace, &pod, "SetupNSFailed"))
                 .await;
@@ -111,7 +131,28 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             return Err(e);
         }
     };
-    let result = CniResult {
+    let result = result(
+        conf,
+        &plan,
+        built,
+        netns_path,
+        branch.as_ref(),
+        (&namespace, &pod),
+    );
+    Ok(result.to_json(conf.version))
+}
+
+/// The ADD result: the host end, the pod end with its address; for a branch pod also the
+/// branch's gateway and the `dummy` interface carrying its VLAN (the VPC CNI's layout).
+fn result(
+    conf: &NetConf,
+    plan: &Plan,
+    built: wire::Built,
+    netns_path: String,
+    branch: Option<&vlan::Branch>,
+    (namespace, pod): (&str, &str),
+) -> CniResult {
+    let mut result = CniResult {
         interfaces: vec![
             Interface {
                 name: plan.host_veth.clone(),
@@ -127,7 +168,7 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             },
         ],
         ips: vec![IpConfig {
-            address: ipnetwork::Ipv4Network::new(ip, 32).expect("a /32"),
+            address: ipnetwork::Ipv4Network::new(plan.ip, 32).expect("a /32"),
             gateway: None,
             interface: Some(1),
         }],
@@ -136,7 +177,14 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             gw: Some(GATEWAY),
         }],
     };
-    Ok(result.to_json(conf.version))
+    if let Some(b) = branch {
+        // The branch's subnet gateway, and the VLAN for DEL and CHECK (the VPC CNI's layout).
+        result.ips[0].gateway = Some(b.gateway);
+        result
+            .interfaces
+            .push(branch::dummy(namespace, pod, b.vlan));
+    }
+    result
 }
 
 fn del_request(
@@ -165,11 +213,25 @@ fn del_request(
 /// runtime retries it: succeeding would leave the address booked to a pod that is gone.
 async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
     let (namespace, pod) = pod_of(env)?;
-    let prev_ip = conf
+    let prev = conf
         .prev_result
         .as_ref()
-        .and_then(|p| CniResult::from_prev(p).ok())
+        .and_then(|p| CniResult::from_prev(p).ok());
+    let prev_ip = prev
+        .as_ref()
         .and_then(|r| r.ips.first().map(|ip| ip.address.ip()));
+    // A branch-ENI pod: ipamd holds nothing for it; its node side goes by the VLAN in
+    // prevResult (as the VPC CNI's plugin, so pods it wired are torn down too).
+    if let Some(vlan) = prev.as_ref().map(branch::prev_vlan).transpose()?.flatten() {
+        let names = branch::host_veths(conf, prev.as_ref(), &namespace, &pod);
+        log.line(
+            LogLevel::Info,
+            "DEL",
+            json!({"container": env.container_id, "pod": format!("{namespace}/{pod}"), "veth": names[0],
+                   "vlan": vlan, "ip": prev_ip.map(|ip| ip.to_string())}),
+        );
+        return branch::teardown(&wire::connect()?, &names, prev_ip, vlan).await;
+    }
     let asked = match Ipamd::connect(&conf.ipamd_socket).await {
         Ok(mut ipamd) => {
             ipamd
@@ -178,13 +240,17 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
         }
         Err(e) => Err(e),
     };
-    let (released, unreached) = match asked {
+    let (released, vlan, unreached) = match asked {
         Ok(reply) => (
-            reply.and_then(|r| {
+            reply.as_ref().and_then(|r| {
                 r.ip_allocation_metadata
                     .first()
                     .and_then(|a| a.ipv4_addr.parse::<Ipv4Addr>().ok())
             }),
+            reply
+                .as_ref()
+                .and_then(|r| u16::try_from(r.pod_vlan_id).ok())
+                .filter(|v| *v != 0),
             None,
         ),
         Err(e) if e.code == Code::IpamdRefused => return Err(e),
@@ -194,7 +260,7 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
                 "DEL: ipamd not reached; cleaning the node side, then asking for a retry",
                 json!({"error": e.to_string()}),
             );
-            (None, Some(e))
+            (None, None, Some(e))
         }
     };
     let host_veth = wire::host_veth_name(&conf.veth_prefix, &namespace, &pod);
@@ -205,7 +271,14 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
                "released": released.map(|ip| ip.to_string())}),
     );
     let host = wire::connect()?;
-    wire::del(&host, &host_veth, released.or(prev_ip)).await?;
+    match vlan {
+        // No prevResult, but ipamd says the pod (still in the API) has a branch ENI.
+        Some(vlan) => {
+            let names = branch::host_veths(conf, None, &namespace, &pod);
+            branch::teardown(&host, &names, released.or(prev_ip), vlan).await?;
+        }
+        None => wire::del(&host, &host_veth, released.or(prev_ip)).await?,
+    }
     match unreached {
         None => Ok(()),
         Some(e) => Err(Error::new(
@@ -241,6 +314,21 @@ async fn check(env: &Env, conf: &NetConf) -> Result<(), Error> {
         .first()
         .map(|ip| ip.address.ip())
         .ok_or_else(|| Error::new(Code::InvalidConfig, "prevResult has no IPv4 address"))?;
+    if let Some(vlan) = branch::prev_vlan(&prev)? {
+        // A branch-ENI pod: ipamd holds nothing for it; the node and the pod are checked.
+        let plan = Plan {
+            host_veth: branch::host_veths(conf, Some(&prev), &namespace, &pod).remove(0),
+            pod_if: env.ifname.clone(),
+            ip,
+            table: vlan::table(vlan),
+            mtu: conf.mtu,
+        };
+        let pod_ns = wire::open_netns(env.netns.as_deref().unwrap_or_default())?;
+        let home = wire::current_netns()?;
+        let host = wire::connect()?;
+        let in_pod = wire::connect_in(&pod_ns, &home)?;
+        return vlan::check(&host, &in_pod, &plan, vlan, conf.sg_mode).await;
+    }
     let mut ipamd = Ipamd::connect(&conf.ipamd_socket).await?;
     let held = ipamd
         .check(CheckNetworkRequest {

@@ -139,7 +139,7 @@ pub fn connect_in(netns: &OwnedFd, home: &OwnedFd) -> Result<Handle, Error> {
 }
 
 /// The link named `name`, if there is one.
-async fn link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, Error> {
+pub(crate) async fn link(handle: &Handle, name: &str) -> Result<Option<LinkMessage>, Error> {
     match handle
         .link()
         .get()
@@ -165,6 +165,22 @@ pub async fn add(
     pod_ns: &OwnedFd,
     plan: &Plan,
 ) -> Result<Built, Error> {
+    let (host_index, built) = veth(host, pod, pod_ns, plan).await?;
+    wire_node(host, plan, host_index).await?;
+    Ok(built)
+}
+
+/// The veth pair and the pod side (a leftover host end of the same name is removed first);
+/// the host end's index and both MACs.
+///
+/// # Errors
+/// Code 101 naming the step that failed.
+pub(crate) async fn veth(
+    host: &Handle,
+    pod: &Handle,
+    pod_ns: &OwnedFd,
+    plan: &Plan,
+) -> Result<(u32, Built), Error> {
     if let Some(old) = link(host, &plan.host_veth).await? {
         host.link()
             .del(old.header.index)
@@ -199,8 +215,7 @@ pub async fn add(
         .await
         .map_err(|e| wiring(&format!("setting {} up", plan.host_veth), e))?;
     let pod_mac = wire_pod(pod, plan, &host_mac).await?;
-    wire_node(host, plan, host_index).await?;
-    Ok(Built { host_mac, pod_mac })
+    Ok((host_index, Built { host_mac, pod_mac }))
 }
 
 /// The pod side: its end up with the address, the gateway's link route, the default route and
@@ -263,7 +278,7 @@ async fn wire_pod(pod: &Handle, plan: &Plan, host_mac: &str) -> Result<String, E
 }
 
 /// The node side: the `/32` route through the host end and the rules.
-async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Error> {
+pub(crate) async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Error> {
     let to_pod = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(plan.ip, 32)
         .output_interface(host_index)
@@ -418,7 +433,7 @@ async fn remove(
 }
 
 /// The link the node's `/32` route to `ip` goes through.
-async fn route_device(host: &Handle, ip: Ipv4Addr) -> Result<Option<u32>, Error> {
+pub(crate) async fn route_device(host: &Handle, ip: Ipv4Addr) -> Result<Option<u32>, Error> {
     Ok(host_routes(host)
         .await?
         .iter()
@@ -434,6 +449,22 @@ async fn route_device(host: &Handle, ip: Ipv4Addr) -> Result<Option<u32>, Error>
 /// # Errors
 /// Code 102 naming what is missing or different.
 pub async fn check(host: &Handle, pod: &Handle, plan: &Plan) -> Result<(), Error> {
+    let differs = |what: String| Error::new(Code::CheckFailed, what);
+    let host_index = check_veth(host, pod, plan).await?;
+    if route_device(host, plan.ip).await? != Some(host_index) {
+        return Err(differs(format!(
+            "the node's route to {} does not go through {}",
+            plan.ip, plan.host_veth
+        )));
+    }
+    check_rules(host, plan).await
+}
+
+/// CHECK of the veth pair and the pod side; the host end's index.
+///
+/// # Errors
+/// Code 102 naming what is missing or different.
+pub(crate) async fn check_veth(host: &Handle, pod: &Handle, plan: &Plan) -> Result<u32, Error> {
     let differs = |what: String| Error::new(Code::CheckFailed, what);
     let host_link = link(host, &plan.host_veth)
         .await?
@@ -478,12 +509,15 @@ pub async fn check(host: &Handle, pod: &Handle, plan: &Plan) -> Result<(), Error
             "the pod has no default route via {GATEWAY}"
         )));
     }
-    if route_device(host, plan.ip).await? != Some(host_link.header.index) {
-        return Err(differs(format!(
-            "the node's route to {} does not go through {}",
-            plan.ip, plan.host_veth
-        )));
-    }
+    Ok(host_link.header.index)
+}
+
+/// CHECK of the rules of `plan.ip`: 512 to it, and 1536 from it to its table.
+///
+/// # Errors
+/// Code 102 naming the missing rule.
+pub(crate) async fn check_rules(host: &Handle, plan: &Plan) -> Result<(), Error> {
+    let differs = |what: String| Error::new(Code::CheckFailed, what);
     let rules = rules_of(host, plan.ip).await?;
     let has = |prio: u32, table: u32| {
         rules
