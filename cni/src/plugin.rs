@@ -222,7 +222,11 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
         .and_then(|r| r.ips.first().map(|ip| ip.address.ip()));
     // A branch-ENI pod: ipamd holds nothing for it; its node side goes by the VLAN in
     // prevResult (as the VPC CNI's plugin, so pods it wired are torn down too).
-    if let Some(vlan) = prev.as_ref().map(branch::prev_vlan).transpose()?.flatten() {
+    // (A VLAN that does not parse is left to ipamd's answer: DEL must not stop on it.)
+    if let Some(vlan) = prev
+        .as_ref()
+        .and_then(|p| branch::prev_vlan(p).ok().flatten())
+    {
         let names = branch::host_veths(conf, prev.as_ref(), &namespace, &pod);
         log.line(
             LogLevel::Info,

@@ -2,6 +2,8 @@
 //! container runtime does, and ipamd in the test process on the `cloud` fake EC2.
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
+pub mod stub;
+
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
