@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use eniplan_netlink::{
-    ENODEV, add_source_rule, is_gone, link_mac, parse_mac, route_destination, route_oif,
+    ENODEV, add_source_rule, is_exists, is_gone, link_mac, parse_mac, route_destination, route_oif,
     rule_priority, rule_table,
 };
 use futures::TryStreamExt as _;
@@ -291,7 +291,9 @@ pub(crate) async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Re
         .execute()
         .await
         .map_err(|e| wiring(&format!("adding the node's route to {}", plan.ip), e))?;
-    host.rule()
+    // An ADD repeated for the same pod finds its rule there already.
+    match host
+        .rule()
         .add()
         .v4()
         .destination_prefix(plan.ip, 32)
@@ -300,19 +302,30 @@ pub(crate) async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Re
         .priority(TO_POD_PRIORITY)
         .execute()
         .await
-        .map_err(|e| wiring(&format!("adding rule {TO_POD_PRIORITY} to {}", plan.ip), e))?;
+    {
+        Ok(()) => {}
+        Err(e) if is_exists(&e) => {}
+        Err(e) => {
+            return Err(wiring(
+                &format!("adding rule {TO_POD_PRIORITY} to {}", plan.ip),
+                e,
+            ));
+        }
+    }
     if plan.table != MAIN_TABLE {
-        add_source_rule(host, plan.ip, plan.table, FROM_POD_PRIORITY)
-            .await
-            .map_err(|e| {
-                wiring(
+        match add_source_rule(host, plan.ip, plan.table, FROM_POD_PRIORITY).await {
+            Ok(()) => {}
+            Err(e) if is_exists(&e) => {}
+            Err(e) => {
+                return Err(wiring(
                     &format!(
                         "adding rule {FROM_POD_PRIORITY} from {} to table {}",
                         plan.ip, plan.table
                     ),
                     e,
-                )
-            })?;
+                ));
+            }
+        }
     }
     Ok(())
 }
