@@ -127,6 +127,21 @@ async fn branch_pods_are_answered_from_their_annotation_on_the_trunk_the_control
         .unwrap();
     let trunk_mac = described[0].mac.to_ascii_lowercase();
 
+    // Older controllers read the legacy node label.
+    let label = c
+        .kubectl(
+            &[
+                "get",
+                "node",
+                name,
+                "-o",
+                r"jsonpath={.metadata.labels.vpc\.amazonaws\.com/has-trunk-attached}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(label, "false");
+
     // A pod without the resource keeps taking pool addresses, never on the trunk.
     c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("web", name)))
         .await;

@@ -2,19 +2,22 @@
 //! with custom networking the feature `CustomNetworking` names the node's ENIConfig (none for
 //! `default`, as the reference), so trunk and branch ENIs go where the node's pods go; with
 //! `ENABLE_POD_ENI` on a trunking-compatible type the feature `SecurityGroupsForPods` asks the
-//! controller for a trunk ENI and branch ENIs (reference §7.1–7.2). Created when missing; other
-//! features are kept; a stale write (409) is read again and retried.
+//! controller for a trunk ENI and branch ENIs (reference §7.1–7.2), and so does the legacy node
+//! label `vpc.amazonaws.com/has-trunk-attached=false` for older controllers. Created when
+//! missing; other features are kept; a stale write (409) is read again and retried.
 
 use std::time::Duration;
 
 use eniplan_crd::cninode::{
     CNINode, CNINodeSpec, CUSTOM_NETWORKING, Feature, SECURITY_GROUPS_FOR_PODS, with_feature,
 };
-use kube::api::PostParams;
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use tokio::sync::watch;
 
 use super::Facts;
+use super::facts::HAS_TRUNK_LABEL;
 
 /// How long a failed write waits before the next try.
 const RETRY: Duration = Duration::from_secs(5);
@@ -45,11 +48,39 @@ impl Wanted {
     }
 }
 
-/// Keeps the features equal to what `wanted` asks for as the facts change.
+/// Keeps the features equal to what `wanted` asks for as the facts change; with security
+/// groups for pods also labels the node `vpc.amazonaws.com/has-trunk-attached=false` while the
+/// label is absent, for controller releases that predate the CNINode (a label the controller
+/// set is never overwritten).
 pub async fn keep(client: Client, node: String, mut facts: watch::Receiver<Facts>, wanted: Wanted) {
+    let nodes: Api<Node> = Api::all(client.clone());
     let api: Api<CNINode> = Api::all(client);
     let mut written = None;
+    let mut labelled = false; // once per run: a label seen late is not written over
     loop {
+        let label_missing = wanted.security_groups_for_pods
+            && !labelled
+            && facts
+                .borrow()
+                .node
+                .as_ref()
+                .is_some_and(|n| n.has_trunk_label.is_none());
+        if label_missing {
+            let patch = serde_json::json!({"metadata": {"labels": {HAS_TRUNK_LABEL: "false"}}});
+            if let Err(e) = nodes
+                .patch(&node, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                tracing::warn!(error = %e, label = HAS_TRUNK_LABEL, "cannot label the node; retrying");
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+            tracing::info!(
+                label = HAS_TRUNK_LABEL,
+                "node labelled: a trunk ENI is wanted"
+            );
+            labelled = true;
+        }
         let want = wanted.features(&facts.borrow_and_update());
         if let Some(want) = want
             && written.as_ref() != Some(&want)

@@ -31,6 +31,8 @@ pub struct NodeInfo {
     pub eni_config: String,
     /// Where [`NodeInfo::eni_config`] came from.
     pub eni_config_source: Source,
+    /// The legacy label `vpc.amazonaws.com/has-trunk-attached`, when set.
+    pub has_trunk_label: Option<String>,
 }
 
 impl NodeInfo {
@@ -73,9 +75,18 @@ impl NodeInfo {
             draining,
             eni_config,
             eni_config_source,
+            has_trunk_label: meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(HAS_TRUNK_LABEL))
+                .cloned(),
         }
     }
 }
+
+/// The node label through which the VPC resource controller's older releases were asked for a
+/// trunk (`"false"`; the controller sets `"true"` once it is attached).
+pub const HAS_TRUNK_LABEL: &str = "vpc.amazonaws.com/has-trunk-attached";
 
 /// Everything the watchers have seen.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
