@@ -131,6 +131,13 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             return Err(e);
         }
     };
+    // GC finds branch pods by their records (ipamd holds nothing for them).
+    if let Some(b) = &branch
+        && let Err(e) = branch::remember(conf, env, b.vlan, ip, (&namespace, &pod))
+    {
+        let _ = vlan::del(&host, &plan.host_veth, Some(ip), b.vlan).await;
+        return Err(e);
+    }
     let result = result(
         conf,
         &plan,
@@ -234,7 +241,9 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
             json!({"container": env.container_id, "pod": format!("{namespace}/{pod}"), "veth": names[0],
                    "vlan": vlan, "ip": prev_ip.map(|ip| ip.to_string())}),
         );
-        return branch::teardown(&wire::connect()?, &names, prev_ip, vlan).await;
+        branch::teardown(&wire::connect()?, &names, prev_ip, vlan).await?;
+        branch::forget(conf, &env.container_id, &env.ifname);
+        return Ok(());
     }
     let asked = match Ipamd::connect(&conf.ipamd_socket).await {
         Ok(mut ipamd) => {
@@ -280,6 +289,7 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
         Some(vlan) => {
             let names = branch::host_veths(conf, None, &namespace, &pod);
             branch::teardown(&host, &names, released.or(prev_ip), vlan).await?;
+            branch::forget(conf, &env.container_id, &env.ifname);
         }
         None => wire::del(&host, &host_veth, released.or(prev_ip)).await?,
     }
@@ -381,6 +391,22 @@ async fn check(env: &Env, conf: &NetConf) -> Result<(), Error> {
 /// node side is removed.
 async fn gc(conf: &NetConf, log: &mut Log) -> Result<(), Error> {
     let valid = conf.valid_attachments.clone().unwrap_or_default();
+    let host = wire::connect()?;
+    let mut first_error = None;
+    // Branch-ENI pods first: ipamd holds nothing for them, their records say what to remove.
+    for r in branch::stale(conf, &valid) {
+        log.line(
+            LogLevel::Info,
+            "GC branch pod",
+            json!({"container": r.container_id, "ip": r.ip.to_string(), "vlan": r.vlan}),
+        );
+        match branch::teardown(&host, &r.host_veths, Some(r.ip), r.vlan).await {
+            Ok(()) => branch::forget(conf, &r.container_id, &r.ifname),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
     let mut ipamd = Ipamd::connect(&conf.ipamd_socket).await?;
     let reply = ipamd
         .gc(GarbageCollectRequest {
@@ -395,8 +421,6 @@ async fn gc(conf: &NetConf, log: &mut Log) -> Result<(), Error> {
             client_version: VERSION.to_owned(),
         })
         .await?;
-    let host = wire::connect()?;
-    let mut first_error = None;
     for (attachment, allocation) in reply.released.iter().zip(&reply.ip_allocation_metadata) {
         log.line(
             LogLevel::Info,

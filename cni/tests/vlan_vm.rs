@@ -399,6 +399,34 @@ fn guest(bench: bool) {
     );
     tcp(&node, &c, "10.0.0.20".parse().unwrap()).expect("node → pool pod");
 
+    // GC: the runtime no longer lists the strict pod; its node side goes (found by the record
+    // ADD wrote), the others stay.
+    let records = Path::new("/run/eniplan-cni/branches/aws-cni");
+    assert!(records.join("c-shop-strict_eth0.json").exists());
+    let gc = with(
+        &strict,
+        "cni.dev/valid-attachments",
+        serde_json::json!([{"containerID": "c-shop-standard", "ifname": "eth0"},
+                           {"containerID": "c-web", "ifname": "eth0"}]),
+    );
+    let out = exec_plugin(&node, env!("CARGO_BIN_EXE_eniplan-cni"), "GC", None, &gc);
+    assert!(
+        out.status.success(),
+        "GC: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !links(&node).contains(&"vlan.eth.7".to_owned()),
+        "GC removed the VLAN"
+    );
+    assert!(table(&node, 107).is_empty(), "{}", table(&node, 107));
+    assert!(!rules(&node).iter().any(|r| r.contains("lookup 107")));
+    assert!(!records.join("c-shop-strict_eth0.json").exists());
+    assert!(
+        links(&node).contains(&"vlan.eth.8".to_owned()),
+        "the listed pods stay"
+    );
+
     // DEL from prevResult (no ipamd call), and without one (ipamd names the VLAN); twice.
     plugin(
         &node,

@@ -1,12 +1,15 @@
 //! The plugin's side of branch-ENI pods: reading ipamd's answer, the result's `dummy`
 //! interface that carries the VLAN (as the VPC CNI writes it, so DEL and CHECK need no ipamd
-//! and pods wired by `aws-cni` are torn down too), and the host end's possible names.
+//! and pods wired by `aws-cni` are torn down too), the host end's possible names, and the
+//! record of each attachment that lets GC find branch pods (ipamd holds nothing for them).
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use eniplan_rpc::AddNetworkReply;
+use serde::{Deserialize, Serialize};
 
-use crate::spec::{CniResult, Code, Error, Interface, NetConf, SgMode};
+use crate::spec::{Attachment, CniResult, Code, Env, Error, Interface, NetConf, SgMode};
 use crate::vlan::{self, Branch};
 use crate::wire;
 
@@ -137,6 +140,116 @@ pub async fn teardown(
     Ok(())
 }
 
+/// A branch-ENI pod's attachment as ADD recorded it (`<stateDir>/branches/<network>/`), for
+/// GC to tear down when the runtime no longer lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// `CNI_CONTAINERID`.
+    pub container_id: String,
+    /// `CNI_IFNAME`.
+    pub ifname: String,
+    /// The VLAN.
+    pub vlan: u16,
+    /// The pod's address.
+    pub ip: Ipv4Addr,
+    /// The host end's possible names ([`host_veths`]).
+    pub host_veths: Vec<String>,
+}
+
+/// A name safe as one path component (container ids and interface names nearly always are).
+fn component(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn records_dir(conf: &NetConf) -> PathBuf {
+    PathBuf::from(&conf.state_dir)
+        .join("branches")
+        .join(component(&conf.name))
+}
+
+fn record_path(conf: &NetConf, container_id: &str, ifname: &str) -> PathBuf {
+    records_dir(conf).join(format!(
+        "{}_{}.json",
+        component(container_id),
+        component(ifname)
+    ))
+}
+
+fn io(what: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::new(Code::Io, format!("{what} {}: {e}", path.display()))
+        .details("the plugin's stateDir must be writable by the runtime (default /run/eniplan-cni)")
+}
+
+/// Records the branch pod `namespace/pod` ADD just wired for this attachment.
+///
+/// # Errors
+/// Code 5 when the state directory cannot be written.
+pub fn remember(
+    conf: &NetConf,
+    env: &Env,
+    vlan: u16,
+    ip: Ipv4Addr,
+    (namespace, pod): (&str, &str),
+) -> Result<(), Error> {
+    record(
+        conf,
+        &Record {
+            container_id: env.container_id.clone(),
+            ifname: env.ifname.clone(),
+            vlan,
+            ip,
+            host_veths: host_veths(conf, None, namespace, pod),
+        },
+    )
+}
+
+/// Writes `rec` whole (a temporary file renamed into place).
+///
+/// # Errors
+/// Code 5 when the state directory cannot be written.
+pub fn record(conf: &NetConf, rec: &Record) -> Result<(), Error> {
+    let dir = records_dir(conf);
+    std::fs::create_dir_all(&dir).map_err(|e| io("creating", &dir, e))?;
+    let path = record_path(conf, &rec.container_id, &rec.ifname);
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec(rec).expect("a record serialises");
+    std::fs::write(&tmp, text).map_err(|e| io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io("renaming into", &path, e))
+}
+
+/// Drops the record of an attachment (none is fine).
+pub fn forget(conf: &NetConf, container_id: &str, ifname: &str) {
+    let _ = std::fs::remove_file(record_path(conf, container_id, ifname));
+}
+
+/// The recorded attachments of this network that `valid` does not list. A record that cannot be
+/// read is skipped (and left for a person to look at); a missing directory is none.
+pub fn stale(conf: &NetConf, valid: &[Attachment]) -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(records_dir(conf)) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Record> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+        .filter(|r: &Record| {
+            !valid
+                .iter()
+                .any(|a| a.container_id == r.container_id && a.ifname == r.ifname)
+        })
+        .collect();
+    out.sort_by(|a, b| a.container_id.cmp(&b.container_id));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +297,37 @@ mod tests {
             assert_eq!(e.code, Code::IpamdRefused);
             assert!(e.msg.contains(what), "{}", e.msg);
         }
+    }
+
+    #[test]
+    fn records_survive_until_forgotten_and_gc_sees_only_the_unlisted() {
+        let dir = std::env::temp_dir().join(format!("eniplan-records-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let conf = NetConf::parse(
+            serde_json::json!({"cniVersion": "1.1.0", "name": "aws-cni", "type": "eniplan-cni",
+                "stateDir": dir.display().to_string()})
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let rec = |id: &str, vlan| Record {
+            container_id: id.into(),
+            ifname: "eth0".into(),
+            vlan,
+            ip: Ipv4Addr::new(10, 0, 96, 23),
+            host_veths: vec!["vlan0123456789a".into()],
+        };
+        record(&conf, &rec("c1", 7)).unwrap();
+        record(&conf, &rec("c/2", 8)).unwrap();
+        let listed = |id: &str| Attachment {
+            container_id: id.into(),
+            ifname: "eth0".into(),
+        };
+        assert_eq!(stale(&conf, &[listed("c1")]), [rec("c/2", 8)]);
+        assert_eq!(stale(&conf, &[listed("c1"), listed("c/2")]), []);
+        forget(&conf, "c1", "eth0");
+        assert_eq!(stale(&conf, &[]), [rec("c/2", 8)]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

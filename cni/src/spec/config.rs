@@ -46,6 +46,9 @@ pub struct Attachment {
     pub ifname: String,
 }
 
+/// Where branch-ENI pods' attachments are recorded unless `stateDir` says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/run/eniplan-cni";
+
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConf {
@@ -75,6 +78,9 @@ pub struct NetConf {
     /// `ipamdSocket` (eniplan's own key; default `/var/run/aws-node/ipamd.sock`): where ipamd
     /// listens.
     pub ipamd_socket: String,
+    /// `stateDir` (eniplan's own key; default `/run/eniplan-cni`): where the branch-ENI pods'
+    /// attachments are recorded for GC (tmpfs: they end with the node's boot, as the pods do).
+    pub state_dir: String,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +103,7 @@ struct Wire {
     #[serde(rename = "cni.dev/attachments")]
     attachments: Option<Vec<Attachment>>,
     ipamd_socket: Option<String>,
+    state_dir: Option<String>,
 }
 
 impl NetConf {
@@ -167,6 +174,10 @@ impl NetConf {
                 .ipamd_socket
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| eniplan_rpc::DEFAULT_SOCKET.to_owned()),
+            state_dir: wire
+                .state_dir
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| DEFAULT_STATE_DIR.to_owned()),
         })
     }
 
