@@ -70,6 +70,9 @@ pub struct Settings {
     pub bandwidth: bool,
     /// `ENIPLAN_IPAMD_SOCKET` (default `/var/run/aws-node/ipamd.sock`).
     pub socket: String,
+    /// `DISABLE_TCP_EARLY_DEMUX` (default false): set `net.ipv4.tcp_early_demux=0` on the node,
+    /// so that the node's own connections to strict-mode branch pods (kubelet probes) work.
+    pub disable_tcp_early_demux: bool,
 }
 
 impl Settings {
@@ -131,18 +134,18 @@ impl Settings {
                 expected: "strict or standard",
             });
         }
-        let bandwidth = match get("ENABLE_BANDWIDTH_PLUGIN") {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                return Err(InstallError::Invalid {
-                    name: "ENABLE_BANDWIDTH_PLUGIN",
-                    value: v.to_owned(),
-                    expected: "true or false",
-                });
-            }
+        let flag = |name: &'static str| match get(name) {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(InstallError::Invalid {
+                name,
+                value: v.to_owned(),
+                expected: "true or false",
+            }),
         };
+        let bandwidth = flag("ENABLE_BANDWIDTH_PLUGIN")?;
+        let disable_tcp_early_demux = flag("DISABLE_TCP_EARLY_DEMUX")?;
         let log_level = get("AWS_VPC_K8S_PLUGIN_LOG_LEVEL").unwrap_or("Debug");
         if LogLevel::parse(log_level).is_none() {
             return Err(InstallError::Invalid {
@@ -163,6 +166,7 @@ impl Settings {
             socket: get("ENIPLAN_IPAMD_SOCKET")
                 .unwrap_or(eniplan_rpc::DEFAULT_SOCKET)
                 .to_owned(),
+            disable_tcp_early_demux,
         };
         Ok(settings)
     }
@@ -230,6 +234,28 @@ pub fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Inst
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+/// The node's TCP early-demux switch (per network namespace: the node's, where the installer
+/// runs with the host network).
+pub const TCP_EARLY_DEMUX: &str = "/proc/sys/net/ipv4/tcp_early_demux";
+
+/// With `DISABLE_TCP_EARLY_DEMUX`, turns TCP early demux off on the node, as the VPC CNI's
+/// init container does: the node's connections to strict-mode branch pods get their replies
+/// through the trunk, and early demux would hand those to the socket on a stale route (they
+/// time out; `cni/tests/vlan_vm.rs` shows both). Needs a writable `/proc/sys` (a privileged
+/// container: the chart makes the installer one only with this setting).
+///
+/// # Errors
+/// [`InstallError::Io`] naming the file.
+pub fn apply_sysctls(settings: &Settings) -> Result<(), InstallError> {
+    if !settings.disable_tcp_early_demux {
+        return Ok(());
+    }
+    std::fs::write(TCP_EARLY_DEMUX, "0").map_err(|source| InstallError::Io {
+        path: TCP_EARLY_DEMUX.into(),
+        source,
+    })
 }
 
 /// Copies the plugin (`exe`) into the bin directory and writes the conflist.

@@ -61,12 +61,13 @@ fn run(vars: &BTreeMap<String, String>, stdin: &[u8]) -> Result<Option<serde_jso
 /// installed (with `--keep-running`: installed, then stopped by SIGTERM or SIGINT), 2 a variable
 /// or argument is invalid, 3 ipamd not healthy within the wait, 4 a file could not be written.
 fn install(vars: &BTreeMap<String, String>, args: &[String]) -> ExitCode {
-    use eniplan_cni::install::{InstallError, Settings, write_files};
+    use eniplan_cni::install::{InstallError, Settings, apply_sysctls, write_files};
     let (wait, keep_running) = match install_args(args) {
         Ok(parsed) => parsed,
         Err(msg) => return usage(&msg),
     };
     let outcome = Settings::from_vars(vars).and_then(|s| {
+        apply_sysctls(&s)?;
         wait_for_ipamd(&s.socket, wait)?;
         let exe = std::env::current_exe().map_err(|source| InstallError::Io {
             path: "/proc/self/exe".into(),

@@ -37,6 +37,7 @@ fn bad_variables_exit_2_naming_them_and_write_nothing() {
         ("AWS_VPC_K8S_CNI_VETHPREFIX", "vlan"),
         ("POD_MTU", "500"),
         ("ENABLE_BANDWIDTH_PLUGIN", "maybe"),
+        ("DISABLE_TCP_EARLY_DEMUX", "1"),
     ] {
         let out = install(
             &dir,
@@ -69,6 +70,53 @@ fn without_a_healthy_ipamd_no_conflist_is_written() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains(&socket.display().to_string()));
     assert!(!dir.join("net.d/10-aws.conflist").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn disable_tcp_early_demux_turns_it_off_in_the_nodes_namespace_only() {
+    let dir = temp_dir("demux");
+    let node = common::Netns::new(format!("demux-{}", std::process::id()));
+    let read = |ns: &str| {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "cat",
+                eniplan_cni::install::TCP_EARLY_DEMUX,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    assert_eq!(read(&node.0), "1", "a namespace starts with early demux on");
+    let host_before = std::fs::read_to_string(eniplan_cni::install::TCP_EARLY_DEMUX).unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &node.0,
+            env!("CARGO_BIN_EXE_eniplan-cni"),
+            "install",
+            "--wait-secs",
+            "1",
+        ])
+        .env_clear()
+        .env("HOST_CNI_BIN_PATH", dir.join("bin"))
+        .env("HOST_CNI_CONFDIR_PATH", dir.join("net.d"))
+        .env("ENIPLAN_IPAMD_SOCKET", dir.join("none.sock"))
+        .env("DISABLE_TCP_EARLY_DEMUX", "true")
+        .output()
+        .unwrap();
+    // Set before the wait for ipamd (which fails here: nobody answers).
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(read(&node.0), "0");
+    assert_eq!(
+        std::fs::read_to_string(eniplan_cni::install::TCP_EARLY_DEMUX).unwrap(),
+        host_before,
+        "only the namespace the installer runs in"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -109,6 +109,12 @@ fn table(ns: &Netns, t: u32) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Packets the VPC namespace sent on `link`.
+fn sent(vpc: &Netns, link: &str) -> u64 {
+    let v = vpc.json(&["-s", "link", "show", link]);
+    v[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+}
+
 /// Packets the VPC namespace received on `link`.
 fn received(vpc: &Netns, link: &str) -> u64 {
     let v = vpc.json(&["-s", "link", "show", link]);
@@ -392,6 +398,24 @@ fn guest(bench: bool) {
         route_to("10.0.128.9")
     );
     tcp(&node, &b, "10.0.128.9".parse().unwrap()).expect("node → standard pod");
+    // The node's own connection to the strict pod gets its replies through the trunk: with
+    // TCP early demux on (the kernel's default) they go to the socket on a stale route and the
+    // connection times out; `eniplan-cni install` with DISABLE_TCP_EARLY_DEMUX=true turns it off
+    // (cni/tests/install.rs), as here, and it works — through the VPC and VLAN 7.
+    tcp(&node, &a, "10.0.96.23".parse().unwrap())
+        .expect_err("node → strict pod with early demux on");
+    ip(&[
+        "netns",
+        "exec",
+        "node",
+        "/bin/sh",
+        "-c",
+        "echo 0 > /proc/sys/net/ipv4/tcp_early_demux",
+    ]);
+    let sent7 = sent(&vpc, "v7");
+    let peer = tcp(&node, &a, "10.0.96.23".parse().unwrap()).expect("node → strict pod");
+    assert_eq!(peer, "10.0.0.10".parse::<Ipv4Addr>().unwrap());
+    assert!(sent(&vpc, "v7") > sent7, "it came to the pod on VLAN 7");
     // The pool pod keeps working beside them.
     assert_eq!(
         tcp(&c, &vpc, "10.0.0.1".parse().unwrap()).expect("pool pod → VPC"),

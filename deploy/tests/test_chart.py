@@ -103,6 +103,21 @@ def test_the_installer_is_a_native_sidecar_on_the_hosts_cni_directories(renders)
         assert env[shared] == r.env("ipamd")[shared]
 
 
+def test_security_groups_for_pods(renders):
+    r = renders["security-groups-for-pods"]
+    assert r.env("ipamd")["ENABLE_POD_ENI"] == "true"
+    # The mode is ipamd's (the local rule) and the plugin's (its conflist) alike.
+    for c in ("ipamd", "eniplan-cni-install"):
+        assert r.env(c)["POD_SECURITY_GROUP_ENFORCING_MODE"] == "standard"
+    assert r.env("eniplan-cni-install")["DISABLE_TCP_EARLY_DEMUX"] == "true"
+    (install,) = r.one("DaemonSet")["spec"]["template"]["spec"]["initContainers"]
+    assert install["securityContext"]["privileged"] is True
+    # Elsewhere the installer holds no privilege at all.
+    (plain,) = renders["default"].one("DaemonSet")["spec"]["template"]["spec"]["initContainers"]
+    assert "privileged" not in plain["securityContext"]
+    assert plain["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
 def test_prefix_delegation(renders):
     r = renders["prefix-delegation"]
     env = r.env("ipamd")

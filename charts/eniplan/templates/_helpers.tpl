@@ -89,10 +89,16 @@ mounts them, the variables of `env` that eniplan-cni install reads (docs/cni.md)
 over them. */}}
 {{- define "eniplan.installEnv" -}}
 {{- $env := dict "HOST_CNI_BIN_PATH" "/host/opt/cni/bin" "HOST_CNI_CONFDIR_PATH" "/host/etc/cni/net.d" -}}
-{{- range $k := list "AWS_VPC_ENI_MTU" "POD_MTU" "AWS_VPC_K8S_CNI_VETHPREFIX" "AWS_VPC_K8S_PLUGIN_LOG_FILE" "AWS_VPC_K8S_PLUGIN_LOG_LEVEL" "POD_SECURITY_GROUP_ENFORCING_MODE" "ENABLE_BANDWIDTH_PLUGIN" "ENIPLAN_IPAMD_SOCKET" -}}
+{{- range $k := list "AWS_VPC_ENI_MTU" "POD_MTU" "AWS_VPC_K8S_CNI_VETHPREFIX" "AWS_VPC_K8S_PLUGIN_LOG_FILE" "AWS_VPC_K8S_PLUGIN_LOG_LEVEL" "POD_SECURITY_GROUP_ENFORCING_MODE" "ENABLE_BANDWIDTH_PLUGIN" "ENIPLAN_IPAMD_SOCKET" "DISABLE_TCP_EARLY_DEMUX" -}}
 {{- if hasKey $.Values.env $k -}}
 {{- $_ := set $env $k (get $.Values.env $k) -}}
 {{- end -}}
 {{- end -}}
 {{- mergeOverwrite $env .Values.init.env | toJson -}}
+{{- end -}}
+
+{{/* Whether the installer turns TCP early demux off (DISABLE_TCP_EARLY_DEMUX, in env or init.env). */}}
+{{- define "eniplan.earlyDemuxOff" -}}
+{{- $v := get (include "eniplan.installEnv" . | fromJson) "DISABLE_TCP_EARLY_DEMUX" | toString | lower -}}
+{{- eq $v "true" -}}
 {{- end -}}
