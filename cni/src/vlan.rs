@@ -130,18 +130,7 @@ pub async fn add(
         .map_err(|e| wiring(&format!("adding the default route of table {t}"), e))?;
     match branch.mode {
         SgMode::Strict => {
-            let to_pod = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(plan.ip, 32)
-                .output_interface(host_index)
-                .scope(RouteScope::Link)
-                .table_id(t)
-                .build();
-            host.route()
-                .add(to_pod)
-                .replace()
-                .execute()
-                .await
-                .map_err(|e| wiring(&format!("adding {} to table {t}", plan.ip), e))?;
+            wire::route_to_pod(host, plan.ip, host_index, t).await?;
             for from in [name.as_str(), plan.host_veth.as_str()] {
                 add_iif_rule(host, from, t).await?;
             }

@@ -277,20 +277,38 @@ async fn wire_pod(pod: &Handle, plan: &Plan, host_mac: &str) -> Result<String, E
     Ok(pod_mac)
 }
 
-/// The node side: the `/32` route through the host end and the rules.
-pub(crate) async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Error> {
+/// The node's `/32` route to the pod `ip` through the host end `host_index`, in `table`.
+///
+/// # Errors
+/// Code 101.
+pub(crate) async fn route_to_pod(
+    host: &Handle,
+    ip: Ipv4Addr,
+    host_index: u32,
+    table: u32,
+) -> Result<(), Error> {
     let to_pod = RouteMessageBuilder::<Ipv4Addr>::new()
-        .destination_prefix(plan.ip, 32)
+        .destination_prefix(ip, 32)
         .output_interface(host_index)
         .scope(RouteScope::Link)
-        .table_id(MAIN_TABLE)
+        .table_id(table)
         .build();
     host.route()
         .add(to_pod)
         .replace()
         .execute()
         .await
-        .map_err(|e| wiring(&format!("adding the node's route to {}", plan.ip), e))?;
+        .map_err(|e| {
+            wiring(
+                &format!("adding the node's route to {ip} in table {table}"),
+                e,
+            )
+        })
+}
+
+/// The node side: the `/32` route through the host end and the rules.
+pub(crate) async fn wire_node(host: &Handle, plan: &Plan, host_index: u32) -> Result<(), Error> {
+    route_to_pod(host, plan.ip, host_index, MAIN_TABLE).await?;
     // An ADD repeated for the same pod finds its rule there already.
     match host
         .rule()

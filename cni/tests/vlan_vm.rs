@@ -452,20 +452,15 @@ fn guest(bench: bool) {
     );
 
     // DEL from prevResult (no ipamd call), and without one (ipamd names the VLAN); twice.
-    plugin(
-        &node,
-        "DEL",
-        &a,
-        "shop-strict",
-        &prev(&strict_result, &strict),
-    );
-    plugin(
-        &node,
-        "DEL",
-        &a,
-        "shop-strict",
-        &prev(&strict_result, &strict),
-    );
+    for _ in 0..2 {
+        plugin(
+            &node,
+            "DEL",
+            &a,
+            "shop-strict",
+            &prev(&strict_result, &strict),
+        );
+    }
     assert!(!links(&node).contains(&"vlan.eth.7".to_owned()));
     assert!(table(&node, 107).is_empty(), "{}", table(&node, 107));
     plugin(&node, "DEL", &b, "shop-standard", &standard);
