@@ -108,6 +108,11 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
     );
     let host = wire::connect()?;
     let in_pod = wire::connect_in(&pod_ns, &home)?;
+    // GC finds branch pods by their records (ipamd holds nothing for them): written before
+    // anything is built, so a plugin killed halfway leaves nothing GC cannot find.
+    if let Some(b) = &branch {
+        branch::remember(conf, env, b.vlan, ip, (&namespace, &pod))?;
+    }
     let built = match &branch {
         Some(b) => vlan::add(&host, &in_pod, &pod_ns, &plan, b).await,
         None => wire::add(&host, &in_pod, &pod_ns, &plan).await,
@@ -116,10 +121,7 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
         Ok(b) => b,
         Err(e) => {
             // Roll back: what was built, then the address (as the VPC CNI: SetupNSFailed).
-            let _ = match &branch {
-                Some(b) => vlan::del(&host, &plan.host_veth, Some(ip), b.vlan).await,
-                None => wire::del(&host, &plan.host_veth, Some(ip)).await,
-            };
+            undo(&host, &plan, branch.as_ref(), conf, env).await;
             let _ = ipamd
                 .del(del_request(env, conf, &namespace, &pod, "SetupNSFailed"))
                 .await;
@@ -131,13 +133,6 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             return Err(e);
         }
     };
-    // GC finds branch pods by their records (ipamd holds nothing for them).
-    if let Some(b) = &branch
-        && let Err(e) = branch::remember(conf, env, b.vlan, ip, (&namespace, &pod))
-    {
-        let _ = vlan::del(&host, &plan.host_veth, Some(ip), b.vlan).await;
-        return Err(e);
-    }
     let result = result(
         conf,
         &plan,
@@ -147,6 +142,29 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
         (&namespace, &pod),
     );
     Ok(result.to_json(conf.version))
+}
+
+/// Removes what a failed ADD built (and a branch pod's record once that is done).
+async fn undo(
+    host: &rtnetlink::Handle,
+    plan: &Plan,
+    branch: Option<&vlan::Branch>,
+    conf: &NetConf,
+    env: &Env,
+) {
+    match branch {
+        Some(b) => {
+            if vlan::del(host, &plan.host_veth, Some(plan.ip), b.vlan)
+                .await
+                .is_ok()
+            {
+                branch::forget(conf, &env.container_id, &env.ifname);
+            }
+        }
+        None => {
+            let _ = wire::del(host, &plan.host_veth, Some(plan.ip)).await;
+        }
+    }
 }
 
 /// The ADD result: the host end, the pod end with its address; for a branch pod also the
@@ -242,6 +260,18 @@ async fn del(env: &Env, conf: &NetConf, log: &mut Log) -> Result<(), Error> {
                    "vlan": vlan, "ip": prev_ip.map(|ip| ip.to_string())}),
         );
         branch::teardown(&wire::connect()?, &names, prev_ip, vlan).await?;
+        branch::forget(conf, &env.container_id, &env.ifname);
+        return Ok(());
+    }
+    // No prevResult (or one without the VLAN): ADD's record of a branch pod says the same.
+    if let Some(r) = branch::recorded(conf, &env.container_id, &env.ifname) {
+        log.line(
+            LogLevel::Info,
+            "DEL",
+            json!({"container": env.container_id, "pod": format!("{namespace}/{pod}"),
+                   "vlan": r.vlan, "ip": r.ip.to_string(), "from": "record"}),
+        );
+        branch::teardown(&wire::connect()?, &r.host_veths, Some(r.ip), r.vlan).await?;
         branch::forget(conf, &env.container_id, &env.ifname);
         return Ok(());
     }
@@ -387,8 +417,9 @@ async fn check(env: &Env, conf: &NetConf) -> Result<(), Error> {
     wire::check(&host, &in_pod, &plan).await
 }
 
-/// GC: ipamd releases every attachment of this network the runtime no longer lists, and their
-/// node side is removed.
+/// GC: the branch-ENI pods the runtime no longer lists are removed (from ADD's records), then
+/// ipamd releases every attachment of this network the runtime no longer lists, and their node
+/// side is removed.
 async fn gc(conf: &NetConf, log: &mut Log) -> Result<(), Error> {
     let valid = conf.valid_attachments.clone().unwrap_or_default();
     let host = wire::connect()?;

@@ -129,6 +129,7 @@ pub const DAEMON_VARIABLES: &[&str] = &[
     "AWS_VPC_CNI_NODE_PORT_SUPPORT",
     "AWS_VPC_K8S_CNI_CONNMARK",
     "ENIPLAN_IPTABLES_MODE",
+    "POD_SECURITY_GROUP_ENFORCING_MODE",
 ];
 
 fn invalid(name: &str, value: &str, expected: &str) -> Error {
@@ -319,6 +320,8 @@ impl Config {
         let eni_config_annotation = eni_config_key("ENI_CONFIG_ANNOTATION_DEF")?;
         let eni_config_label = eni_config_key("ENI_CONFIG_LABEL_DEF")?;
         let external_snat = flag("AWS_VPC_K8S_CNI_EXTERNALSNAT", false)?;
+        // Checked whether or not ipamd does the host networking: the plugin reads it too.
+        let strict_sg = strict_pod_sg(get("POD_SECURITY_GROUP_ENFORCING_MODE"))?;
         let host = if flag("ENIPLAN_HOST_NETWORKING", true)? {
             Some(
                 host_config(
@@ -333,8 +336,7 @@ impl Config {
                 .and_then(|h| {
                     Ok(HostConfig {
                         iptables_mode: iptables_mode(get("ENIPLAN_IPTABLES_MODE"))?,
-                        local_rule_after_vlans: pool.pod_eni
-                            && strict_pod_sg(get("POD_SECURITY_GROUP_ENFORCING_MODE"))?,
+                        local_rule_after_vlans: pool.pod_eni && strict_sg,
                         ..h
                     })
                 })?,
@@ -658,6 +660,11 @@ mod tests {
             ("ENABLE_MULTI_NIC", "true", "default network card"),
             ("AWS_VPC_ENI_MTU", "9002", "576 to 9001"),
             ("ENIPLAN_IPTABLES_MODE", "nftables", "auto (the backend"),
+            (
+                "POD_SECURITY_GROUP_ENFORCING_MODE",
+                "loose",
+                "strict or standard",
+            ),
             ("AWS_VPC_K8S_CNI_VETHPREFIX", "eth", "not eth"),
             (
                 "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS",

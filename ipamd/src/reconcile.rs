@@ -54,7 +54,7 @@ pub fn agrees(
 }
 
 /// Reconciles every `config.reconcile` (at most every 5 s while a trunk ENI is awaited) until
-/// free-address gauge.
+/// aborted; also refreshes the node subnet's free-address gauge every `config.reconcile`.
 pub(crate) async fn reconciler<E: Ec2, I: Imds>(
     ec2: Arc<E>,
     imds: I,
@@ -63,6 +63,7 @@ pub(crate) async fn reconciler<E: Ec2, I: Imds>(
     tx: mpsc::Sender<Event>,
     metrics: Arc<Metrics>,
 ) {
+    let mut last_gauge = None;
     loop {
         // Start-up just observed. While a trunk ENI is awaited (security groups for pods), the
         // node looks every few seconds, as the reference, so branch pods wait little.
@@ -78,7 +79,12 @@ pub(crate) async fn reconciler<E: Ec2, I: Imds>(
         if let Err(e) = once(&*ec2, &imds, &node, &config, &tx).await {
             tracing::warn!(error = %e, "reconcile failed; will retry");
         }
-        // The node subnet's free addresses, for capacity dashboards.
+        // The node subnet's free addresses, for capacity dashboards: at the normal cadence
+        // only (not every few seconds while a trunk is awaited).
+        if last_gauge.is_some_and(|t: tokio::time::Instant| t.elapsed() < config.reconcile) {
+            continue;
+        }
+        last_gauge = Some(tokio::time::Instant::now());
         match ec2
             .describe_subnets(std::slice::from_ref(&node.subnet_id))
             .await

@@ -225,6 +225,11 @@ pub fn record(conf: &NetConf, rec: &Record) -> Result<(), Error> {
     std::fs::rename(&tmp, &path).map_err(|e| io("renaming into", &path, e))
 }
 
+/// The record of an attachment, if ADD wrote one.
+pub fn recorded(conf: &NetConf, container_id: &str, ifname: &str) -> Option<Record> {
+    serde_json::from_slice(&std::fs::read(record_path(conf, container_id, ifname)).ok()?).ok()
+}
+
 /// Drops the record of an attachment (none is fine).
 pub fn forget(conf: &NetConf, container_id: &str, ifname: &str) {
     let _ = std::fs::remove_file(record_path(conf, container_id, ifname));

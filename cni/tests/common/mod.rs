@@ -176,7 +176,8 @@ impl Daemon {
     }
 }
 
-/// A network config for eniplan-cni at `version`, logging to `log`, talking to `socket`.
+/// A network config for eniplan-cni at `version`, logging to `log`, talking to `socket`, its
+/// branch-pod records beside the log (`cni-state`), never in the host's `/run/eniplan-cni`.
 pub fn conf(socket: &Path, version: &str, log: &Path) -> Value {
     json!({
         "cniVersion": version,
@@ -187,6 +188,7 @@ pub fn conf(socket: &Path, version: &str, log: &Path) -> Value {
         "pluginLogFile": log.display().to_string(),
         "pluginLogLevel": "Debug",
         "ipamdSocket": socket.display().to_string(),
+        "stateDir": log.with_file_name("cni-state").display().to_string(),
     })
 }
 

@@ -62,6 +62,9 @@ pub fn classify(pod: &Pod) -> Result<PodNetwork, String> {
     }
 }
 
+/// How long an ADD or DEL waits for the pod's GET.
+const POD_READ_LIMIT: Duration = Duration::from_secs(3);
+
 /// How long an ADD waits for the trunk's link to appear after EC2 attached the trunk (the
 /// hotplug takes a moment on a real instance).
 const TRUNK_LINK_WAIT: Duration = Duration::from_secs(2);
@@ -103,14 +106,23 @@ impl Branches {
     }
 
     /// The pod (retryable while the API server cannot be reached); `None` when it is gone.
+    /// Bounded by [`POD_READ_LIMIT`], well inside the plugin's 10 s per call, so a slow API
+    /// server turns into "try again" (ADD) or "unknown pod" (DEL), never a plugin timeout.
     async fn pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, Status> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        api.get_opt(name).await.map_err(|e| {
+        let unreadable = |why: String| {
             Status::unavailable(format!(
                 "cannot read pod {namespace}/{name} from the Kubernetes API to see whether it \
-                 requests a branch ENI: {e}"
+                 requests a branch ENI: {why}"
             ))
-        })
+        };
+        match tokio::time::timeout(POD_READ_LIMIT, api.get_opt(name)).await {
+            Ok(read) => read.map_err(|e| unreadable(e.to_string())),
+            Err(_) => Err(unreadable(format!(
+                "no answer within {} s",
+                POD_READ_LIMIT.as_secs()
+            ))),
+        }
     }
 
     /// Where the ADD of `namespace/name` takes its address from: the pool, or (answered in

@@ -50,8 +50,8 @@ impl Wanted {
 
 /// Keeps the features equal to what `wanted` asks for as the facts change; with security
 /// groups for pods also labels the node `vpc.amazonaws.com/has-trunk-attached=false` while the
-/// label is absent, for controller releases that predate the CNINode (a label the controller
-/// set is never overwritten).
+/// label is absent, for controller releases that predate the CNINode (written at most once per
+/// run, and only while the watch shows no label).
 pub async fn keep(client: Client, node: String, mut facts: watch::Receiver<Facts>, wanted: Wanted) {
     let nodes: Api<Node> = Api::all(client.clone());
     let api: Api<CNINode> = Api::all(client);
