@@ -297,6 +297,9 @@ impl Metrics {
         // Series that dashboards expect from the start, at zero.
         m.del_requests.with_label_values(&["PodDeleted"]);
         m.reconcile.with_label_values(&["eniReconcile"]);
+        for result in ["served", "retry"] {
+            m.branch_adds.with_label_values(&[result]);
+        }
         m.ipamd_errors.with_label_values(&["checkpoint"]);
         for resource in ["nodes", "pods", "eniconfigs"] {
             m.kube_watch_restarts.with_label_values(&[resource]);
