@@ -25,7 +25,7 @@ use eniplan_netlink::{is_exists, is_gone, parse_mac, rule_priority, rule_table};
 use futures::TryStreamExt as _;
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
-use rtnetlink::{Handle, IpVersion, LinkUnspec, LinkVlan, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkUnspec, LinkVlan, RouteMessageBuilder};
 
 use crate::spec::{Code, Error, SgMode};
 use crate::wire::{self, Built, Plan};
@@ -224,14 +224,8 @@ async fn vlan_rules(
     host: &Handle,
     keep: impl Fn(&RuleMessage) -> bool,
 ) -> Result<Vec<RuleMessage>, Error> {
-    let rules: Vec<RuleMessage> = host
-        .rule()
-        .get(IpVersion::V4)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| wiring("listing the node's rules", e))?;
-    Ok(rules
+    Ok(wire::node_rules(host)
+        .await?
         .into_iter()
         .filter(|r| rule_priority(r) == Some(VLAN_RULE_PRIORITY) && keep(r))
         .collect())

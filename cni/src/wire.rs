@@ -373,16 +373,20 @@ async fn pod_addresses(host: &Handle, index: u32) -> Result<Vec<Ipv4Addr>, Error
         .collect())
 }
 
-/// The node's rules for `ip`: priority 512 to it, 1536 from it.
-async fn rules_of(host: &Handle, ip: Ipv4Addr) -> Result<Vec<RuleMessage>, Error> {
-    let rules: Vec<RuleMessage> = host
-        .rule()
+/// Every IPv4 rule of the node.
+pub(crate) async fn node_rules(host: &Handle) -> Result<Vec<RuleMessage>, Error> {
+    host.rule()
         .get(IpVersion::V4)
         .execute()
         .try_collect()
         .await
-        .map_err(|e| wiring("listing the node's rules", e))?;
-    Ok(rules
+        .map_err(|e| wiring("listing the node's rules", e))
+}
+
+/// The node's rules for `ip`: priority 512 to it, 1536 from it.
+async fn rules_of(host: &Handle, ip: Ipv4Addr) -> Result<Vec<RuleMessage>, Error> {
+    Ok(node_rules(host)
+        .await?
         .into_iter()
         .filter(|r| {
             let prio = rule_priority(r);
