@@ -38,6 +38,11 @@ const END_STREAM: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
+/// The most a header block may decode to, counted as RFC 7541 §4.1 counts a table entry (name +
+/// value + 32 per field): four times hyper's own header-list limit (16 KiB), so no request the
+/// server would take is refused here, while HPACK's back-references (one byte naming a 4 KiB
+/// table entry) cannot make a 256 KiB block decode to a gigabyte.
+pub const MAX_DECODED: usize = 64 * 1024;
 /// What replaces an authority `h2` would refuse.
 const LOCALHOST: &[u8] = b"localhost";
 
@@ -95,7 +100,8 @@ impl Rewriter {
     ///
     /// # Errors
     /// A header block that cannot be decoded once rewriting has begun (the connection cannot be
-    /// kept consistent), or one larger than 256 KiB.
+    /// kept consistent), one larger than 256 KiB, or one that decodes to more than
+    /// [`MAX_DECODED`] bytes.
     pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         if self.mode == Mode::Passthrough {
             out.extend_from_slice(&self.input);
@@ -199,8 +205,22 @@ impl Rewriter {
 
     /// A complete header block: forward it as it was, or re-encoded.
     fn finish(&mut self, block: &Block, out: &mut Vec<u8>) -> io::Result<()> {
-        let fields = match self.decoder.decode(&block.fragment) {
-            Ok(fields) => fields,
+        let mut fields = Vec::new();
+        let mut size = 0usize;
+        let decoded = self.decoder.decode_with_cb(&block.fragment, |name, value| {
+            size = size.saturating_add(name.len() + value.len() + 32);
+            if size <= MAX_DECODED {
+                fields.push((name.into_owned(), value.into_owned()));
+            }
+        });
+        if size > MAX_DECODED {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("an HTTP/2 header block decoding to over {MAX_DECODED} bytes"),
+            ));
+        }
+        let fields = match decoded {
+            Ok(()) => fields,
             Err(e) if self.mode == Mode::Probe => {
                 tracing::debug!(error = ?e, "undecodable first header block; passed to h2");
                 self.mode = Mode::Passthrough;

@@ -188,6 +188,42 @@ fn a_block_larger_than_a_frame_is_split_into_continuations() {
 }
 
 #[test]
+fn a_block_that_decodes_past_the_bound_closes_the_connection() {
+    // One 4 KiB header enters the client's dynamic table, then 20 one-byte references to it:
+    // 24 bytes on the wire that would decode to 80 KiB (and 256 KiB of them to a gigabyte).
+    let mut block = request_block(b"tmp%2Fipamd.sock", false);
+    block.push(0x40); // literal with incremental indexing, new name
+    string(&mut block, b"x-big");
+    string(&mut block, &[b'x'; 4000]);
+    block.extend(std::iter::repeat_n(0x80 | 0x3e, 20)); // indexed, 62: that header
+    let mut input = preface_and_settings();
+    input.extend(headers_frame(1, END_HEADERS, &block));
+    for chunk in [7, 4096, input.len()] {
+        let mut r = Rewriter::default();
+        let mut out = Vec::new();
+        let failed = input
+            .chunks(chunk)
+            .map(|piece| r.feed(piece, &mut out))
+            .find_map(Result::err)
+            .expect("the block is refused");
+        assert_eq!(failed.kind(), io::ErrorKind::InvalidData);
+        assert!(failed.to_string().contains("65536"), "{failed}");
+        assert!(out.len() < input.len(), "nothing decoded was passed on");
+    }
+    // Under the bound, the same shape is rewritten as usual.
+    let mut small = request_block(b"tmp%2Fipamd.sock", false);
+    small.push(0x40);
+    string(&mut small, b"x-big");
+    string(&mut small, &[b'x'; 4000]);
+    small.extend(std::iter::repeat_n(0x80 | 0x3e, 10));
+    let mut input = preface_and_settings();
+    input.extend(headers_frame(1, END_HEADERS, &small));
+    let (out, _) = run(&input, 4096);
+    let view = h2_view(&out);
+    assert_eq!(view[1].2.iter().filter(|(n, _)| n == b"x-big").count(), 11);
+}
+
+#[test]
 fn what_is_not_http2_goes_to_h2_unchanged() {
     let input = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x01garbage".to_vec();
     let (out, r) = run(&input, 4);
