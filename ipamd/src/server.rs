@@ -71,7 +71,10 @@ fn required(field: &str, value: &str) -> Result<(), Status> {
 }
 
 /// The allocation key of a request, each part required.
-fn key(
+///
+/// # Errors
+/// `INVALID_ARGUMENT` naming the first empty part.
+pub fn key(
     network_name: String,
     container_id: String,
     if_name: String,
@@ -84,6 +87,17 @@ fn key(
         container_id,
         if_name,
     })
+}
+
+/// The `reason` label of a DelNetwork: the two reasons plugins send (the VPC CNI's and
+/// eniplan's), empty counted as `PodDeleted`, anything else as `other`. A client-chosen label
+/// value would let any caller on the socket grow the metrics without bound.
+pub fn del_reason(reason: &str) -> &'static str {
+    match reason {
+        "" | "PodDeleted" => "PodDeleted",
+        "SetupNSFailed" => "SetupNSFailed",
+        _ => "other",
+    }
 }
 
 async fn durable(d: Durable) -> Result<(), Status> {
@@ -275,11 +289,7 @@ impl CniBackend for Service {
         self.check_version(&r.client_version)?;
         self.metrics
             .del_requests
-            .with_label_values(&[if r.reason.is_empty() {
-                "PodDeleted"
-            } else {
-                r.reason.as_str()
-            }])
+            .with_label_values(&[del_reason(&r.reason)])
             .inc();
         let key = key(
             r.network_name.clone(),
