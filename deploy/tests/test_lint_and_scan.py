@@ -28,6 +28,7 @@ def test_yamllint(render_dir):
              *sorted((render.CHART / "crds").glob("*.yaml")),
              *sorted((render.ROOT / "deploy").glob("*.yaml")),
              *sorted((render.ROOT / "deploy" / "crds").glob("*.yaml")),
+             *sorted((render.ROOT / "deploy" / "tests" / "fixtures").glob("*.yaml")),
              *sorted(render_dir.glob("*.yaml"))]
     assert len(files) >= 12
     problems = [p for f in files for p in lint(f)]

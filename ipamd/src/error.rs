@@ -72,7 +72,7 @@ pub enum Error {
     #[error(
         "another process already serves {path} (aws-node, or a second ipamd): eniplan replaces \
          aws-node, it cannot run beside it; remove aws-node from this node first (docs/install.md, \
-         \"Replacing aws-node in place\"), or give this ipamd another ENIPLAN_STATE_DIR"
+         \"4b. Replace aws-node in place\"), or give this ipamd another ENIPLAN_STATE_DIR"
     )]
     SocketInUse {
         /// The socket.
