@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import helm_python as helm
 import pytest
 
@@ -31,6 +33,17 @@ def test_schema_rejects_what_ipamd_would_refuse():
         ]:
             with pytest.raises(helm.HelmValuesError):
                 chart.render(bad, name=render.RELEASE, namespace=render.NAMESPACE)
+
+
+def test_aws_vpc_cnis_crd_value_is_refused_by_name():
+    # README, "Values": crd.create: false is `helm install --skip-crds` here.
+    with helm.Chart.load(render.CHART) as chart:
+        with pytest.raises(helm.HelmValuesError, match="additional properties 'crd' not allowed"):
+            chart.render({"crd": {"create": False}}, name=render.RELEASE,
+                         namespace=render.NAMESPACE)
+    readme = (render.CHART / "README.md").read_text()
+    assert re.search(r"^\| no `crd\.create` \|.*`helm install --skip-crds`.*"
+                     r"`additional properties 'crd' not allowed`", readme, re.M)
 
 
 def test_eniconfig_values_must_name_subnets_and_zones_of_the_region():
