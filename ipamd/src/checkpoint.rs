@@ -112,20 +112,35 @@ pub fn load(path: &Path) -> Result<Vec<Entry>> {
             });
         }
     };
-    let file: File = serde_json::from_str(&text).map_err(|e| Error::Checkpoint {
+    parse(path, &text)
+}
+
+/// Parses a checkpoint's text (`path` names it in errors).
+pub fn parse(path: &Path, text: &str) -> Result<Vec<Entry>> {
+    let file: File = serde_json::from_str(text).map_err(|e| Error::Checkpoint {
         path: path.to_owned(),
         reason: format!("is not valid checkpoint JSON: {e}"),
     })?;
     if file.version != VERSION {
+        let mut shown: String = file.version.chars().take(64).collect();
+        if shown.len() < file.version.len() {
+            shown.push('…');
+        }
         return Err(Error::Checkpoint {
             path: path.to_owned(),
-            reason: format!(
-                "has version {:?}; this daemon reads {VERSION:?}",
-                file.version
-            ),
+            reason: format!("has version {shown:?}; this daemon reads {VERSION:?}"),
         });
     }
     Ok(file.allocations)
+}
+
+/// The bytes [`store`] writes for `entries`.
+pub fn encode<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Vec<u8> {
+    let file = Borrowed {
+        version: VERSION,
+        allocations: entries.into_iter().collect(),
+    };
+    serde_json::to_vec(&file).expect("entries of strings and numbers serialise")
 }
 
 /// [`File`] by reference, for writing.
@@ -144,11 +159,7 @@ pub fn store(path: &Path, entries: &BTreeMap<PodKey, Entry>) -> std::io::Result<
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let file = Borrowed {
-        version: VERSION,
-        allocations: entries.values().collect(),
-    };
-    let json = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+    let json = encode(entries.values());
     let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
         ".{}.tmp{}.{seq}",

@@ -4,6 +4,7 @@
 //! checkpoint to be on disk.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -580,13 +581,18 @@ impl<E: Ec2 + 'static> Driver<E> {
 }
 
 /// Restores pod ownership from checkpoint entries into a freshly observed pool; returns the
-/// entries kept (those whose address is on one of the node's ENIs).
+/// entries kept (those whose address is on one of the node's ENIs), each the very entry whose
+/// address the pool restored, so the rewritten checkpoint and the pool agree even when a
+/// damaged file names a key twice.
 pub fn restore(pool: &mut Pool, entries: &[Entry]) -> BTreeMap<PodKey, Entry> {
-    let by_key: BTreeMap<PodKey, &Entry> = entries.iter().map(|e| (e.key(), e)).collect();
     let mut allocations = Vec::new();
+    let mut by_claim: BTreeMap<(PodKey, Ipv4Addr), &Entry> = BTreeMap::new();
     for e in entries {
-        match e.ipv4.as_deref().map(str::parse) {
-            Some(Ok(ip)) => allocations.push((e.key(), ip)),
+        match e.ipv4.as_deref().map(str::parse::<Ipv4Addr>) {
+            Some(Ok(ip)) => {
+                allocations.push((e.key(), ip));
+                by_claim.entry((e.key(), ip)).or_insert(e);
+            }
             _ => {
                 tracing::warn!(pod = %e.key(), "checkpoint entry without a usable IPv4 address dropped");
             }
@@ -595,8 +601,8 @@ pub fn restore(pool: &mut Pool, entries: &[Entry]) -> BTreeMap<PodKey, Entry> {
     let mut kept = BTreeMap::new();
     for action in pool.step(Time(0), Input::Restore { allocations }) {
         match action {
-            Action::Reply(Reply::Restored { key, .. }) => {
-                if let Some(e) = by_key.get(&key) {
+            Action::Reply(Reply::Restored { key, address }) => {
+                if let Some(e) = by_claim.get(&(key.clone(), address.ip)) {
                     kept.insert(key, (*e).clone());
                 }
             }
