@@ -67,11 +67,12 @@ pub enum Event {
     /// What the Kubernetes API says the engine should know changed.
     Cluster(crate::k8s::Inputs),
     /// This node's pods, as the watch (listed at `listed_at`, Unix ns) has them: answers the
-    /// checkpoint entries whose pod is not among them and whose ADD and that list are both
-    /// older than `grace` — candidates the caller confirms with the API before releasing.
+    /// checkpoint entries whose pod is not among them (or is only as a newer pod of the same
+    /// name) and whose ADD and that list are both older than `grace` — candidates the caller
+    /// confirms with the API before releasing ([`crate::k8s::gone`]).
     GoneCandidates {
-        /// (namespace, name) of every pod on the node.
-        pods: Arc<BTreeSet<(String, String)>>,
+        /// (namespace, name) of every pod on the node, with its creation time.
+        pods: Arc<crate::k8s::gone::PodsOnNode>,
         /// When the watch first listed.
         listed_at: i64,
         /// `ENIPLAN_POD_RELEASE_GRACE_SECS`.
@@ -457,32 +458,14 @@ impl<E: Ec2 + 'static> Driver<E> {
         }
     }
 
-    /// Checkpoint entries whose pod the watch does not have; entries without a pod name are
-    /// kept, as the reference keeps them.
+    /// Checkpoint entries whose pod is gone, as far as the watch tells ([`crate::k8s::gone`]).
     fn gone_candidates(
         &self,
-        pods: &BTreeSet<(String, String)>,
+        pods: &crate::k8s::gone::PodsOnNode,
         listed_at: i64,
         grace: std::time::Duration,
     ) -> Vec<Candidate> {
-        let now = unix_nanos();
-        let grace = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
-        self.ckpt
-            .entries()
-            .iter()
-            .filter(|(_, e)| {
-                let m = &e.metadata;
-                !m.pod_name.is_empty()
-                    && !pods.contains(&(m.pod_namespace.clone(), m.pod_name.clone()))
-                    && now.saturating_sub(e.allocation_timestamp.max(listed_at)) >= grace
-            })
-            .map(|(k, e)| Candidate {
-                key: k.clone(),
-                namespace: e.metadata.pod_namespace.clone(),
-                name: e.metadata.pod_name.clone(),
-                allocated_at: e.allocation_timestamp,
-            })
-            .collect()
+        crate::k8s::gone::candidates(self.ckpt.entries(), pods, listed_at, grace, unix_nanos())
     }
 
     /// Releases the addresses of pods the API confirmed gone from this node (S-35's purpose,

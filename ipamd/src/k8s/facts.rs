@@ -102,9 +102,10 @@ pub struct Facts {
     pub eni_configs: BTreeMap<String, ENIConfigSpec>,
     /// The last error a watch reported, while it retries.
     pub last_error: Option<String>,
-    /// This node's pods (namespace, name), from the `spec.nodeName` watch.
+    /// This node's pods (namespace, name) with their creation time (Unix ns), from the
+    /// `spec.nodeName` watch.
     #[serde(skip)]
-    pub pods: std::sync::Arc<std::collections::BTreeSet<(String, String)>>,
+    pub pods: std::sync::Arc<super::gone::PodsOnNode>,
     /// How many pods [`Facts::pods`] holds.
     pub pod_count: usize,
     /// When (Unix ns) the pod watch first listed; `None` before.

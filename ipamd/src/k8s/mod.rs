@@ -12,6 +12,7 @@ pub mod client;
 pub mod cninode;
 pub mod events;
 pub mod facts;
+pub mod gone;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -191,7 +192,7 @@ async fn watch_all(
         label_key,
         nodes: None,
         eni_configs: BTreeMap::new(),
-        pods: std::collections::BTreeSet::new(),
+        pods: gone::PodsOnNode::new(),
     };
     while let Some(update) = updates.next().await {
         match update {
@@ -214,7 +215,7 @@ struct Fold {
     label_key: String,
     nodes: Option<NodeInfo>,
     eni_configs: BTreeMap<String, ENIConfigSpec>,
-    pods: std::collections::BTreeSet<(String, String)>,
+    pods: gone::PodsOnNode,
 }
 
 impl Fold {
@@ -293,7 +294,7 @@ impl Fold {
         match event {
             Watched::Init => self.pods.clear(),
             Watched::InitApply(p) => {
-                self.pods.insert(pod_id(&p));
+                self.pods.insert(pod_id(&p), gone::created_at(&p));
             }
             Watched::InitDone => {
                 let listed = Arc::new(std::mem::take(&mut self.pods));
@@ -306,9 +307,10 @@ impl Fold {
             }
             Watched::Apply(p) => {
                 self.tx.send_if_modified(|f| {
-                    let added = Arc::make_mut(&mut f.pods).insert(pod_id(&p));
+                    let created = gone::created_at(&p);
+                    let before = Arc::make_mut(&mut f.pods).insert(pod_id(&p), created);
                     f.pod_count = f.pods.len();
-                    added
+                    before != Some(created)
                 });
             }
             Watched::Delete(p) => self.tx.send_modify(|f| {
@@ -320,8 +322,10 @@ impl Fold {
 }
 
 /// Every `grace / 4`, once the pod watch has listed, asks the pool loop which addresses are
-/// held for pods the watch does not have, confirms each with a GET (the watch may lag or be
-/// down: only a 404, or the pod now on another node, counts), and has those released.
+/// held for pods the watch does not have (or has only as a newer pod of the same name,
+/// [`gone`]), confirms each with a GET (the watch may lag or be down: only a 404, the pod now
+/// on another node, or a pod of that name created after the address's ADD counts), and has
+/// those released.
 pub async fn pod_sweeper(
     facts: watch::Receiver<Facts>,
     client: Client,
@@ -353,16 +357,8 @@ pub async fn pod_sweeper(
         for c in candidates {
             let api: Api<Pod> = Api::namespaced(client.clone(), &c.namespace);
             match api.get_opt(&c.name).await {
-                Ok(None) => confirmed.push(c),
-                Ok(Some(p))
-                    if p.spec
-                        .as_ref()
-                        .and_then(|s| s.node_name.as_deref())
-                        .is_some_and(|n| n != node) =>
-                {
-                    confirmed.push(c);
-                }
-                Ok(Some(_)) => {}
+                Ok(p) if gone::confirmed(p.as_ref(), &node, c.allocated_at) => confirmed.push(c),
+                Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(pod = %c.name, error = %e, "cannot confirm the pod is gone; keeping its address");
                 }
