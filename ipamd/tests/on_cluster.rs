@@ -13,8 +13,10 @@ use tokio::sync::Mutex;
 mod common;
 
 use common::cluster::{
-    CNINODE_CRD, CRD, Cluster, add, cluster_env, engine, env_refs, holders, insert_foreign_pods,
-    pod_yaml, rss_kib, until, until_events, until_within,
+    CNINODE_CRD, CRD, Cluster, add, add_sandbox, add_when_ready, checkpoint_containers,
+    checkpoint_timestamp, cluster_env, engine, env_refs, holders, insert_foreign_pods, metric,
+    metrics_address, pod_yaml, pods_yaml, rss_kib, secondary_enis, set_checkpoint_timestamp,
+    unix_nanos, until, until_events, until_within,
 };
 use common::node;
 
@@ -123,6 +125,194 @@ async fn custom_networking_puts_new_enis_in_the_eniconfig_subnet_once_it_exists(
     c.assert_within_rbac();
 }
 
+/// Two pod subnets for custom networking in the VPC of the node's subnet, each (id, CIDR):
+/// 100.64.0.0/19 (A) and 100.65.0.0/19 (B).
+async fn two_pod_subnets(n: &common::Node) -> [(String, Ipv4Network); 2] {
+    let mut subnets = Vec::new();
+    for second in ["64", "65"] {
+        let cidr = format!("100.{second}.0.0/19");
+        let vpc_cidr = format!("100.{second}.0.0/16");
+        let id = harness_client::pod_subnet(&n.ec2, &n.subnet, &vpc_cidr, &cidr).await;
+        subnets.push((id, cidr.parse().unwrap()));
+    }
+    subnets.try_into().unwrap()
+}
+
+/// The custom-networking environment of these tests (ENIConfig by zone, metrics on `metrics`).
+fn custom_networking_env<'a>(
+    c: &'a Cluster,
+    name: &'a str,
+    metrics: &str,
+) -> Vec<(&'a str, String)> {
+    let mut env = cluster_env(c, name);
+    env.push(("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "true".into()));
+    env.push(("ENI_CONFIG_LABEL_DEF", "topology.kubernetes.io/zone".into()));
+    // Two warm addresses: the first ENI serves the first pods without a second one.
+    env.push(("WARM_IP_TARGET", "2".into()));
+    env.push(("DISABLE_METRICS", "false".into()));
+    env.push(("ENIPLAN_METRICS_BIND_ADDRESS", metrics.to_owned()));
+    env
+}
+
+/// The EC2 calls `/v1/decisions` lists.
+fn calls(decisions: &Value) -> Vec<String> {
+    decisions["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["call"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_eniconfig_creates_no_eni_and_says_so_in_an_event_decisions_and_a_metric() {
+    let _serial = SERIAL.lock().await;
+    let n = node("cn-invalid-m5", "m5.large", "10.0.80.0/20").await;
+    let subnet_a =
+        harness_client::pod_subnet(&n.ec2, &n.subnet, "100.64.0.0/16", "100.64.0.0/19").await;
+    let sg = harness_client::security_group(&n.ec2, &n.subnet, "pods-invalid").await;
+    let c = Cluster::start(&n.dir).await;
+    c.kubectl(&["apply", "-f", "-"], Some(CRD)).await;
+    let name = "ip-10-0-80-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    // The CRD's schema takes any string as the subnet (as upstream's); ipamd's validation not.
+    c.eniconfig("us-west-2a", "not-a-subnet", &[&sg]).await;
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("p0", name)))
+        .await;
+    let metrics = metrics_address();
+    let env = custom_networking_env(&c, name, &metrics);
+    let d = n.start(&env_refs(&env)).await;
+
+    let decisions = until(&n, "/v1/decisions", "new ENIs blocked", |v| {
+        v["kubernetes"]["engine"]["new_enis_blocked"].is_string()
+    })
+    .await;
+    let k = &decisions["kubernetes"];
+    let why = k["engine"]["new_enis_blocked"].as_str().unwrap();
+    assert!(
+        why.contains("ENIConfig \"us-west-2a\"")
+            && why.contains("is invalid")
+            && why.contains("not-a-subnet"),
+        "{why}"
+    );
+    assert_eq!(k["placement"]["placement"], "blocked", "{k}");
+    assert_eq!(metric(&metrics, "eniplan_new_enis_blocked"), Some(1.0));
+    let refused = add(&n, "p0").await.expect_err("no ENI to serve a pod from");
+    assert!(refused.contains("is invalid"), "{refused}");
+    let events = until_events(&c, |e| {
+        e.iter()
+            .any(|e| e["reason"] == "ENIConfigInvalid" && e["regarding"]["name"] == name)
+    })
+    .await;
+    let event = events
+        .iter()
+        .find(|e| e["reason"] == "ENIConfigInvalid")
+        .unwrap();
+    assert_eq!(event["type"], "Warning");
+    assert!(
+        event["note"].as_str().unwrap().contains("not-a-subnet"),
+        "{event}"
+    );
+    n.at_rest().await;
+    assert!(secondary_enis(&n).await.is_empty(), "no ENI was created");
+    let asked = calls(&n.introspect("/v1/decisions").await);
+    assert!(
+        !asked
+            .iter()
+            .any(|c| c.starts_with("CreateNetworkInterface")),
+        "no ENI was even asked for: {asked:?}"
+    );
+
+    // Fixed: the metric drops and the pod gets an address from the ENIConfig's subnet.
+    c.eniconfig("us-west-2a", &subnet_a, &[&sg]).await;
+    add_when_ready(&n, "p0").await;
+    assert_eq!(metric(&metrics, "eniplan_new_enis_blocked"), Some(0.0));
+    let enis = secondary_enis(&n).await;
+    assert_eq!(enis.len(), 1, "{enis:?}");
+    assert_eq!(enis[0].subnet_id, subnet_a);
+    n.assert_agrees().await;
+    d.stop();
+    c.assert_within_rbac();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_eniconfig_applies_to_new_enis_only_and_leaves_enis_with_pods_alone() {
+    let _serial = SERIAL.lock().await;
+    let n = node("cn-change-m5", "m5.large", "10.0.64.0/20").await;
+    let [(subnet_a, cidr_a), (subnet_b, cidr_b)] = two_pod_subnets(&n).await;
+    let sg = harness_client::security_group(&n.ec2, &n.subnet, "pods-change").await;
+    let c = Cluster::start(&n.dir).await;
+    c.kubectl(&["apply", "-f", "-"], Some(CRD)).await;
+    let name = "ip-10-0-64-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    c.eniconfig("us-west-2a", &subnet_a, &[&sg]).await;
+    let pods: Vec<String> = (0..11).map(|i| format!("p{i}")).collect();
+    let pods: Vec<&str> = pods.iter().map(String::as_str).collect();
+    c.kubectl(&["create", "-f", "-"], Some(&pods_yaml(&pods, name)))
+        .await;
+    let metrics = metrics_address();
+    let env = custom_networking_env(&c, name, &metrics);
+    let d = n.start(&env_refs(&env)).await;
+
+    // The first ENI in subnet A, the first pods on it.
+    let first_ips = [
+        add_when_ready(&n, "p0").await,
+        add_when_ready(&n, "p1").await,
+    ];
+    n.assert_agrees().await;
+    let first = secondary_enis(&n).await;
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0].subnet_id, subnet_a);
+    for ip in first_ips {
+        assert!(first[0].secondary_ips.contains(&ip), "{ip} on {first:?}");
+        assert!(cidr_a.contains(ip), "{ip} in subnet A {cidr_a}");
+    }
+
+    // The ENIConfig now names subnet B: once ipamd has it, more pods make the pool grow.
+    c.eniconfig("us-west-2a", &subnet_b, &[&sg]).await;
+    until(&n, "/v1/decisions", "subnet B as the next ENI's", |v| {
+        v["kubernetes"]["placement"]["subnet"] == subnet_b.as_str()
+    })
+    .await;
+    for p in &pods[2..] {
+        add_when_ready(&n, p).await;
+    }
+    let view = n.assert_agrees().await;
+    let after = secondary_enis(&n).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    // The first ENI and its pods stay where they were: no churn.
+    assert_eq!(after[0].id, first[0].id, "the first ENI is still attached");
+    assert_eq!(after[0].subnet_id, subnet_a);
+    assert!(
+        first[0]
+            .secondary_ips
+            .iter()
+            .all(|ip| after[0].secondary_ips.contains(ip)),
+        "the first ENI kept its addresses: {first:?} → {after:?}"
+    );
+    let held = holders(&view);
+    assert_eq!(held.len(), pods.len(), "{held:?}");
+    assert_eq!(held["p0"], first_ips[0].to_string());
+    assert_eq!(held["p1"], first_ips[1].to_string());
+    let asked = calls(&n.introspect("/v1/decisions").await);
+    assert!(
+        !asked.iter().any(|c| c.contains("DetachNetworkInterface")),
+        "no ENI was detached: {asked:?}"
+    );
+    // The new ENI is in the changed ENIConfig's subnet, and pods got addresses from it.
+    assert_eq!(after[1].subnet_id, subnet_b);
+    assert_eq!(after[1].security_groups, vec![sg.clone()]);
+    assert!(after[0].secondary_ips.iter().all(|ip| cidr_a.contains(*ip)));
+    assert!(after[1].secondary_ips.iter().all(|ip| cidr_b.contains(*ip)));
+    let in_b = held
+        .values()
+        .filter(|ip| cidr_b.contains(ip.parse().unwrap()))
+        .count();
+    assert!(in_b >= 1, "growth served pods from subnet B: {held:?}");
+    d.stop();
+    c.assert_within_rbac();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_delegation_sizes_the_pool_for_the_kubelets_max_pods() {
     let _serial = SERIAL.lock().await;
@@ -226,6 +416,75 @@ async fn a_pod_deleted_while_ipamd_is_stopped_loses_its_address_after_restart() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_recreated_under_its_name_while_ipamd_is_stopped_frees_the_old_address_only() {
+    let _serial = SERIAL.lock().await;
+    let n = node("recreated-m5", "m5.large", "10.0.48.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-48-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    c.kubectl(&["create", "-f", "-"], Some(&pods_yaml(&["a", "d"], name)))
+        .await;
+    let mut env = cluster_env(&c, name);
+    env.push(("ENIPLAN_POD_RELEASE_GRACE_SECS", "2".into()));
+    let env = env_refs(&env);
+    let d = n.start(&env).await;
+    let a = add(&n, "a").await.unwrap().to_string();
+    let old_d = add(&n, "d").await.unwrap().to_string();
+    d.kill9();
+
+    // d is deleted and created again under its name on this node (a StatefulSet's pod). The
+    // checkpoint has no UID, only the old ADD's time: it is made to look ten minutes old, as if
+    // the first d had run that long, beyond the one-minute margin for clock skew.
+    c.kubectl(&["delete", "pod", "d"], None).await;
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("d", name)))
+        .await;
+    let path = n.dir.join("ipam.json");
+    let old_at = checkpoint_timestamp(&path, "d");
+    set_checkpoint_timestamp(&path, "d", old_at - 600_000_000_000);
+
+    let d = n.start(&env).await;
+    // The new d's sandbox is added as soon as ipamd serves, while the old d's entry is held.
+    let new_d = add_sandbox(&n, "d-new", "d").await.unwrap().to_string();
+    assert_ne!(new_d, old_d, "the old d's address is still held");
+    let view = until(&n, "/v1/pool", "the old d's address released", |v| {
+        !holders(v).contains_key("d")
+    })
+    .await;
+    let held = holders(&view);
+    assert_eq!(held.get("a"), Some(&a), "a keeps its address");
+    assert_eq!(held.get("d-new"), Some(&new_d), "the new d keeps its own");
+    assert_eq!(checkpoint_containers(&path), ["a", "d-new"]);
+
+    // The new d's entry outlives its own grace period: once it is older than that, a is
+    // deleted (no DEL), and the sweep that releases a has looked at the new d's entry too.
+    let grace_over = checkpoint_timestamp(&path, "d-new") + 2_000_000_000;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unix_nanos() < grace_over {
+        assert!(
+            Instant::now() < deadline,
+            "the clock never passed the grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.kubectl(&["delete", "pod", "a"], None).await;
+    let view = until(&n, "/v1/pool", "a's address released", |v| {
+        !holders(v).contains_key("a")
+    })
+    .await;
+    let held = holders(&view);
+    assert_eq!(
+        held.get("d-new"),
+        Some(&new_d),
+        "the new d still holds its address"
+    );
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(checkpoint_containers(&path), ["d-new"]);
+    n.assert_agrees().await;
+    d.stop();
+    c.assert_within_rbac();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
     let _serial = SERIAL.lock().await;
     let n = node("faults-m5", "m5.large", "10.0.144.0/20").await;
@@ -236,6 +495,13 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
     env.push(("ENABLE_PREFIX_DELEGATION", "true".into()));
     env.push(("WARM_PREFIX_TARGET", "1".into()));
     let env = env_refs(&env);
+    // The pods exist in the API (ipamd would release an address held for none after the grace
+    // period).
+    c.kubectl(
+        &["create", "-f", "-"],
+        Some(&pods_yaml(&["before", "during", "after"], name)),
+    )
+    .await;
 
     // Down at start: ipamd serves with the catalogue's max pods, then learns the node's.
     c.fake.down().await;
@@ -256,6 +522,42 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
         |v| v["kubernetes"]["engine"]["max_pods"] == 110,
     )
     .await;
+
+    // Down while the watches are open: ipamd sees them fail, keeps serving pods from the
+    // checkpoint and EC2, and a change made as the API comes back arrives.
+    until(&n, "/v1/decisions", "the watches healthy", |v| {
+        v["kubernetes"]["last_error"].is_null()
+    })
+    .await;
+    c.fake.down().await;
+    until(&n, "/v1/decisions", "the outage seen by the watches", |v| {
+        v["kubernetes"]["last_error"].is_string()
+    })
+    .await;
+    let during = add(&n, "during")
+        .await
+        .expect("pods are served while the API is down");
+    assert_eq!(
+        engine(&n).await["max_pods"],
+        110,
+        "the last facts are kept through the outage"
+    );
+    c.fake.up().await.unwrap();
+    c.set_max_pods(name, 87).await;
+    // The watcher's back-off may have grown to its 30 s cap during the outage at start.
+    until_within(
+        &n,
+        "/v1/decisions",
+        "the change made as the API came back",
+        Duration::from_mins(2),
+        |v| v["kubernetes"]["engine"]["max_pods"] == 87,
+    )
+    .await;
+    let view = n.assert_agrees().await;
+    let held = holders(&view);
+    assert_eq!(held.get("before"), Some(&before.to_string()));
+    assert_eq!(held.get("during"), Some(&during.to_string()));
+    assert_eq!(held.len(), 2, "{held:?}");
 
     // A watch dropped mid-stream resumes; a change made meanwhile still arrives.
     c.fake.drop_watches();
@@ -285,11 +587,13 @@ async fn ipamd_converges_through_an_api_outage_dropped_watches_and_410() {
 
     // Nothing was lost or handed out twice.
     let after = add(&n, "after").await.expect("still serving");
-    assert_ne!(before, after);
     let view = n.assert_agrees().await;
     let held = holders(&view);
     assert_eq!(held.get("before"), Some(&before.to_string()));
-    assert_eq!(held.len(), 2, "{held:?}");
+    assert_eq!(held.get("during"), Some(&during.to_string()));
+    assert_eq!(held.get("after"), Some(&after.to_string()));
+    let distinct: std::collections::BTreeSet<_> = held.values().collect();
+    assert_eq!(distinct.len(), 3, "three pods, three addresses: {held:?}");
     d.stop();
     c.assert_within_rbac();
 }

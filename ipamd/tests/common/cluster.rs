@@ -200,14 +200,44 @@ pub async fn until_events(c: &Cluster, ok: impl Fn(&[Value]) -> bool) -> Vec<Val
 
 /// A pod ADD through the socket: its address, or ipamd's reason.
 pub async fn add(n: &Node, id: &str) -> Result<Ipv4Addr, String> {
+    add_sandbox(n, id, id).await
+}
+
+/// [`add`] for pod `pod` (namespace `default`) with its own container id: a pod's new
+/// sandbox, or a new pod of an old pod's name.
+pub async fn add_sandbox(n: &Node, container_id: &str, pod: &str) -> Result<Ipv4Addr, String> {
     let mut client = connect(&n.socket()).await.unwrap();
-    match client.add_network(add_request(id, "default", id)).await {
+    match client
+        .add_network(add_request(container_id, "default", pod))
+        .await
+    {
         Ok(r) => Ok(r.into_inner().ip_allocation_metadata[0]
             .ipv4_addr
             .parse()
             .unwrap()),
         Err(status) => Err(status.message().to_owned()),
     }
+}
+
+/// [`add`], retried (deadline 30 s) while the pool grows for it, as the kubelet retries.
+pub async fn add_when_ready(n: &Node, id: &str) -> Ipv4Addr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match add(n, id).await {
+            Ok(ip) => return ip,
+            Err(why) => assert!(Instant::now() < deadline, "{id} got no address: {why}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Several pods on `node` in one document stream (one `kubectl apply`).
+pub fn pods_yaml(names: &[&str], node: &str) -> String {
+    names
+        .iter()
+        .map(|p| pod_yaml(p, node))
+        .collect::<Vec<_>>()
+        .join("---\n")
 }
 
 pub fn pod_yaml(name: &str, node: &str) -> String {
@@ -257,6 +287,82 @@ pub fn insert_foreign_pods(fake: &FakeApi, n: usize) {
         });
         fake.create("", "v1", "pods", "default", pod).unwrap();
     }
+}
+
+/// A free loopback address for ipamd's metrics (`ENIPLAN_METRICS_BIND_ADDRESS`).
+pub fn metrics_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+/// The value of an unlabelled metric on ipamd's `/metrics` at `addr`.
+pub fn metric(addr: &str, name: &str) -> Option<f64> {
+    let (status, text) = harness_client::http("GET", &format!("http://{addr}/metrics"), "");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The instance's ENIs other than the primary, as EC2 describes them, by device index.
+pub async fn secondary_enis(n: &Node) -> Vec<cloud::model::NetworkInterface> {
+    use cloud::Ec2 as _;
+    let mut enis: Vec<_> = n
+        .ec2
+        .describe_network_interfaces(&cloud::model::EniFilter {
+            instance_id: Some(n.instance.clone()),
+            ..cloud::model::EniFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.attachment.as_ref().is_some_and(|a| a.device_index != 0))
+        .collect();
+    enis.sort_by_key(|e| e.attachment.as_ref().map(|a| a.device_index));
+    enis
+}
+
+/// The container ids of the checkpoint's entries, in file order.
+pub fn checkpoint_containers(path: &std::path::Path) -> Vec<String> {
+    let ckpt: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    ckpt["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["containerID"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `allocationTimestamp` of the checkpoint's entry for `container_id`.
+pub fn checkpoint_timestamp(path: &std::path::Path, container_id: &str) -> i64 {
+    let ckpt: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    ckpt["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["containerID"] == container_id)
+        .and_then(|a| a["allocationTimestamp"].as_i64())
+        .unwrap_or_else(|| panic!("no entry for {container_id}: {ckpt}"))
+}
+
+/// Rewrites the `allocationTimestamp` of the entry for `container_id` (ipamd stopped).
+pub fn set_checkpoint_timestamp(path: &std::path::Path, container_id: &str, at: i64) {
+    let mut ckpt: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let entry = ckpt["allocations"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|a| a["containerID"] == container_id)
+        .unwrap();
+    entry["allocationTimestamp"] = at.into();
+    std::fs::write(path, serde_json::to_vec(&ckpt).unwrap()).unwrap();
+}
+
+/// Unix nanoseconds now (the checkpoint's `allocationTimestamp` unit).
+pub fn unix_nanos() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(d.as_nanos()).unwrap()
 }
 
 /// `(name, value)` pairs as `Node::start` takes them.
