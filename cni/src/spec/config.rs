@@ -120,10 +120,19 @@ impl NetConf {
             )
             .details(format!("at most {MAX_STDIN} bytes are read")));
         }
-        let wire: Wire = serde_json::from_slice(stdin).map_err(|e| {
+        // Whole-document JSON first: deserialising straight into `Wire` would skip unknown
+        // keys without checking their strings (invalid UTF-8, lone surrogates), accepting
+        // stdin that is not JSON (found by the fuzz target `cni_config`).
+        let value: Value = serde_json::from_slice(stdin).map_err(|e| {
             Error::new(
                 Code::Decode,
                 format!("the network configuration on stdin is not valid JSON: {e}"),
+            )
+        })?;
+        let wire = Wire::deserialize(&value).map_err(|e| {
+            Error::new(
+                Code::Decode,
+                format!("the network configuration on stdin has a value of the wrong type: {e}"),
             )
         })?;
         let version_text = wire
