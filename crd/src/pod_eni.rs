@@ -64,13 +64,24 @@ impl BranchEni {
     }
 }
 
-fn problem(value: &str, problem: impl Into<String>) -> Error {
-    let mut shown: String = value.chars().take(200).collect();
-    if shown.len() < value.len() {
-        shown.push('…');
+/// A field's value as an error shows it: at most 64 characters, so that a hostile or broken
+/// annotation cannot make the log line and Event carrying the error arbitrarily long.
+fn shown(field: &str) -> String {
+    format!("{:?}", clip(field, 64))
+}
+
+/// `text`'s first `n` characters, marked when cut.
+fn clip(text: &str, n: usize) -> String {
+    let mut s: String = text.chars().take(n).collect();
+    if s.len() < text.len() {
+        s.push('…');
     }
+    s
+}
+
+fn problem(value: &str, problem: impl Into<String>) -> Error {
     Error::PodEni {
-        value: shown,
+        value: clip(value, 200),
         problem: problem.into(),
     }
 }
@@ -102,8 +113,16 @@ pub fn parse(value: &str) -> Result<BranchEni, Error> {
             ),
         ));
     }
-    let list: Vec<Element> = serde_json::from_str(value)
-        .map_err(|e| problem(value, format!("not a JSON array of branch ENIs: {e}")))?;
+    let list: Vec<Element> = serde_json::from_str(value).map_err(|e| {
+        // serde's message quotes the offending string whole: clip it.
+        problem(
+            value,
+            format!(
+                "not a JSON array of branch ENIs: {}",
+                clip(&e.to_string(), 160)
+            ),
+        )
+    })?;
     let Some(first) = list.into_iter().next() else {
         return Err(problem(
             value,
@@ -118,14 +137,14 @@ pub fn parse(value: &str) -> Result<BranchEni, Error> {
     let mac = parse_mac(&mac).ok_or_else(|| {
         problem(
             value,
-            format!("ifAddress {mac:?} is not a MAC (six hex bytes)"),
+            format!("ifAddress {} is not a MAC (six hex bytes)", shown(&mac)),
         )
     })?;
     let ip_text = field("privateIp", first.private_ip)?;
     let ip: Ipv4Addr = ip_text.parse().map_err(|_| {
         problem(
             value,
-            format!("privateIp {ip_text:?} is not an IPv4 address"),
+            format!("privateIp {} is not an IPv4 address", shown(&ip_text)),
         )
     })?;
     let vlan = match first.vlan_id {
@@ -136,8 +155,12 @@ pub fn parse(value: &str) -> Result<BranchEni, Error> {
             .ok_or_else(|| problem(value, format!("vlanId {v} is not a VLAN (1 to 4094)")))?,
     };
     let cidr = field("subnetCidr", first.subnet_cidr)?;
-    let subnet = parse_cidr(&cidr)
-        .ok_or_else(|| problem(value, format!("subnetCidr {cidr:?} is not an IPv4 CIDR")))?;
+    let subnet = parse_cidr(&cidr).ok_or_else(|| {
+        problem(
+            value,
+            format!("subnetCidr {} is not an IPv4 CIDR", shown(&cidr)),
+        )
+    })?;
     let mask = u32::MAX.checked_shl(32 - u32::from(subnet.1)).unwrap_or(0);
     if u32::from(ip) & mask != u32::from(subnet.0) {
         return Err(problem(
@@ -235,5 +258,26 @@ mod tests {
         let e = parse(&huge).unwrap_err().to_string();
         assert!(e.contains("more than"), "{e}");
         assert!(e.len() < 400, "{} bytes of message", e.len());
+    }
+
+    #[test]
+    fn a_long_bad_field_is_shown_clipped() {
+        // Under the size limit, but every field long: each message quotes at most 64
+        // characters of it (serde's own message, 160).
+        let long = "z".repeat(8000);
+        for bad in [
+            GOOD.replace("0e:5f:12:34:56:78", &long),
+            GOOD.replace("10.0.96.23", &long),
+            GOOD.replace("10.0.96.0/19", &long),
+            GOOD.replace("7,", &format!("\"{long}\",")),
+        ] {
+            let e = parse(&bad).unwrap_err().to_string();
+            assert!(
+                e.len() < 1024,
+                "{} bytes of message: {}",
+                e.len(),
+                &e[..200]
+            );
+        }
     }
 }
