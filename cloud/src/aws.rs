@@ -94,6 +94,12 @@ impl AwsEc2 {
         })
     }
 
+    /// The adapter over a client built elsewhere (the fuzz targets' replayed replies, tooling
+    /// with its own configuration).
+    pub fn from_sdk(client: aws_sdk_ec2::Client) -> AwsEc2 {
+        AwsEc2 { client }
+    }
+
     /// The SDK client, for calls outside the [`Ec2`] trait (test set-up, tooling).
     pub fn sdk(&self) -> &aws_sdk_ec2::Client {
         &self.client

@@ -1,0 +1,6 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let check = eniplan_fuzz::target("pod_eni_annotation").expect("a known target");
+    check(data);
+});
