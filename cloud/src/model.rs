@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use ipnetwork::Ipv4Network;
 use planner::pool::{EniId, ObservedEni};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `InterfaceType` of an ENI.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -138,8 +138,9 @@ pub struct Instance {
     pub network_interfaces: BTreeMap<u32, EniId>,
 }
 
-/// Networking limits of an instance type, as DescribeInstanceTypes shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Networking limits of an instance type, as DescribeInstanceTypes shows them (and as ipamd
+/// caches them in its state directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceTypeInfo {
     /// Instance type.
     pub name: String,
@@ -157,6 +158,22 @@ pub struct InstanceTypeInfo {
     pub bare_metal: bool,
     /// Default vCPUs.
     pub vcpus: Option<u32>,
+}
+
+impl InstanceTypeInfo {
+    /// The limits in the planner's terms, for [`planner::catalogue::Described::limits`].
+    pub fn described(&self) -> planner::catalogue::Described {
+        planner::catalogue::Described {
+            name: self.name.clone(),
+            hypervisor: self.hypervisor.clone(),
+            bare_metal: self.bare_metal,
+            ipv4_per_eni: self.ipv4_per_eni,
+            max_enis: self.max_enis,
+            default_network_card_index: self.default_network_card_index,
+            network_cards: self.network_cards.clone(),
+            vcpus: self.vcpus,
+        }
+    }
 }
 
 /// Which ENIs to describe (every field narrows; empty means no filter).

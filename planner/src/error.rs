@@ -14,6 +14,14 @@ pub enum Error {
         /// Close names from the catalogue, best first (may be empty).
         suggestions: Vec<String>,
     },
+    /// EC2 describes the instance type with limits no node could be served with.
+    #[error("EC2 describes instance type {name:?} in a way eniplan cannot use: {reason}")]
+    UnusableInstanceType {
+        /// The type.
+        name: String,
+        /// What is wrong with its limits.
+        reason: String,
+    },
     /// The instance family is not in the catalogue.
     #[error("unknown instance family {name:?}; {}", suggest_family(suggestions))]
     UnknownFamily {

@@ -387,3 +387,113 @@ mod tests {
         );
     }
 }
+
+/// An instance type's networking limits as EC2's DescribeInstanceTypes reports them: how a type
+/// launched after the catalogue was built gets its limits (`ipamd` at start, `eniplan max-pods
+/// --live`). [`Described::limits`] applies the catalogue's own rules, so the same arithmetic
+/// runs whichever way the limits came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Described {
+    /// The type's name.
+    pub name: String,
+    /// `nitro`, `xen`, or empty when EC2 reports none.
+    pub hypervisor: String,
+    /// A bare-metal type.
+    pub bare_metal: bool,
+    /// Private IPv4 addresses per ENI, the primary included (`Ipv4AddressesPerInterface`).
+    pub ipv4_per_eni: u32,
+    /// Instance-wide ENIs (`MaximumNetworkInterfaces`).
+    pub max_enis: u32,
+    /// The default network card's index.
+    pub default_network_card_index: u32,
+    /// Maximum ENIs of each network card, by card index (empty when EC2 lists no cards).
+    pub network_cards: Vec<u32>,
+    /// Default vCPUs.
+    pub vcpus: Option<u32>,
+}
+
+impl Described {
+    /// The limits the catalogue would hold for this type: the ENIs of the default network card
+    /// (what the VPC CNI uses; the instance-wide count when EC2 lists no cards), no trunking
+    /// (branch ENI counts come only from the resource controller's table). The value lives as
+    /// long as the process: it is made once, for the type the process runs on.
+    ///
+    /// ```
+    /// use planner::catalogue::Described;
+    /// let q9 = Described {
+    ///     name: "q9.large".into(), hypervisor: "nitro".into(), bare_metal: false,
+    ///     ipv4_per_eni: 12, max_enis: 4, default_network_card_index: 0,
+    ///     network_cards: vec![4], vcpus: Some(2),
+    /// };
+    /// let limits = q9.limits().unwrap();
+    /// let pods = planner::max_pods::max_pods(limits, &Default::default()).max_pods;
+    /// assert_eq!(pods, 4 * (12 - 1) + 2);
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::UnusableInstanceType`] when EC2's numbers cannot describe a node eniplan can
+    /// serve: no ENI, fewer than two addresses per ENI, or counts beyond the catalogue's range.
+    pub fn limits(&self) -> Result<&'static InstanceLimits> {
+        let unusable = |reason: String| Error::UnusableInstanceType {
+            name: self.name.clone(),
+            reason,
+        };
+        let name = self.name.trim().to_ascii_lowercase();
+        if name.is_empty() || !name.contains('.') {
+            return Err(unusable("it is not an instance type name".to_owned()));
+        }
+        let small = |what: &str, n: u32| {
+            u8::try_from(n).map_err(|_| unusable(format!("{what} is {n}, above 255")))
+        };
+        let cards: Vec<u8> = self
+            .network_cards
+            .iter()
+            .map(|&n| small("a network card's ENI count", n))
+            .collect::<Result<_>>()?;
+        let default_card = small(
+            "the default network card index",
+            self.default_network_card_index,
+        )?;
+        let max_enis = match cards.get(usize::from(default_card)) {
+            Some(&n) => n,
+            None if cards.is_empty() => small("MaximumNetworkInterfaces", self.max_enis)?,
+            None => {
+                return Err(unusable(format!(
+                    "its default network card {default_card} is not among its {} cards",
+                    cards.len()
+                )));
+            }
+        };
+        if max_enis == 0 {
+            return Err(unusable("it allows no network interface".to_owned()));
+        }
+        let ipv4_per_eni = small("Ipv4AddressesPerInterface", self.ipv4_per_eni)?;
+        if ipv4_per_eni < 2 {
+            return Err(unusable(format!(
+                "an ENI holds {ipv4_per_eni} IPv4 address, so no pod can have one"
+            )));
+        }
+        let hypervisor = match self.hypervisor.as_str() {
+            "nitro" => Hypervisor::Nitro,
+            "xen" => Hypervisor::Xen,
+            _ => Hypervisor::Unknown,
+        };
+        let network_cards: &'static [u8] = if cards.is_empty() {
+            Box::leak(Box::new([max_enis]))
+        } else {
+            Box::leak(cards.into_boxed_slice())
+        };
+        Ok(Box::leak(Box::new(InstanceLimits {
+            name: Box::leak(name.into_boxed_str()),
+            hypervisor,
+            bare_metal: self.bare_metal,
+            max_enis,
+            ipv4_per_eni,
+            default_network_card_index: default_card,
+            network_cards,
+            branch_enis: 0,
+            trunking: false,
+            vcpus: self.vcpus.and_then(|v| u16::try_from(v).ok()),
+        })))
+    }
+}
