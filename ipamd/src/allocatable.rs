@@ -32,6 +32,9 @@ pub struct Allocatable {
     pub instance_id: String,
     /// ENIs attached but not managed by ipamd (subtracted).
     pub unmanaged_enis: u32,
+    /// Where the instance type's limits came from: `catalogue`, `ec2` (a type the catalogue
+    /// does not know, described by EC2 at this start) or `cache` (at an earlier start).
+    pub limits_from: crate::node::LimitsSource,
     /// The result and its parts (`max_pods`, `recommended_max_pods`, `pod_addresses`, `mode`…).
     pub max_pods: MaxPods,
 }
@@ -58,6 +61,7 @@ pub fn compute(node: &Node, config: &Config) -> Allocatable {
         version: 1,
         instance_id: node.identity.instance_id.clone(),
         unmanaged_enis: unmanaged,
+        limits_from: node.limits_from,
         max_pods: max_pods::max_pods(node.limits, &options),
     }
 }
@@ -89,9 +93,14 @@ pub fn refresh(node: &Node, config: &Config) {
 
 /// Writes the file atomically (a temporary file renamed over it).
 pub fn write(state_dir: &Path, a: &Allocatable) -> std::io::Result<()> {
-    let path = state_dir.join(FILE);
-    let tmp = state_dir.join(format!(".{FILE}.tmp"));
     let text = serde_json::to_string_pretty(a).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(&tmp, &path)
+    replace(&state_dir.join(FILE), (text + "\n").as_bytes())
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, renamed over it.
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }

@@ -1,7 +1,9 @@
-//! What the node is: its identity and limits from IMDS and the catalogue, its ENIs from IMDS
-//! enriched (and, where they disagree, corrected) by EC2.
+//! What the node is: its identity from IMDS, its limits from the catalogue (or, for a type the
+//! catalogue does not know, EC2), its ENIs from IMDS enriched (and, where they disagree,
+//! corrected) by EC2.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use cloud::model::{EniFilter, ImdsInterface, InstanceIdentity, InterfaceType, NetworkInterface};
@@ -28,8 +30,10 @@ pub const TAG_CLUSTER: &str = "cluster.k8s.amazonaws.com/name";
 pub struct Node {
     /// From IMDS.
     pub identity: InstanceIdentity,
-    /// From the catalogue.
+    /// From the catalogue, or EC2 for a type it does not know ([`limits`]).
     pub limits: &'static InstanceLimits,
+    /// Where [`Node::limits`] came from.
+    pub limits_from: LimitsSource,
     /// The primary ENI's subnet (where new ENIs go without custom networking).
     pub subnet_id: String,
     /// VPC CIDRs (sent to the plugin).
@@ -106,10 +110,106 @@ fn cloud_err(what: &str) -> impl FnOnce(cloud::CloudError) -> Error + '_ {
     }
 }
 
-/// The instance's limits: the catalogue's entry. An unknown type stops start-up with its name
-/// (eniplan's catalogue is generated from the same table the VPC CNI embeds).
-pub fn limits(instance_type: &str) -> Result<&'static InstanceLimits> {
-    catalogue::lookup(instance_type).map_err(Error::Pool)
+/// Where the instance's limits came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitsSource {
+    /// The embedded catalogue.
+    Catalogue,
+    /// EC2's DescribeInstanceTypes, asked at this start.
+    Ec2,
+    /// EC2's answer to an earlier start, from the state directory.
+    Cache,
+}
+
+impl LimitsSource {
+    /// The name used in logs and in the capacity file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitsSource::Catalogue => "catalogue",
+            LimitsSource::Ec2 => "ec2",
+            LimitsSource::Cache => "cache",
+        }
+    }
+}
+
+/// Where EC2's description of `instance_type` is kept between starts.
+pub fn limits_cache(state_dir: &Path, instance_type: &str) -> PathBuf {
+    let safe: String = instance_type
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state_dir.join(format!("instance-type-{safe}.json"))
+}
+
+/// The instance's limits: the embedded catalogue's entry; for a type it does not know (one
+/// launched after the catalogue was built), EC2's DescribeInstanceTypes, asked once and kept in
+/// the state directory so that later starts ask nothing ([`limits_cache`]). The same
+/// arithmetic applies either way ([`planner::catalogue::Described::limits`]).
+///
+/// # Errors
+/// An unknown type EC2 cannot describe (the call refused, say for a missing
+/// `ec2:DescribeInstanceTypes` permission, or no such type), or one it describes with limits no
+/// node could be served with.
+pub async fn limits<E: Ec2>(
+    ec2: &E,
+    instance_type: &str,
+    state_dir: &Path,
+) -> Result<(&'static InstanceLimits, LimitsSource)> {
+    let unknown = match catalogue::lookup(instance_type) {
+        Ok(limits) => return Ok((limits, LimitsSource::Catalogue)),
+        Err(e) => e,
+    };
+    let cache = limits_cache(state_dir, instance_type);
+    if let Some(info) = read_cached(&cache, instance_type) {
+        let limits = info.described().limits().map_err(Error::Pool)?;
+        tracing::info!(instance_type, file = %cache.display(), "limits from EC2 (cached)");
+        return Ok((limits, LimitsSource::Cache));
+    }
+    let described = ec2
+        .describe_instance_types(&[instance_type.to_owned()])
+        .await
+        .map_err(|source| Error::Cloud {
+            what: format!(
+                "instance type {instance_type} is not in eniplan's catalogue, and asking EC2 for its limits (ec2:DescribeInstanceTypes) failed"
+            ),
+            source,
+        })?;
+    let Some(info) = described.into_iter().find(|i| i.name == instance_type) else {
+        return Err(Error::Pool(unknown));
+    };
+    let limits = info.described().limits().map_err(Error::Pool)?;
+    tracing::info!(
+        instance_type,
+        max_enis = limits.max_enis,
+        ipv4_per_eni = limits.ipv4_per_eni,
+        "limits from EC2: the catalogue does not know this type"
+    );
+    let kept = serde_json::to_vec_pretty(&info)
+        .map_err(std::io::Error::other)
+        .and_then(|json| crate::allocatable::replace(&cache, &json));
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, file = %cache.display(), "cannot keep EC2's limits; the next start asks again");
+    }
+    Ok((limits, LimitsSource::Ec2))
+}
+
+/// EC2's description kept by an earlier start, if it is there, readable and of this type.
+fn read_cached(path: &Path, instance_type: &str) -> Option<cloud::model::InstanceTypeInfo> {
+    let text = std::fs::read(path).ok()?;
+    match serde_json::from_slice::<cloud::model::InstanceTypeInfo>(&text) {
+        Ok(info) if info.name == instance_type => Some(info),
+        Ok(_) | Err(_) => {
+            tracing::warn!(file = %path.display(), "ignoring an unreadable instance-type cache; asking EC2");
+            None
+        }
+    }
 }
 
 /// Whether an ENI is left alone (§3.9 of the reference): `no_manage=true`, EFA-only, or (with
@@ -239,8 +339,10 @@ pub async fn discover<E: Ec2, I: Imds>(
                 identity.mac
             ))
         })?;
+    let (limits, limits_from) = limits(ec2, &identity.instance_type, &config.state_dir).await?;
     let node = Node {
-        limits: limits(&identity.instance_type)?,
+        limits,
+        limits_from,
         subnet_id: primary.subnet_id.clone(),
         vpc_cidrs: primary.vpc_cidrs.clone(),
         security_groups: primary.security_groups.clone(),

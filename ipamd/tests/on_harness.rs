@@ -644,3 +644,57 @@ async fn bad_requests_on_the_socket_change_nothing() {
     );
     d.stop();
 }
+
+/// A type launched after the catalogue was built (the harness's `q9.large`: 4 ENIs of 12
+/// addresses) starts with EC2's limits, keeps them for later starts, and without them and
+/// without the permission to ask says exactly which permission is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_one_instance_type_gets_its_limits_from_ec2_once() {
+    let _serial = SERIAL.lock().await;
+    assert!(
+        planner::catalogue::lookup("q9.large").is_err(),
+        "q9.large must stay unknown"
+    );
+    let n = node("day-one", "q9.large", "10.0.16.0/20").await;
+    let d = n.start(&[("MINIMUM_IP_TARGET", "12")]).await;
+    assert!(d.log_text().contains("limits from EC2"), "{}", d.log_text());
+    tokio::task::block_in_place(|| {
+        until_capacity(&n, "EC2's limits published", |c| {
+            c["limits_from"] == "ec2" && c["max_pods"]["max_pods"] == 4 * (12 - 1) + 2
+        });
+    });
+    let view = n.assert_agrees().await;
+    let per_eni: Vec<u64> = view["snapshot"]["enis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["addresses"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        per_eni,
+        [11, 1],
+        "12 addresses an ENI: the primary full, then one more"
+    );
+    d.stop();
+    let cache = ipamd::node::limits_cache(&n.dir, "q9.large");
+    assert!(cache.exists(), "EC2's answer was not kept");
+
+    // Later starts read the kept answer: the permission can go.
+    harness_client::fault("DescribeInstanceTypes", "UnauthorizedOperation", 1.0, None);
+    let d = n.start(&[("MINIMUM_IP_TARGET", "12")]).await;
+    tokio::task::block_in_place(|| {
+        until_capacity(&n, "the kept limits", |c| c["limits_from"] == "cache");
+    });
+    n.assert_agrees().await;
+    d.stop();
+
+    // Neither kept nor allowed: start-up stops, naming the type and the permission.
+    std::fs::remove_file(&cache).unwrap();
+    let (code, log) = n.run_to_exit(&[]);
+    harness_client::clear_faults();
+    assert_eq!(code, Some(4), "{log}");
+    assert!(
+        log.contains("q9.large") && log.contains("ec2:DescribeInstanceTypes"),
+        "{log}"
+    );
+}

@@ -64,7 +64,8 @@ impl Node {
         self.launch(Some(netns), env).await
     }
 
-    async fn launch(&self, netns: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+    /// The real binary as [`Node::start`] runs it, its stderr appended to `ipamd.log`.
+    fn command(&self, netns: Option<&str>, env: &[(&str, &str)]) -> (Command, PathBuf) {
         let log = self.dir.join("ipamd.log");
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -104,6 +105,21 @@ impl Node {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        (cmd, log)
+    }
+
+    /// Runs the binary as [`Node::start`] does, for a start-up expected to fail: its exit code
+    /// and what this run logged.
+    pub fn run_to_exit(&self, env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let (mut cmd, log) = self.command(None, env);
+        let before = std::fs::read_to_string(&log).map_or(0, |t| t.len());
+        let status = cmd.status().expect("run ipamd");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        (status.code(), text[before..].to_owned())
+    }
+
+    async fn launch(&self, netns: Option<&str>, env: &[(&str, &str)]) -> Daemon {
+        let (mut cmd, log) = self.command(netns, env);
         let mut child = cmd.spawn().expect("start ipamd");
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
