@@ -28,6 +28,8 @@ What changes (letters follow the harness brief; details in README.md):
      trunking-compatible type, one per instance; branches never attached, at most the type's
      branch-interface count per trunk, one VLAN id each; associated branches show
      InterfaceType branch and status in-use; deleting a branch ends its association.
+  l. A day-one instance type, q9.large (day_one.py): described, offered and limited like any
+     other, but in no catalogue.
 Plus one LocalStack runtime fix: SIGTERM stops the process at once (HypercornRuntimeServer).
 
 Concurrency: LocalStack serves requests on several threads. Every EC2 request that reads or
@@ -57,7 +59,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import ipam
+from . import day_one, ipam
 from .faults import FaultRegistry
 
 LOG = logging.getLogger("eniplan_harness.patches")
@@ -1533,6 +1535,8 @@ def apply() -> None:
     _install_trunk_actions()
     _install_dispatch_patch()
     _install_runtime_patches()
+    day_one.install()
+    PATCHED.append(f"moto INSTANCE_TYPES += {day_one.NAME} (day-one type)")
     _applied = True
     LOG.info("eniplan harness: %d EC2 patches applied", len(PATCHED))
 

@@ -89,3 +89,26 @@ def test_network_cards_of_multi_card_types(ec2, subnet, launch):
             NetworkInterfaceId=_new_eni(ec2, subnet.subnet_id), InstanceId=instance_id, DeviceIndex=2,
             NetworkCardIndex=4,
         )
+
+
+def test_the_day_one_type_is_described_launched_and_limited(ec2, subnet, launch):
+    """`q9.large` (day_one.py): in no catalogue, yet EC2 describes it, runs it and enforces its
+    limits, as real EC2 does for a type launched after the catalogues were built."""
+    described = ec2.describe_instance_types(InstanceTypes=["q9.large"])["InstanceTypes"]
+    assert [t["InstanceType"] for t in described] == ["q9.large"]
+    assert _limits(ec2, "q9.large") == (4, 12)
+    assert described[0]["VCpuInfo"]["DefaultVCpus"] == 2
+    instance = launch(subnet.subnet_id, "q9.large")
+    instance_id = instance["InstanceId"]
+    primary = instance["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.assign_private_ip_addresses(NetworkInterfaceId=primary, SecondaryPrivateIpAddressCount=11)
+    with ec2_error("PrivateIpAddressLimitExceeded"):
+        ec2.assign_private_ip_addresses(NetworkInterfaceId=primary, SecondaryPrivateIpAddressCount=1)
+    for device_index in range(1, 4):
+        ec2.attach_network_interface(
+            NetworkInterfaceId=_new_eni(ec2, subnet.subnet_id), InstanceId=instance_id, DeviceIndex=device_index
+        )
+    with ec2_error("AttachmentLimitExceeded"):
+        ec2.attach_network_interface(
+            NetworkInterfaceId=_new_eni(ec2, subnet.subnet_id), InstanceId=instance_id, DeviceIndex=4
+        )
