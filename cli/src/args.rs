@@ -150,6 +150,26 @@ pub struct MaxPodsArgs {
     /// Output format [default: plain for one type, table for several].
     #[arg(long, short = 'o', value_enum)]
     pub output: Option<Output>,
+
+    /// Ask EC2 (DescribeInstanceTypes) for the limits of types the catalogue does not know, as
+    /// ipamd does for a type launched after the catalogue was built; the answer says which
+    /// limits came from EC2 (a CLI built with `--features live`).
+    #[arg(long, conflicts_with = "all")]
+    pub live: bool,
+
+    /// AWS region for --live [default: the SDK's chain: AWS_REGION, profile, IMDS].
+    #[arg(long, value_name = "REGION", requires = "live")]
+    pub region: Option<String>,
+
+    /// EC2 endpoint for --live (e.g. a LocalStack).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AWS_EC2_ENDPOINT",
+        hide_env_values = true,
+        requires = "live"
+    )]
+    pub endpoint: Option<String>,
 }
 
 /// Arguments of `eniplan simulate`.

@@ -1,5 +1,6 @@
 //! `eniplan max-pods`.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
 
@@ -19,17 +20,93 @@ struct JsonRow<'a> {
     hypervisor: catalogue::Hypervisor,
     bare_metal: bool,
     settings: &'a Options,
+    /// `catalogue`, or `ec2` for a type only EC2 knows (`--live`).
+    limits_from: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<&'a [String]>,
 }
 
+/// What EC2 says about the types the catalogue does not know.
+#[cfg(feature = "live")]
+fn from_ec2(
+    args: &MaxPodsArgs,
+    names: &[String],
+) -> Result<Vec<&'static InstanceLimits>, CommandError> {
+    let infos =
+        crate::commands::ec2::describe_types(args.region.clone(), args.endpoint.clone(), names)?;
+    names
+        .iter()
+        .zip(infos)
+        .map(|(name, info)| match info {
+            Some(info) => Ok(info.described().limits()?),
+            // EC2 does not know it either: the catalogue's error, with its suggestions.
+            None => Err(catalogue::lookup(name).map(|_| ()).unwrap_err().into()),
+        })
+        .collect()
+}
+
+/// Without the `live` feature the CLI has no AWS SDK in it: say how to get one that has.
+#[cfg(not(feature = "live"))]
+fn from_ec2(
+    _args: &MaxPodsArgs,
+    _names: &[String],
+) -> Result<Vec<&'static InstanceLimits>, CommandError> {
+    Err(CommandError::Usage(
+        "--live: this eniplan was built without EC2 access; build one with \
+         `cargo install --path cli --features live` (or run from a clone with \
+         `cargo run -p eniplan --features live -- max-pods --live ...`)"
+            .into(),
+    ))
+}
+
+/// The named types: the catalogue's, and with `--live` EC2's for exact names the catalogue does
+/// not know (patterns match the catalogue only); the names whose limits came from EC2.
+fn resolve(
+    args: &MaxPodsArgs,
+) -> Result<(Vec<&'static InstanceLimits>, BTreeSet<&'static str>), CommandError> {
+    if !args.live {
+        return Ok((catalogue::resolve(&args.types)?, BTreeSet::new()));
+    }
+    let names: Vec<String> = args
+        .types
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let unknown: Vec<String> = names
+        .iter()
+        .filter(|n| !catalogue::is_pattern(n) && catalogue::lookup(n).is_err())
+        .cloned()
+        .collect();
+    if unknown.is_empty() {
+        return Ok((catalogue::resolve(&args.types)?, BTreeSet::new()));
+    }
+    let described = from_ec2(args, &unknown)?;
+    let mut types = Vec::new();
+    for name in &names {
+        match unknown.iter().position(|u| u == name) {
+            Some(i) => types.push(described[i]),
+            None => types.extend(catalogue::resolve(std::slice::from_ref(name))?),
+        }
+    }
+    Ok((types, described.iter().map(|t| t.name).collect()))
+}
+
 pub fn run(args: &MaxPodsArgs) -> Result<CommandOutput, CommandError> {
-    let types: Vec<&'static InstanceLimits> = if args.all {
+    let (types, ec2_named): (Vec<&'static InstanceLimits>, BTreeSet<&'static str>) = if args.all {
         let mut all: Vec<_> = catalogue::all().iter().collect();
         all.sort_by(|a, b| catalogue::size_order(a.name, b.name));
-        all
+        (all, BTreeSet::new())
     } else {
-        catalogue::resolve(&args.types)?
+        resolve(args)?
+    };
+    let source = |name: &str| {
+        if ec2_named.contains(name) {
+            "ec2"
+        } else {
+            "catalogue"
+        }
     };
     let options = Options {
         prefix_delegation: args.prefix_delegation,
@@ -80,14 +157,20 @@ pub fn run(args: &MaxPodsArgs) -> Result<CommandOutput, CommandError> {
                 hypervisor: t.hypervisor,
                 bare_metal: t.bare_metal,
                 settings: &options,
+                limits_from: source(t.name),
                 explain: args.explain.then_some(r.steps.as_slice()),
             })
             .collect();
         report.stdout = render::json(&rows)?;
         return Ok(report);
     }
+    report.notes.extend(ec2_named.iter().map(|name| {
+        format!(
+            "{name}: limits from EC2 (DescribeInstanceTypes); the catalogue does not know this type"
+        )
+    }));
     if args.explain {
-        report.stdout = explain(&results);
+        report.stdout = explain(&results, &ec2_named);
         return Ok(report);
     }
     match output {
@@ -179,7 +262,7 @@ fn table(output: Output, results: &[(MaxPods, &InstanceLimits)], sgp: bool) -> S
     render::table(output, &header, &rows, &numeric)
 }
 
-fn explain(results: &[(MaxPods, &InstanceLimits)]) -> String {
+fn explain(results: &[(MaxPods, &InstanceLimits)], ec2_named: &BTreeSet<&'static str>) -> String {
     let mut out = String::new();
     for (i, (r, t)) in results.iter().enumerate() {
         if i > 0 {
@@ -192,11 +275,16 @@ fn explain(results: &[(MaxPods, &InstanceLimits)]) -> String {
         );
         let _ = writeln!(
             out,
-            "  instance: {} ENIs on the default card, {} IPv4 addresses per ENI, hypervisor {}{}",
+            "  instance: {} ENIs on the default card, {} IPv4 addresses per ENI, hypervisor {}{} ({})",
             t.max_enis,
             t.ipv4_per_eni,
             t.hypervisor,
-            if t.bare_metal { ", bare metal" } else { "" }
+            if t.bare_metal { ", bare metal" } else { "" },
+            if ec2_named.contains(t.name) {
+                "limits from EC2's DescribeInstanceTypes"
+            } else {
+                "limits from the catalogue"
+            }
         );
         for (n, step) in r.steps.iter().enumerate() {
             let _ = writeln!(out, "  {:>2}. {step}", n + 1);

@@ -2,6 +2,8 @@
 
 pub mod api_budget;
 pub mod common;
+#[cfg(feature = "live")]
+pub mod ec2;
 pub mod forecast;
 pub mod instance_types;
 pub mod layout;

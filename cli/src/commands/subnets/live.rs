@@ -78,22 +78,7 @@ pub fn read(
     endpoint: Option<String>,
     ids: &[String],
 ) -> Result<Vec<SubnetUsage>, CommandError> {
-    let settings = cloud::aws::AwsSettings {
-        region,
-        ec2_endpoint: endpoint,
-        ..cloud::aws::AwsSettings::default()
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError::Internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
-        let ec2 = cloud::aws::AwsEc2::new(&settings)
-            .await
-            .map_err(|e| CommandError::Internal(e.to_string()))?;
-        let guarded = cloud::Guarded::new(ec2, cloud::RetryPolicy::default());
-        live_usage(&guarded, ids).await
-    })
+    crate::commands::ec2::with_ec2(region, endpoint, async |ec2| live_usage(ec2, ids).await)
 }
 
 #[cfg(test)]
