@@ -12,29 +12,53 @@ use std::path::Path;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-const TYPES_FILE: &str = "data/instance-types.json";
-const VCPUS_FILE: &str = "data/instance-vcpus.json";
+pub(crate) const TYPES_FILE: &str = "data/instance-types.json";
+pub(crate) const VCPUS_FILE: &str = "data/instance-vcpus.json";
 const TABLE_FILE: &str = "planner/src/catalogue/table.rs";
 
-#[derive(Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Card {
-    index: u32,
-    max_enis: u32,
+pub(crate) struct Card {
+    pub(crate) index: u32,
+    pub(crate) max_enis: u32,
 }
 
-#[derive(Deserialize)]
+/// One entry of `data/instance-types.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Record {
-    name: String,
-    hypervisor: String,
-    bare_metal: bool,
-    max_enis: u32,
-    ipv4_per_eni: u32,
-    default_network_card_index: u32,
-    network_cards: Vec<Card>,
-    branch_enis: u32,
-    trunking: bool,
+pub(crate) struct Record {
+    pub(crate) name: String,
+    pub(crate) hypervisor: String,
+    pub(crate) bare_metal: bool,
+    pub(crate) max_enis: u32,
+    pub(crate) ipv4_per_eni: u32,
+    pub(crate) default_network_card_index: u32,
+    pub(crate) network_cards: Vec<Card>,
+    pub(crate) branch_enis: u32,
+    pub(crate) trunking: bool,
+}
+
+impl Record {
+    /// The record as `data/instance-types.json` spells it: one line, keys in this order.
+    pub(crate) fn line(&self) -> String {
+        let cards: Vec<String> = self
+            .network_cards
+            .iter()
+            .map(|c| format!(r#"{{"index": {}, "max_enis": {}}}"#, c.index, c.max_enis))
+            .collect();
+        format!(
+            r#"{{"name": {:?}, "hypervisor": {:?}, "bare_metal": {}, "max_enis": {}, "ipv4_per_eni": {}, "default_network_card_index": {}, "network_cards": [{}], "branch_enis": {}, "trunking": {}}}"#,
+            self.name,
+            self.hypervisor,
+            self.bare_metal,
+            self.max_enis,
+            self.ipv4_per_eni,
+            self.default_network_card_index,
+            cards.join(", "),
+            self.branch_enis,
+            self.trunking
+        )
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -214,6 +238,15 @@ pub fn check(root: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_written_back_as_the_data_spells_them() {
+        let root = crate::workspace_root();
+        let text = std::fs::read_to_string(root.join(TYPES_FILE)).unwrap();
+        let records: Vec<Record> = serde_json::from_str(&text).unwrap();
+        let lines: Vec<String> = records.iter().map(|r| format!("  {}", r.line())).collect();
+        assert_eq!(format!("[\n{}\n]\n", lines.join(",\n")), text);
+    }
 
     #[test]
     fn committed_table_matches_the_data() {

@@ -2,11 +2,14 @@
 //!
 //! * `gen-catalogue` regenerates `planner/src/catalogue/table.rs` from `data/*.json`.
 //! * `gen-catalogue --check` fails (exit 1) when the committed table is stale.
+//! * `refresh-catalogue PAGE.json...` merges EC2's DescribeInstanceTypes output into `data/`,
+//!   regenerates the table and prints how each max pods value changes (`refresh.rs`).
 //! * `gen-crds` writes `deploy/crds/eniconfigs.yaml`, its copy in the Helm chart
 //!   (`charts/eniplan/crds/`) and `harness/kube/crds/cninodes.yaml` from `eniplan-crd`'s types
 //!   (the crate's tests fail when a file is stale).
 
 mod catalogue;
+mod refresh;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,8 +28,14 @@ fn main() -> ExitCode {
         ["gen-catalogue"] => report(catalogue::write(&workspace_root())),
         ["gen-catalogue", "--check"] => report(catalogue::check(&workspace_root())),
         ["gen-crds"] => report(gen_crds(&workspace_root())),
+        ["refresh-catalogue", pages @ ..] => {
+            let pages: Vec<PathBuf> = pages.iter().map(PathBuf::from).collect();
+            report(refresh::refresh(&workspace_root(), &pages))
+        }
         _ => {
-            eprintln!("usage: cargo xtask gen-catalogue [--check] | gen-crds");
+            eprintln!(
+                "usage: cargo xtask gen-catalogue [--check] | gen-crds | refresh-catalogue PAGE.json..."
+            );
             ExitCode::from(2)
         }
     }
