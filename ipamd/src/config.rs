@@ -38,7 +38,7 @@ pub struct Config {
     pub checkpoint: PathBuf,
     /// `INTROSPECTION_BIND_ADDRESS` (default `127.0.0.1:61679`); `None` if disabled.
     pub introspection: Option<Bind>,
-    /// `ENIPLAN_METRICS_BIND_ADDRESS` (default `:61678`); `None` if `DISABLE_METRICS`.
+    /// `ENIPLAN_METRICS_BIND_ADDRESS` (default `127.0.0.1:61678`); `None` if `DISABLE_METRICS`.
     pub metrics: Option<SocketAddr>,
     /// `AWS_EC2_ENDPOINT`.
     pub ec2_endpoint: Option<String>,
@@ -245,7 +245,7 @@ impl Config {
         } else {
             Some(parse_addr(
                 "ENIPLAN_METRICS_BIND_ADDRESS",
-                get("ENIPLAN_METRICS_BIND_ADDRESS").unwrap_or(":61678"),
+                get("ENIPLAN_METRICS_BIND_ADDRESS").unwrap_or("127.0.0.1:61678"),
             )?)
         };
         let additional_tags = match get("ADDITIONAL_ENI_TAGS") {
@@ -576,7 +576,7 @@ mod tests {
             c.introspection,
             Some(Bind::Tcp("127.0.0.1:61679".parse().unwrap()))
         );
-        assert_eq!(c.metrics, Some("0.0.0.0:61678".parse().unwrap()));
+        assert_eq!(c.metrics, Some("127.0.0.1:61678".parse().unwrap()));
         assert_eq!(
             (c.tick, c.reconcile),
             (Duration::from_secs(5), Duration::from_mins(1))
