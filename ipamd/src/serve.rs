@@ -14,6 +14,11 @@ use crate::metrics::Metrics;
 use crate::node::Node;
 use crate::{Stage, authority, introspect, rpc, server, wait_for};
 
+/// The largest gRPC request the socket decodes: a plugin's request is a few hundred bytes of
+/// names, so anything near this is not a plugin. Larger ones are refused (`OUT_OF_RANGE`, from
+/// the message's length prefix) before they are buffered, instead of at tonic's default 4 MiB.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
 fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt as _;
     let _ = std::fs::remove_file(path);
@@ -119,7 +124,10 @@ pub(crate) async fn start(
         );
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(health)
-            .add_service(rpc::cni_backend_server::CniBackendServer::new(service))
+            .add_service(
+                rpc::cni_backend_server::CniBackendServer::new(service)
+                    .max_decoding_message_size(MAX_REQUEST),
+            )
             .serve_with_incoming_shutdown(incoming, exit)
             .await
         {
