@@ -32,7 +32,8 @@ pub struct Http {
     pub facts: Option<tokio::sync::watch::Receiver<crate::k8s::Facts>>,
 }
 
-const COMMANDS: &[&str] = &[
+/// Every introspection path (besides `/metrics`), as `/` lists them.
+pub const PATHS: &[&str] = &[
     "/v1/enis",
     "/v1/eni-configs",
     "/v1/networkutils-env-settings",
@@ -150,7 +151,7 @@ async fn eni_configs(State(http): State<Http>) -> Json<Value> {
 }
 
 async fn commands() -> Json<Value> {
-    Json(json!({"AvailableCommands": COMMANDS}))
+    Json(json!({"AvailableCommands": PATHS}))
 }
 
 async fn metrics(State(http): State<Http>) -> Response {
