@@ -12,9 +12,15 @@ pub struct Log {
     level: LogLevel,
 }
 
+/// The mode of a log file the plugin creates (`OpenOptions::mode` is still masked by the umask,
+/// which can only take bits away).
+pub const LOG_MODE: u32 = 0o640;
+
 impl Log {
     /// Opens `path` for appending (creating its directory); `stderr` logs to stderr. A log that
-    /// cannot be opened is not a reason to fail a pod: lines go to stderr instead.
+    /// cannot be opened is not a reason to fail a pod: lines go to stderr instead. A new file is
+    /// created 0640 whatever the umask (the runtime may run plugins with umask 0): it names
+    /// every pod and address on the node, and nobody but root should write to it.
     pub fn open(path: &str, level: LogLevel) -> Log {
         if path == "stderr" {
             return Log {
@@ -27,9 +33,11 @@ impl Log {
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| {
+                use std::os::unix::fs::OpenOptionsExt as _;
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(LOG_MODE)
                     .open(path)
             });
         match file {

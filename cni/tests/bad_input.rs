@@ -107,3 +107,52 @@ fn version_answers_without_a_configuration_of_a_spoken_version() {
     assert_eq!(v["cniVersion"], "1.1.0");
     assert_eq!(v["supportedVersions"].as_array().unwrap().len(), 5);
 }
+
+#[test]
+fn deeply_nested_stdin_is_code_6_not_a_crash() {
+    // 100,000 levels: far past serde_json's recursion limit, well under the size limit.
+    let mut deep = b"{\"cniVersion\":\"1.0.0\",\"name\":\"aws-cni\",\"x\":".to_vec();
+    deep.extend(std::iter::repeat_n(b'[', 100_000));
+    deep.extend(std::iter::repeat_n(b']', 100_000));
+    deep.push(b'}');
+    let out = run(ENV, &deep);
+    let e = error(&out);
+    assert_eq!(e["code"], 6, "{e}");
+    assert!(e["msg"].as_str().unwrap().contains("recursion"), "{e}");
+}
+
+#[test]
+fn the_log_file_is_never_world_writable_even_under_umask_0() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("eniplan-cni-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = dir.join("plugin.log");
+    let mut c = conf();
+    c["pluginLogFile"] = json!(log.to_str().unwrap());
+    // The runtime's umask is not ours to trust: run the plugin under umask 0.
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "umask 000; exec \"$0\"",
+            env!("CARGO_BIN_EXE_eniplan-cni"),
+        ])
+        .env_clear()
+        .envs(ENV.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&c).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    error(&out); // no ipamd: the ADD fails, after logging
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, eniplan_cni::log::LOG_MODE, "log file mode {mode:o}");
+    assert_eq!(mode & 0o022, 0, "writable by group or others: {mode:o}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
