@@ -793,3 +793,35 @@ fn worked_examples_are_valid_against_the_schema_fields() {
         capacity::spec::load(&text).unwrap_or_else(|e| panic!("{spec}: {e}"));
     }
 }
+
+#[test]
+fn oversized_and_alias_bomb_specs_are_refused_early() {
+    use std::fmt::Write as _;
+    let dir = std::env::temp_dir().join(format!("eniplan-bounds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Over the limit: refused from its size, before a byte is read.
+    let big = dir.join("big.yaml");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(4 * 1024 * 1024 + 1).unwrap();
+    let out = run(&["forecast", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4194305 bytes") && stderr.contains("at most 4194304"),
+        "{stderr}"
+    );
+    // YAML aliases nine deep (9^9 strings if expanded): refused as a bad spec, not expanded.
+    let mut bomb =
+        String::from("subnets: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n");
+    for level in 0..8 {
+        let (prev, this) = (format!("l{level}"), format!("l{}", level + 1));
+        let prev = if level == 0 { "a".to_owned() } else { prev };
+        let refs = vec![format!("*{prev}"); 9].join(",");
+        let _ = writeln!(bomb, "x{level}: &{this} [{refs}]");
+    }
+    let path = dir.join("bomb.yaml");
+    std::fs::write(&path, bomb).unwrap();
+    let out = run(&["forecast", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

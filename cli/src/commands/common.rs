@@ -9,11 +9,32 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::args::{ProgressMode, SpecOptions};
 use crate::outcome::CommandError;
 
+/// The largest cluster spec read: a thousand node groups and subnets take well under 1 MiB.
+pub const MAX_SPEC_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest env file read (`simulate --env-file`).
+pub const MAX_ENV_FILE_BYTES: u64 = 1024 * 1024;
+/// The largest trace read (`simulate --trace`): about three million events.
+pub const MAX_TRACE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads the `what` at `path` as text, refusing one over `max` bytes before reading it (a
+/// wrong path can name a disk image), with errors that name the file.
+pub fn read_input(path: &Path, what: &str, max: u64) -> Result<String, CommandError> {
+    let cannot = |e: std::io::Error| {
+        CommandError::Usage(format!("cannot read {what} {}: {e}", path.display()))
+    };
+    let size = std::fs::metadata(path).map_err(cannot)?.len();
+    if size > max {
+        return Err(CommandError::Usage(format!(
+            "{what} {} is {size} bytes; eniplan reads at most {max} (is this the right file?)",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path).map_err(cannot)
+}
+
 /// Reads and validates a cluster spec. Problems name the file.
 pub fn read_spec(path: &Path) -> Result<Cluster, CommandError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CommandError::Usage(format!("cannot read cluster spec {}: {e}", path.display()))
-    })?;
+    let text = read_input(path, "cluster spec", MAX_SPEC_BYTES)?;
     capacity::spec::load(&text).map_err(|e| CommandError::Usage(format!("{}: {e}", path.display())))
 }
 

@@ -17,9 +17,7 @@ use crate::render;
 /// Reads `VAR=VALUE` lines: blank lines and `#` comments skipped, `export ` and matching quotes
 /// stripped.
 fn parse_env_file(path: &std::path::Path) -> Result<Vec<(String, String)>, CommandError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CommandError::Usage(format!("cannot read env file {}: {e}", path.display()))
-    })?;
+    let text = super::common::read_input(path, "env file", super::common::MAX_ENV_FILE_BYTES)?;
     let mut out = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -164,9 +162,7 @@ pub fn run(args: &SimulateArgs) -> Result<CommandOutput, CommandError> {
     let mut node = Node::new(limits, config.clone(), &args.subnet.to_string())?;
     let steps = match &args.trace {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                CommandError::Usage(format!("cannot read trace {}: {e}", path.display()))
-            })?;
+            let text = super::common::read_input(path, "trace", super::common::MAX_TRACE_BYTES)?;
             let events = sim::parse_trace(&text)?;
             if events.is_empty() {
                 return Err(CommandError::Usage(format!(
