@@ -119,19 +119,31 @@ pub fn load(path: &Path) -> Result<Vec<Entry>> {
 pub fn parse(path: &Path, text: &str) -> Result<Vec<Entry>> {
     let file: File = serde_json::from_str(text).map_err(|e| Error::Checkpoint {
         path: path.to_owned(),
-        reason: format!("is not valid checkpoint JSON: {e}"),
+        // serde's message quotes an offending string whole: clip it (found by fuzzing).
+        reason: format!(
+            "is not valid checkpoint JSON: {}",
+            clip(&e.to_string(), 200)
+        ),
     })?;
     if file.version != VERSION {
-        let mut shown: String = file.version.chars().take(64).collect();
-        if shown.len() < file.version.len() {
-            shown.push('…');
-        }
         return Err(Error::Checkpoint {
             path: path.to_owned(),
-            reason: format!("has version {shown:?}; this daemon reads {VERSION:?}"),
+            reason: format!(
+                "has version {:?}; this daemon reads {VERSION:?}",
+                clip(&file.version, 64)
+            ),
         });
     }
     Ok(file.allocations)
+}
+
+/// `text`'s first `n` characters, marked when cut: what an error quotes of a damaged file.
+fn clip(text: &str, n: usize) -> String {
+    let mut s: String = text.chars().take(n).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    s
 }
 
 /// The bytes [`store`] writes for `entries`.
