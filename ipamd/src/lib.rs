@@ -129,7 +129,7 @@ where
         let trunking = node.limits.trunking;
         join_cluster(kube, &tx, &config, default_max_pods, trunking, &metrics).await;
     }
-    prescale(&tx, &config).await?;
+    prescale(&tx, &config, stage.clone()).await?;
     let mut servers =
         Tasks(serve::start(&config, &node, &tx, &metrics, kube.as_ref(), stage.clone()).await?);
     tracing::info!(took_ms = start.elapsed().as_millis(), "ready");
@@ -237,10 +237,26 @@ pub(crate) async fn wait_for(mut stage: watch::Receiver<Stage>, at_least: Stage)
 /// reference, when EC2 refused the ENI (a wrong ENIConfig subnet); when no usable ENIConfig is
 /// known yet, ipamd serves instead and says why (pods wait with that reason, `/v1/decisions`,
 /// a node Event) until one appears — the reference exits and restarts until then.
-async fn prescale(tx: &mpsc::Sender<Event>, config: &Config) -> Result<()> {
+///
+/// A SIGTERM during pre-scaling ends the wait at once: the daemon goes on to serve, already
+/// terminating (no more growth), instead of holding a node's pods back for up to two minutes
+/// of EC2 calls nobody will use (the kubelet kills it 30 s after the signal).
+async fn prescale(
+    tx: &mpsc::Sender<Event>,
+    config: &Config,
+    stage: watch::Receiver<Stage>,
+) -> Result<()> {
     let (q, r) = oneshot::channel();
     let _ = tx.send(Event::Settle(q)).await;
-    let Ok(view) = tokio::time::timeout(Duration::from_mins(2), r).await else {
+    tracing::info!("pre-scaling: waiting for the pool to reach its targets");
+    let settled = tokio::select! {
+        settled = tokio::time::timeout(Duration::from_mins(2), r) => settled,
+        () = wait_for(stage, Stage::Terminating) => {
+            tracing::info!("pre-scaling cut short: terminating");
+            return Ok(());
+        }
+    };
+    let Ok(view) = settled else {
         tracing::warn!("pre-scaling did not settle within 2 minutes; serving anyway");
         return Ok(());
     };
