@@ -74,6 +74,20 @@ pub enum CloudError {
         /// The missing IAM action, e.g. `ec2:AssignPrivateIpAddresses`.
         action: String,
     },
+    /// EC2 refused the credentials themselves, not a permission: expired or rotated (an IRSA or
+    /// Pod Identity token past its life, a revoked key), or signed with a clock far off EC2's.
+    /// The SDK's provider chain fetches fresh credentials; the engine retries on its next tick.
+    #[error(
+        "{api}: {code}: EC2 refused ipamd's credentials ({message}): they expired or were rotated, or the node's clock is off; the AWS SDK fetches fresh ones from its chain (IRSA, Pod Identity, the instance role), so check that source and the node's time"
+    )]
+    Credentials {
+        /// The EC2 API.
+        api: &'static str,
+        /// EC2's code (`AuthFailure`, `ExpiredToken`, `RequestExpired`, …).
+        code: String,
+        /// EC2's message.
+        message: String,
+    },
     /// EC2 refused a parameter (`InvalidParameterValue`, `InvalidParameterCombination`, an
     /// attached ENI that cannot be deleted, …).
     #[error("{api}: {code}: {message}")]
@@ -184,7 +198,16 @@ impl CloudError {
             }
             "PrivateIpAddressLimitExceeded" => CloudError::IpLimitExceeded { api, message },
             "AttachmentLimitExceeded" => CloudError::AttachmentLimitExceeded { api, message },
-            "UnauthorizedOperation" | "AccessDenied" | "AuthFailure" => CloudError::Unauthorized {
+            "AuthFailure"
+            | "ExpiredToken"
+            | "RequestExpired"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch" => CloudError::Credentials {
+                api,
+                code: code.to_owned(),
+                message,
+            },
+            "UnauthorizedOperation" | "AccessDenied" => CloudError::Unauthorized {
                 api,
                 action: format!("ec2:{api}"),
             },

@@ -38,6 +38,9 @@ DEFAULT_MESSAGES: dict[str, str] = {
     "Unavailable": "The server is overloaded and can't handle the request.",
     "InternalError": "An internal error has occurred.",
     "UnauthorizedOperation": "You are not authorized to perform this operation.",
+    "ExpiredToken": "The security token included in the request is expired",
+    "RequestExpired": "Request has expired.",
+    "AuthFailure": "AWS was not able to validate the provided access credentials",
     "InsufficientCidrBlocks": "There are not enough free cidr blocks in the specified subnet "
     "to satisfy the request.",
     "InsufficientFreeAddressesInSubnet": "There are not enough free addresses in the subnet "

@@ -369,6 +369,7 @@ pub fn error_code(e: &CloudError) -> String {
         CloudError::AttachmentLimitExceeded { .. } => "AttachmentLimitExceeded".to_owned(),
         CloudError::Unauthorized { .. } => "UnauthorizedOperation".to_owned(),
         CloudError::NotFound { code, .. }
+        | CloudError::Credentials { code, .. }
         | CloudError::Invalid { code, .. }
         | CloudError::Other { code, .. } => code.clone(),
         CloudError::Transient { .. } => "Transient".to_owned(),
