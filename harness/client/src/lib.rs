@@ -271,6 +271,16 @@ pub fn fault(action: &str, code: &str, probability: f64, count: Option<u32>) {
     assert_eq!(status, 200, "{reply}");
 }
 
+/// Adds a latency rule: every call of `action` (or `*`) is answered `ms` milliseconds late.
+///
+/// # Panics
+/// When the harness refuses.
+pub fn latency(action: &str, ms: u32) {
+    let body = format!(r#"{{"action": "{action}", "latency_ms": {ms}}}"#);
+    let (status, reply) = http("POST", &format!("{}/faults", info().control), &body);
+    assert_eq!(status, 200, "{reply}");
+}
+
 /// Removes every fault rule.
 ///
 /// # Panics

@@ -65,7 +65,7 @@ impl Node {
     }
 
     /// The real binary as [`Node::start`] runs it, its stderr appended to `ipamd.log`.
-    fn command(&self, netns: Option<&str>, env: &[(&str, &str)]) -> (Command, PathBuf) {
+    pub fn command(&self, netns: Option<&str>, env: &[(&str, &str)]) -> (Command, PathBuf) {
         let log = self.dir.join("ipamd.log");
         let out = std::fs::OpenOptions::new()
             .create(true)

@@ -1,0 +1,279 @@
+//! Faults real nodes meet, on the real binary against the EC2 harness: an IAM permission
+//! missing for one action, a state directory that is full or read-only, SIGTERM while the
+//! pool is still being pre-scaled.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::node;
+use ipamd::client::{add_request, connect, del_request};
+use tokio::sync::Mutex;
+
+/// The harness's fault rules are global: one test at a time.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Waits, with a deadline, until `ok` holds for the daemon's log.
+fn until_logged(log: &Path, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if ok(&text) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{what}: never logged:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_action_is_named_and_pods_are_served_once_it_is_granted() {
+    let _serial = SERIAL.lock().await;
+    let n = node("denied", "m5.large", "10.0.16.0/20").await;
+    // The role lacks ec2:AssignPrivateIpAddresses (the VPC CNI crash-looped on this, #3704).
+    harness_client::fault(
+        "AssignPrivateIpAddresses",
+        "UnauthorizedOperation",
+        1.0,
+        None,
+    );
+    let d = n.start(&[("ENIPLAN_TICK_INTERVAL_MS", "100")]).await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    let refused = client
+        .add_network(add_request("c-denied", "default", "web-0"))
+        .await
+        .expect_err("no address can be had");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted, "{refused}");
+    let decisions = n.introspect("/v1/decisions").await.to_string();
+    assert!(
+        decisions.contains("UnauthorizedOperation (ec2:AssignPrivateIpAddresses)"),
+        "{decisions}"
+    );
+    let log = d.log_text();
+    assert!(log.contains("ec2:AssignPrivateIpAddresses"), "{log}");
+    // Granted: the next tick's call succeeds and the pod is served, no restart needed.
+    harness_client::clear_faults();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client
+            .add_network(add_request("c-denied", "default", "web-0"))
+            .await
+        {
+            Ok(r) => {
+                assert!(r.into_inner().success);
+                break;
+            }
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                assert!(Instant::now() < deadline, "still refused: {s}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("{s}"),
+        }
+    }
+    n.assert_agrees().await;
+    d.stop();
+}
+
+/// A tmpfs mounted for the test at `dir`, unmounted when dropped (even on a failed assert).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs on {}", dir.display());
+        Tmpfs(dir.to_owned())
+    }
+
+    fn remount(&self, mode: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The checkpoint's entries, by container id.
+fn checkpointed(path: &Path) -> Vec<String> {
+    let entries = ipamd::checkpoint::load(path).unwrap();
+    let mut ids: Vec<String> = entries.into_iter().map(|e| e.container_id).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_or_read_only_state_directory_refuses_adds_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
+    let n = node("full-disk", "m5.large", "10.0.32.0/20").await;
+    let fs = Tmpfs::mount(&n.dir.join("ckpt"), "64k");
+    let ckpt = fs.0.join("ipam.json");
+    let d = n
+        .start(&[("AWS_VPC_K8S_CNI_BACKING_STORE", ckpt.to_str().unwrap())])
+        .await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    for i in 0..3 {
+        let id = format!("c-kept-{i}");
+        client
+            .add_network(add_request(&id, "default", &id))
+            .await
+            .unwrap();
+    }
+    let kept = checkpointed(&ckpt);
+    assert_eq!(kept.len(), 3);
+
+    // Full: fill the rest of the tmpfs.
+    let filler = fs.0.join("filler");
+    let _ = std::fs::write(&filler, vec![0u8; 128 * 1024]); // ENOSPC part-way: the disk is full
+    let refused = client
+        .add_network(add_request("c-full", "default", "c-full"))
+        .await
+        .expect_err("no ADD is acknowledged that the checkpoint does not hold");
+    assert_eq!(refused.code(), tonic::Code::Internal, "{refused}");
+    assert!(
+        refused
+            .message()
+            .contains("checkpoint could not be written")
+            && refused.message().contains("No space left on device"),
+        "{refused}"
+    );
+    assert_eq!(
+        checkpointed(&ckpt),
+        kept,
+        "the acknowledged entries are intact"
+    );
+    // The refused pod holds nothing: the pool gave its address back.
+    let pool = n.introspect("/v1/pool").await;
+    assert!(!pool.to_string().contains("c-full"), "{pool}");
+    std::fs::remove_file(&filler).unwrap();
+
+    // Read-only: the same.
+    fs.remount("ro");
+    let refused = client
+        .add_network(add_request("c-ro", "default", "c-ro"))
+        .await
+        .expect_err("refused on a read-only state directory");
+    assert!(
+        refused.message().contains("Read-only file system"),
+        "{refused}"
+    );
+    assert_eq!(checkpointed(&ckpt), kept);
+    fs.remount("rw");
+
+    // Space again: the refused pods are served (the kubelet retries), nothing was lost.
+    for id in ["c-full", "c-ro"] {
+        client
+            .add_network(add_request(id, "default", id))
+            .await
+            .unwrap();
+    }
+    client
+        .del_network(del_request("c-kept-0", "default", "c-kept-0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        checkpointed(&ckpt),
+        ["c-full", "c-kept-1", "c-kept-2", "c-ro"]
+    );
+    n.assert_agrees().await;
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_pre_scaling_serves_at_once_and_exits_cleanly() {
+    let _serial = SERIAL.lock().await;
+    let n = node("prescale-term", "m5.large", "10.0.48.0/20").await;
+    // Pre-scaling would take a minute: every address assignment answers 20 s late.
+    harness_client::latency("AssignPrivateIpAddresses", 20_000);
+    let (mut cmd, log) = n.command(None, &[("MINIMUM_IP_TARGET", "20")]);
+    let mut child = cmd.spawn().unwrap();
+    until_logged(&log, "pre-scaling", |t| t.contains("pre-scaling: waiting"));
+    let pid = child.id().to_string();
+    let signalled = Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let text = until_logged(&log, "ready after SIGTERM", |t| t.contains(" ready"));
+    assert!(
+        text.contains("pre-scaling cut short: terminating"),
+        "{text}"
+    );
+    assert!(
+        signalled.elapsed() < Duration::from_secs(15),
+        "served {:?} after SIGTERM, while an EC2 call takes 20 s",
+        signalled.elapsed()
+    );
+    // Terminating: the socket answers the plugin (a DEL of a pod it never saw).
+    let mut client = connect(&n.socket()).await.unwrap();
+    match client
+        .del_network(del_request("c-gone", "default", "c-gone"))
+        .await
+    {
+        Ok(_) => {}
+        Err(s) => assert!(
+            s.message().contains("unknown pod"),
+            "DEL while terminating: {s}"
+        ),
+    }
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit {status}");
+    harness_client::clear_faults();
+    // A restart finds EC2 and its checkpoint consistent (the assignment in flight at the
+    // signal either landed and is adopted, or did not happen).
+    let d = n.start(&[]).await;
+    n.assert_agrees().await;
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_credentials_are_named_and_waited_out() {
+    let _serial = SERIAL.lock().await;
+    let n = node("expired", "m5.large", "10.0.64.0/20").await;
+    let d = n
+        .start(&[("WARM_IP_TARGET", "2"), ("ENIPLAN_TICK_INTERVAL_MS", "100")])
+        .await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    // The session token expires: the next 20 EC2 calls are refused as EC2 refuses them.
+    harness_client::fault("*", "ExpiredToken", 1.0, Some(20));
+    for i in 0..6 {
+        let id = format!("c-exp-{i}");
+        let deadline = Instant::now() + Duration::from_mins(1);
+        loop {
+            match client.add_network(add_request(&id, "default", &id)).await {
+                Ok(_) => break,
+                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                    assert!(Instant::now() < deadline, "{id} never served: {s}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(s) => panic!("{id}: {s}"),
+            }
+        }
+    }
+    let log = d.log_text();
+    assert!(
+        log.contains("ExpiredToken") && log.contains("refused ipamd's credentials"),
+        "the log says what was refused: {log}"
+    );
+    assert!(
+        !log.contains("lacks the IAM action"),
+        "an expired token is not a missing permission"
+    );
+    harness_client::clear_faults();
+    let view = n.assert_agrees().await;
+    assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(6));
+    d.stop();
+}
