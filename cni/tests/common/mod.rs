@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
 pub mod stub;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
