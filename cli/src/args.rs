@@ -157,6 +157,14 @@ pub struct MaxPodsArgs {
     #[arg(long, conflicts_with = "all")]
     pub live: bool,
 
+    /// Where --live reads EC2.
+    #[command(flatten)]
+    pub ec2: Ec2Args,
+}
+
+/// Where a command's `--live` reads EC2 (the flag itself is the command's own).
+#[derive(Debug, Args)]
+pub struct Ec2Args {
     /// AWS region for --live [default: the SDK's chain: AWS_REGION, profile, IMDS].
     #[arg(long, value_name = "REGION", requires = "live")]
     pub region: Option<String>,
@@ -305,19 +313,9 @@ pub struct SubnetsArgs {
     #[arg(long)]
     pub live: bool,
 
-    /// AWS region for --live [default: the SDK's chain: AWS_REGION, profile, IMDS].
-    #[arg(long, value_name = "REGION", requires = "live")]
-    pub region: Option<String>,
-
-    /// EC2 endpoint for --live (e.g. a LocalStack).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "AWS_EC2_ENDPOINT",
-        hide_env_values = true,
-        requires = "live"
-    )]
-    pub endpoint: Option<String>,
+    /// Where --live reads EC2.
+    #[command(flatten)]
+    pub ec2: Ec2Args,
 
     /// ENIs listed as drain candidates per subnet.
     #[arg(long, value_name = "N", default_value_t = 5)]

@@ -32,8 +32,11 @@ fn from_ec2(
     args: &MaxPodsArgs,
     names: &[String],
 ) -> Result<Vec<&'static InstanceLimits>, CommandError> {
-    let infos =
-        crate::commands::ec2::describe_types(args.region.clone(), args.endpoint.clone(), names)?;
+    let infos = crate::commands::ec2::describe_types(
+        args.ec2.region.clone(),
+        args.ec2.endpoint.clone(),
+        names,
+    )?;
     names
         .iter()
         .zip(infos)

@@ -171,7 +171,7 @@ fn read_live(
     args: &SubnetsArgs,
     ids: &[String],
 ) -> Result<Vec<capacity::blocks::SubnetUsage>, CommandError> {
-    live::read(args.region.clone(), args.endpoint.clone(), ids)
+    live::read(args.ec2.region.clone(), args.ec2.endpoint.clone(), ids)
 }
 
 /// Without the `live` feature the CLI has no AWS SDK in it (a first build in seconds, not
