@@ -20,7 +20,7 @@ use serde_json::Value;
 #[path = "../tests/common/mod.rs"]
 mod common;
 use common::world::{Ipamd, checkpointed, wired};
-use common::{Netns, add_until_served, conf, exec_plugin};
+use common::{Netns, add_until_served, conf};
 
 const RUNTIMES: usize = 8;
 const PODS: usize = 250;
@@ -94,14 +94,7 @@ fn runtime(
     };
     let del = |pod: &Netns, name: &str, dels: &mut Vec<Duration>| {
         let t = Instant::now();
-        let out = exec_plugin(
-            node,
-            env!("CARGO_BIN_EXE_eniplan-cni"),
-            "DEL",
-            Some((pod, name)),
-            conf,
-        );
-        assert!(out.status.success(), "DEL {name}: {out:?}");
+        common::del(node, pod, name, conf);
         dels.push(t.elapsed());
     };
     for (pod, name) in pods {

@@ -18,28 +18,13 @@ use serde_json::Value;
 
 mod common;
 use common::world::{Ipamd, checkpointed, wired};
-use common::{Netns, add_until_served, conf, exec_plugin};
+use common::{Netns, add_until_served, conf, del, exec_plugin};
 
 /// ADDs `pod` as the kubelet does (again while the answer is "try again later"); its address.
 fn add(node: &Netns, pod: &Netns, name: &str, conf: &Value) -> Ipv4Addr {
     let result = add_until_served(node, pod, name, conf);
     let address = result["ips"][0]["address"].as_str().unwrap();
     address.split('/').next().unwrap().parse().unwrap()
-}
-
-fn del(node: &Netns, pod: &Netns, name: &str, conf: &Value) {
-    let out = exec_plugin(
-        node,
-        env!("CARGO_BIN_EXE_eniplan-cni"),
-        "DEL",
-        Some((pod, name)),
-        conf,
-    );
-    assert!(
-        out.status.success(),
-        "DEL {name}: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
 }
 
 fn ip_in(netns: &str, args: &[&str]) -> String {

@@ -265,6 +265,22 @@ pub fn tcp(
     }
 }
 
+/// DEL of `pod` as the runtime does it; it must succeed.
+pub fn del(node: &Netns, pod: &Netns, name: &str, conf: &Value) {
+    let out = exec_plugin(
+        node,
+        env!("CARGO_BIN_EXE_eniplan-cni"),
+        "DEL",
+        Some((pod, name)),
+        conf,
+    );
+    assert!(
+        out.status.success(),
+        "DEL {name}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// ADD as the kubelet does it: again while the answer is "try again later" (code 11), until a
 /// deadline (each attempt is a process start, so the retries pace themselves); the result.
 pub fn add_until_served(node: &Netns, pod: &Netns, name: &str, c: &Value) -> Value {
