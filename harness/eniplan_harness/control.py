@@ -7,6 +7,10 @@
   POST   /faults   one rule (see faults.py) -> {"index": n, "rule": {...}}
   GET    /faults   {"rules": [... with "matched"/"fired" counters]}
   DELETE /faults   clears every rule
+  POST   /consistency  {"describe_lag_ms": n, "imds_lag_ms": n, "stuck_attachments": n}, any
+                   subset (see consistency.py) -> the settings and counters
+  GET    /consistency  the settings and counters ("stuck": the ENIs stuck `attaching`)
+  DELETE /consistency  back to a consistent EC2 and IMDS
   POST   /node     {"name": "a", "instance_id": "i-...", "hotplug_delay_ms": 200,
                     "forward_ports": [6443]} -> the node (node.py): network namespaces standing
                    for the instance and its VPC; 404 if the instance does not exist, 400 for a
@@ -18,7 +22,8 @@
   GET    /node     {"nodes": [...]}
   DELETE /node?name=a   removes that node's namespaces
   POST   /reset    resets every EC2 backend (all VPCs, subnets, ENIs, instances go; default
-                   VPCs come back), clears fault rules, stops IMDS listeners, removes nodes
+                   VPCs come back), clears fault rules and consistency settings, stops IMDS
+                   listeners, removes nodes
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from . import patches
+from .consistency import CONSISTENCY, ConsistencySpecError
 from .faults import FaultRule, FaultSpecError
-from .imds import ImdsServer
+from .imds import HISTORY, ImdsServer
 from .node import FABRIC, NodeError, check_forward_ports, check_name
 
 LOG = logging.getLogger("eniplan_harness.control")
@@ -105,7 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(404, {"error": f"no route {method} {path}"})
                 return
             handler(body)
-        except (FaultSpecError, NodeError) as exc:
+        except (FaultSpecError, ConsistencySpecError, NodeError) as exc:
             self._reply(400, {"error": str(exc)})
         except Exception as exc:  # report, don't kill the control thread
             LOG.exception("control API failure on %s %s", method, path)
@@ -165,6 +171,19 @@ class _Handler(BaseHTTPRequestHandler):
         patches.FAULTS.clear()
         self._reply(200, {"cleared": True})
 
+    def _post_consistency(self, body: Any) -> None:
+        snapshot = CONSISTENCY.configure(body)
+        HISTORY.record()  # a lagging IMDS starts from the instances as they are now
+        self._reply(200, snapshot)
+
+    def _get_consistency(self, _: Any) -> None:
+        self._reply(200, CONSISTENCY.snapshot())
+
+    def _delete_consistency(self, _: Any) -> None:
+        CONSISTENCY.clear()
+        HISTORY.record()
+        self._reply(200, CONSISTENCY.snapshot())
+
     def _post_node(self, body: Any) -> None:
         body = body if isinstance(body, dict) else {}
         name, instance_id = body.get("name"), body.get("instance_id")
@@ -203,6 +222,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _post_reset(self, _: Any) -> None:
         FABRIC.delete_all()
         patches.FAULTS.clear()
+        CONSISTENCY.clear()
         self.server.imds.stop_all()
         patches.reset_ec2_state()
         self._reply(200, {"reset": True})

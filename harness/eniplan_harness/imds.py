@@ -8,6 +8,8 @@ Token protocol (IMDSv2 only, as on a node with HttpTokens=required):
   * PUT /latest/api/token with X-aws-ec2-metadata-token-ttl-seconds: 1..21600 answers the
     token, echoing the TTL header; missing or invalid TTL -> 400; X-Forwarded-For -> 403.
   * every GET needs a valid, unexpired X-aws-ec2-metadata-token, else 401.
+An IMDS that lags (consistency.py `imds_lag_ms`) answers from `HISTORY`: the instance's trees
+recorded after every EC2 action that changed an ENI, the newest one at least that old.
 Text answers: leaves are plain text, lists one item per line, directory listings name
 sub-directories with a trailing '/'. Unknown paths -> 404 (also `ipv4-prefix` on an ENI
 without prefixes, as real IMDS).
@@ -25,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Union
 
 from . import patches
+from .consistency import CONSISTENCY
 
 LOG = logging.getLogger("eniplan_harness.imds")
 
@@ -100,8 +103,9 @@ def build_tree(instance_id: str) -> Tree | None:
             return None  # a terminated instance has no metadata service
         region = backend.region_name
         zone = instance.placement.zone if hasattr(instance.placement, "zone") else instance.placement
-        nics = sorted(instance.nics.items())
-        primary = instance.nics.get(0)
+        # An attachment stuck in `attaching` never reaches the instance.
+        nics = [(d, e) for d, e in sorted(instance.nics.items()) if not CONSISTENCY.is_stuck(e.id)]
+        primary = dict(nics).get(0)
         macs: Tree = {eni.mac_address: _interface_tree(backend, eni) for _, eni in nics}
         local_ip = primary.private_ip_address if primary else ""
         groups = sorted(primary.group_set, key=lambda g: g.id) if primary else []
@@ -151,6 +155,56 @@ def resolve(tree: Tree, path: str) -> str | None:
     if isinstance(node, dict):
         return _lines([f"{k}/" if isinstance(v, dict) else k for k, v in node.items()])
     return node
+
+
+class History:
+    """Metadata trees over time for the instances IMDS serves, while IMDS is made to lag."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._served: set[str] = set()
+        self._trees: dict[str, list[tuple[float, Tree | None]]] = {}
+
+    def serve(self, instance_id: str, on: bool) -> None:
+        with self._lock:
+            (self._served.add if on else self._served.discard)(instance_id)
+            self._trees.pop(instance_id, None)
+
+    def record(self) -> None:
+        """Called after every EC2 action that may change an ENI (and when the lag is set)."""
+        lag = CONSISTENCY.imds_lag_ms / 1000.0
+        with self._lock:
+            served = sorted(self._served)
+        if not lag:
+            with self._lock:
+                self._trees.clear()
+            return
+        trees = [(iid, build_tree(iid)) for iid in served]
+        now = time.monotonic()
+        with self._lock:
+            for iid, tree in trees:
+                kept = self._trees.setdefault(iid, [])
+                kept.append((now, tree))
+                # What a read `lag` from now may still need: the newest tree at least that old.
+                older = [i for i, (t, _) in enumerate(kept) if t <= now - lag]
+                if older:
+                    del kept[: older[-1]]
+
+    def tree(self, instance_id: str) -> Tree | None:
+        lag = CONSISTENCY.imds_lag_ms / 1000.0
+        if not lag:
+            return build_tree(instance_id)
+        with self._lock:
+            kept = list(self._trees.get(instance_id) or [])
+        if not kept:
+            self.record()
+            return build_tree(instance_id)
+        cutoff = time.monotonic() - lag
+        old_enough = [tree for t, tree in kept if t <= cutoff]
+        return old_enough[-1] if old_enough else kept[0][1]
+
+
+HISTORY = History()
 
 
 class TokenStore:
@@ -241,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not path.startswith("/latest/"):
             self._send(404, "404 - Not Found")
             return
-        tree = build_tree(self.server.instance_id)
+        tree = HISTORY.tree(self.server.instance_id)
         text = resolve(tree, path[len("/latest/"):]) if tree is not None else None
         if text is None:
             self._send(404, "404 - Not Found")
@@ -274,8 +328,10 @@ class ImdsServer(ThreadingHTTPServer):
     def start(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name=f"imds-{self.instance_id}", daemon=True)
         self._thread.start()
+        HISTORY.serve(self.instance_id, True)
 
     def stop(self) -> None:
+        HISTORY.serve(self.instance_id, False)
         self.shutdown()
         self.server_close()
         if self._thread is not None:

@@ -229,10 +229,13 @@ class EniView:
 
 
 def _view(instance: Any) -> list[EniView]:
+    from .consistency import CONSISTENCY
     from .patches import eni_prefixes, eni_private_ips
 
     out = []
     for device, eni in sorted(getattr(instance, "nics", {}).items()):
+        if CONSISTENCY.is_stuck(eni.id):
+            continue  # an attachment stuck in `attaching` is never hotplugged
         primary = eni.private_ip_address
         addresses = [f"{a}/32" for a in eni_private_ips(eni) if a != primary]
         addresses += list(eni_prefixes(eni))

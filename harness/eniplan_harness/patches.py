@@ -30,6 +30,8 @@ What changes (letters follow the harness brief; details in README.md):
      InterfaceType branch and status in-use; deleting a branch ends its association.
   l. A day-one instance type, q9.large (day_one.py): described, offered and limited like any
      other, but in no catalogue.
+  m. EC2's eventual consistency and stuck attachments, when injected (consistency.py):
+     DescribeNetworkInterfaces lags assigns and attaches, an attachment stays `attaching`.
 Plus one LocalStack runtime fix: SIGTERM stops the process at once (HypercornRuntimeServer).
 
 Concurrency: LocalStack serves requests on several threads. Every EC2 request that reads or
@@ -60,6 +62,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import day_one, ipam
+from .consistency import CONSISTENCY
 from .faults import FaultRegistry
 
 LOG = logging.getLogger("eniplan_harness.patches")
@@ -882,6 +885,7 @@ def _install_backend_patches() -> None:
                 )
         _check_eni_address_limit(eni, instance, adding=0)
         instance.attach_eni(eni, device_index)
+        CONSISTENCY.attached(eni.id)
         eni.eniplan_network_card_index = card
         eni.delete_on_termination = False  # a new attachment starts with DeleteOnTermination=false
         return eni.attachment
@@ -905,6 +909,7 @@ def _install_backend_patches() -> None:
         orig_detach(self, attachment_id)  # raises InvalidAttachmentID.NotFound for unknown IDs
         if eni is not None:
             eni.delete_on_termination = False
+            CONSISTENCY.detached(eni.id)
 
     _replace(Backend, "detach_network_interface", detach_network_interface)
 
@@ -1157,6 +1162,7 @@ def assign_addresses(
         eni.ipv4_prefixes = list(getattr(eni, "ipv4_prefixes", None) or []) + [
             {"Ipv4Prefix": p} for p in plan.prefixes
         ]
+    CONSISTENCY.assigned(eni.id, plan.ips, plan.prefixes)
     return plan
 
 
@@ -1342,6 +1348,9 @@ def _install_response_patches() -> None:
                 _fail("InvalidParameterValue", f"MaxResults must be between 5 and 1000; got {max_results}")
         enis = self.ec2_backend.get_all_network_interfaces(eni_ids, filters)
         enis.sort(key=lambda e: getattr(e, "eniplan_seq", 0))
+        # (m) EC2's eventual consistency, when injected: what was just assigned or attached
+        # is not shown yet; a stuck attachment stays `attaching`.
+        enis = CONSISTENCY.describe(enis, any(str(f).startswith("attachment.") for f in filters or {}))
         if next_token:
             after = _decode_token(next_token)
             enis = [e for e in enis if getattr(e, "eniplan_seq", 0) > after]
@@ -1425,7 +1434,8 @@ def _install_dispatch_patch() -> None:
     from localstack.aws.api import CommonServiceException
     from localstack.aws.skeleton import Skeleton
 
-    from .node import FABRIC
+    from .imds import HISTORY
+    from .node import FABRIC, MUTATING
 
     # localstack.aws.skeleton.Skeleton.dispatch_request is where LocalStack hands a parsed
     # request to the service provider (which may call moto). Errors raised here go through
@@ -1450,6 +1460,8 @@ def _install_dispatch_patch() -> None:
         # The node world follows what the action changed before the caller hears back, so an
         # address EC2 granted is routed by the time AssignPrivateIpAddresses returns.
         FABRIC.changed(context.operation.name)
+        if context.operation.name in MUTATING:
+            HISTORY.record()  # what a lagging IMDS will answer
         return result
 
     _replace(Skeleton, "dispatch_request", dispatch_request)

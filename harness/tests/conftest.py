@@ -56,6 +56,7 @@ def control() -> Control:
 def _clear_faults(control: Control) -> Iterator[None]:
     yield
     assert control("DELETE", "/faults").status == 200
+    assert control("DELETE", "/consistency").status == 200
 
 
 @pytest.fixture

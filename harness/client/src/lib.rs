@@ -281,13 +281,27 @@ pub fn latency(action: &str, ms: u32) {
     assert_eq!(status, 200, "{reply}");
 }
 
-/// Removes every fault rule.
+/// Removes every fault rule and makes EC2 consistent again ([`consistency`]).
 ///
 /// # Panics
 /// When the harness refuses.
 pub fn clear_faults() {
-    let (status, reply) = http("DELETE", &format!("{}/faults", info().control), "");
+    for route in ["faults", "consistency"] {
+        let (status, reply) = http("DELETE", &format!("{}/{route}", info().control), "");
+        assert_eq!(status, 200, "{reply}");
+    }
+}
+
+/// Sets EC2's eventual consistency (`POST /consistency`, harness/README.md): `settings` is a
+/// JSON object with any of `describe_lag_ms`, `imds_lag_ms` and `stuck_attachments`.
+/// Answers the harness's settings and counters.
+///
+/// # Panics
+/// When the harness refuses.
+pub fn consistency(settings: &str) -> serde_json::Value {
+    let (status, reply) = http("POST", &format!("{}/consistency", info().control), settings);
     assert_eq!(status, 200, "{reply}");
+    serde_json::from_str(&reply).expect("the harness answers JSON")
 }
 
 /// An instance stood up as a node in network namespaces (`POST /node`, harness/README.md):
