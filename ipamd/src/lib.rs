@@ -74,10 +74,12 @@ where
     // The Kubernetes watchers start at once and sync while the node is discovered.
     let mut kube = k8s::start(&config, &metrics).await?;
 
-    // 1. The node, from IMDS and EC2.
+    // 1. The node, from IMDS and EC2 (once EC2 shows what the checkpoint holds).
     let (node, observed) = node::discover(&*ec2, &imds, &config).await?;
     tracing::info!(instance = %node.identity.instance_id, instance_type = %node.identity.instance_type, enis = observed.len(), "node discovered");
     allocatable::refresh(&node, &config);
+    let entries = checkpoint::load(&config.checkpoint)?;
+    let observed = node::await_checkpointed(&*ec2, &node, &config, observed, &entries).await?;
     let mut pool = Pool::new(node.limits, config.pool_for(node.limits));
     if let Some(note) = pool.mode_note() {
         tracing::warn!("{note}");
@@ -90,7 +92,6 @@ where
     );
 
     // 2. Pod ownership from the checkpoint; the pool loop keeps it from what was kept.
-    let entries = checkpoint::load(&config.checkpoint)?;
     let kept = driver::restore(&mut pool, &entries);
     tracing::info!(
         restored = kept.len(),

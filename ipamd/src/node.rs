@@ -3,8 +3,10 @@
 //! corrected) by EC2.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use cloud::model::{EniFilter, ImdsInterface, InstanceIdentity, InterfaceType, NetworkInterface};
 use cloud::{Ec2, Imds};
@@ -291,6 +293,66 @@ pub async fn observe_from_ec2<E: Ec2>(
     }
     out.sort_by_key(|o| o.device);
     Ok(out)
+}
+
+/// How long start-up waits for EC2 to show every address the checkpoint holds. EC2 is
+/// eventually consistent: an address assigned or an ENI attached moments before a restart may
+/// not be described yet, and restoring without it would drop a running pod's address and later
+/// hand it to another pod.
+pub const CHECKPOINT_WAIT: Duration = Duration::from_secs(20);
+
+/// Re-reads EC2 every second until it shows each address of `entries` on one of the node's
+/// ENIs, or [`CHECKPOINT_WAIT`] has passed; returns the last view. What is still missing then
+/// is dropped by the restore, which logs each entry and why.
+///
+/// # Errors
+/// [`Error::Cloud`] when EC2 cannot be read.
+pub async fn await_checkpointed<E: Ec2>(
+    ec2: &E,
+    node: &Node,
+    config: &Config,
+    mut observed: Vec<ObservedEni>,
+    entries: &[crate::checkpoint::Entry],
+) -> Result<Vec<ObservedEni>> {
+    let wanted: Vec<Ipv4Addr> = entries
+        .iter()
+        .filter_map(|e| e.ipv4.as_deref()?.parse().ok())
+        .collect();
+    let missing = |observed: &[ObservedEni]| {
+        let shown = |ip: &Ipv4Addr| {
+            observed.iter().any(|o| {
+                o.ips.contains(ip)
+                    || o.primary_ip == *ip
+                    || o.prefixes.iter().any(|p| p.contains(*ip))
+            })
+        };
+        wanted.iter().filter(|ip| !shown(ip)).count()
+    };
+    let mut left = missing(&observed);
+    if left == 0 {
+        return Ok(observed);
+    }
+    let start = Instant::now();
+    tracing::info!(
+        missing = left,
+        "EC2 does not show every address in the checkpoint yet; waiting for it (EC2 is eventually consistent)"
+    );
+    while left > 0 && start.elapsed() < CHECKPOINT_WAIT {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        observed = observe_from_ec2(ec2, node, config).await?;
+        left = missing(&observed);
+    }
+    let waited_ms = start.elapsed().as_millis();
+    if left == 0 {
+        tracing::info!(waited_ms, "EC2 shows every address in the checkpoint");
+    } else {
+        tracing::warn!(
+            missing = left,
+            waited_ms,
+            "EC2 still does not show some addresses in the checkpoint; their pods lose them"
+        );
+    }
+    Ok(observed)
 }
 
 /// The engine's view from IMDS alone, for ENIs whose flags are already known; `None` when an

@@ -28,6 +28,28 @@ fn until_logged(log: &Path, what: &str, ok: impl Fn(&str) -> bool) -> String {
     }
 }
 
+type Client = ipamd::rpc::cni_backend_client::CniBackendClient<tonic::transport::Channel>;
+
+/// ADD as the kubelet does it: retried while ipamd answers `RESOURCE_EXHAUSTED` (the pool is
+/// waiting for EC2), failing after a minute.
+async fn add_until_served(client: &mut Client, id: &str) -> ipamd::rpc::AddNetworkReply {
+    let deadline = Instant::now() + Duration::from_mins(1);
+    loop {
+        match client.add_network(add_request(id, "default", id)).await {
+            Ok(r) => {
+                let r = r.into_inner();
+                assert!(r.success, "{id}: {r:?}");
+                return r;
+            }
+            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                assert!(Instant::now() < deadline, "{id} never served: {s}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(s) => panic!("{id}: {s}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_action_is_named_and_pods_are_served_once_it_is_granted() {
     let _serial = SERIAL.lock().await;
@@ -55,23 +77,7 @@ async fn a_denied_action_is_named_and_pods_are_served_once_it_is_granted() {
     assert!(log.contains("ec2:AssignPrivateIpAddresses"), "{log}");
     // Granted: the next tick's call succeeds and the pod is served, no restart needed.
     harness_client::clear_faults();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match client
-            .add_network(add_request("c-denied", "default", "web-0"))
-            .await
-        {
-            Ok(r) => {
-                assert!(r.into_inner().success);
-                break;
-            }
-            Err(s) if s.code() == tonic::Code::ResourceExhausted => {
-                assert!(Instant::now() < deadline, "still refused: {s}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(s) => panic!("{s}"),
-        }
-    }
+    add_until_served(&mut client, "c-denied").await;
     n.assert_agrees().await;
     d.stop();
 }
@@ -250,18 +256,7 @@ async fn expired_credentials_are_named_and_waited_out() {
     // The session token expires: the next 20 EC2 calls are refused as EC2 refuses them.
     harness_client::fault("*", "ExpiredToken", 1.0, Some(20));
     for i in 0..6 {
-        let id = format!("c-exp-{i}");
-        let deadline = Instant::now() + Duration::from_mins(1);
-        loop {
-            match client.add_network(add_request(&id, "default", &id)).await {
-                Ok(_) => break,
-                Err(s) if s.code() == tonic::Code::ResourceExhausted => {
-                    assert!(Instant::now() < deadline, "{id} never served: {s}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(s) => panic!("{id}: {s}"),
-            }
-        }
+        add_until_served(&mut client, &format!("c-exp-{i}")).await;
     }
     let log = d.log_text();
     assert!(
@@ -275,5 +270,57 @@ async fn expired_credentials_are_named_and_waited_out() {
     harness_client::clear_faults();
     let view = n.assert_agrees().await;
     assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(6));
+    d.stop();
+}
+
+/// The address `/v1/pool` shows the pod of `container` holding, if any.
+fn held_by(view: &serde_json::Value, container: &str) -> Option<String> {
+    view["addresses"].as_array()?.iter().find_map(|a| {
+        let holder = a["pod"]["container_id"].as_str()?;
+        (holder == container).then(|| a["ip"].as_str().unwrap_or_default().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_ec2_lags_keeps_every_checkpointed_address() {
+    let _serial = SERIAL.lock().await;
+    let n = node("lagging", "m5.large", "10.0.80.0/20").await;
+    // EC2 describes an assignment or an attachment only 8 s after it (eventual consistency).
+    harness_client::consistency(r#"{"describe_lag_ms": 8000}"#);
+    let d = n.start(&[("WARM_IP_TARGET", "2")]).await;
+    let mut client = connect(&n.socket()).await.unwrap();
+    let first = client
+        .add_network(add_request("c-lag-0", "default", "web-0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(first.success);
+    let ip = first.ip_allocation_metadata[0].ipv4_addr.clone();
+    // Crash and restart at once: EC2 does not describe web-0's address yet.
+    d.kill9();
+    let d = n.start(&[("WARM_IP_TARGET", "2")]).await;
+    let log = d.log_text();
+    assert!(
+        log.contains("waiting for it (EC2 is eventually consistent)"),
+        "{log}"
+    );
+    let view = n.introspect("/v1/pool").await;
+    assert_eq!(
+        held_by(&view, "c-lag-0").as_deref(),
+        Some(ip.as_str()),
+        "web-0 keeps its address: {view}"
+    );
+    // Nobody else gets it, while EC2 still lags and after.
+    let mut client = connect(&n.socket()).await.unwrap();
+    for i in 1..8 {
+        let id = format!("c-lag-{i}");
+        let r = add_until_served(&mut client, &id).await;
+        let given = &r.ip_allocation_metadata[0].ipv4_addr;
+        assert_ne!(given, &ip, "{id} was given web-0's address");
+    }
+    harness_client::clear_faults();
+    let view = n.assert_agrees().await;
+    assert_eq!(held_by(&view, "c-lag-0").as_deref(), Some(ip.as_str()));
+    assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(8));
     d.stop();
 }
