@@ -856,6 +856,67 @@ fn s_18_insufficient_cidr_blocks_pauses_growth_for_120s() {
 }
 
 #[test]
+fn a_failed_growth_is_the_reason_pods_wait_until_its_retry_not_a_full_node() {
+    let config = PoolConfig {
+        warm_eni_target: 0,
+        warm_ip_target: 1,
+        max_pods: UNCAPPED,
+        ..PoolConfig::default()
+    };
+    let mut pool = Pool::new(lookup("m5.large").unwrap(), config);
+    let eni = ObservedEni {
+        id: EniId("eni-1".into()),
+        device: 0,
+        primary_ip: "10.0.0.4".parse().unwrap(),
+        ips: vec![],
+        prefixes: vec![],
+        trunk: false,
+        unmanaged: false,
+    };
+    pool.step(Time(0), Input::Observed { enis: vec![eni] });
+    let calls = |actions: Vec<planner::pool::Action>| -> Vec<planner::pool::OpId> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                planner::pool::Action::Call { op, .. } => Some(op),
+                planner::pool::Action::Reply(_) => None,
+            })
+            .collect()
+    };
+    let op = calls(pool.step(Time(0), Input::Tick))[0];
+    let failed = Time::from_secs(1);
+    pool.step(
+        failed,
+        Input::Outcome {
+            op,
+            result: Err(Failure::Throttled),
+        },
+    );
+    let r = reply(pool.step(
+        Time::from_secs(2),
+        Input::AddPod {
+            key: PodKey::new("C1"),
+        },
+    ));
+    let retry = Time::from_secs(6);
+    assert!(
+        matches!(
+            &r,
+            Reply::NoAddress {
+                reason: NoAddress::GrowthRetrying {
+                    failure: Failure::Throttled,
+                    until,
+                },
+                ..
+            } if *until == retry
+        ),
+        "{r:?}"
+    );
+    assert!(calls(pool.step(Time::from_secs(5), Input::Tick)).is_empty());
+    assert_eq!(calls(pool.step(retry, Input::Tick)).len(), 1, "retried");
+}
+
+#[test]
 fn s_18b_pd_fallback_uses_secondary_ips_when_no_prefix_is_left() {
     let vars: BTreeMap<String, String> = [
         ("ENABLE_PREFIX_DELEGATION", "true"),

@@ -205,6 +205,7 @@ impl Pool {
             self.subnet_full = Some((self.now + self.config.subnet_full_backoff, failure));
         } else {
             self.growth_retry_at = self.now + GROWTH_RETRY;
+            self.growth_failure = Some(failure);
         }
     }
 

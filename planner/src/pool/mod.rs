@@ -100,6 +100,7 @@ impl Pool {
             cooling_queue: VecDeque::new(),
             growth_in_flight: None,
             growth_retry_at: Time(0),
+            growth_failure: None,
             subnet_full: None,
             fallback_until: None,
             last_decrease: None,
@@ -355,6 +356,14 @@ impl Pool {
             return NoAddress::SubnetFull {
                 failure: failure.clone(),
                 until: *until,
+            };
+        }
+        if let Some(failure) = &self.growth_failure
+            && self.now < self.growth_retry_at
+        {
+            return NoAddress::GrowthRetrying {
+                failure: failure.clone(),
+                until: self.growth_retry_at,
             };
         }
         if self.counters.cooling > 0 {

@@ -161,6 +161,8 @@ pub struct Pool {
     pub(super) cooling_queue: VecDeque<(Time, u32, u32)>,
     pub(super) growth_in_flight: Option<OpId>,
     pub(super) growth_retry_at: Time,
+    /// Why the last growth call failed (the reason pods are given until `growth_retry_at`).
+    pub(super) growth_failure: Option<Failure>,
     pub(super) subnet_full: Option<(Time, Failure)>,
     pub(super) fallback_until: Option<Time>,
     pub(super) last_decrease: Option<Time>,

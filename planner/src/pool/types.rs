@@ -234,6 +234,14 @@ pub enum NoAddress {
         /// When growth resumes.
         until: Time,
     },
+    /// The last growth call failed (not for want of room in the subnet); it is retried at
+    /// `until`.
+    GrowthRetrying {
+        /// What EC2 (or the node) answered.
+        failure: Failure,
+        /// When growth is tried again.
+        until: Time,
+    },
     /// The daemon is shutting down and no longer grows the pool.
     Terminating,
     /// The node is cordoned and `AWS_MANAGE_ENIS_NON_SCHEDULABLE` is off.
@@ -274,6 +282,10 @@ impl fmt::Display for NoAddress {
             NoAddress::SubnetFull { failure, until } => write!(
                 f,
                 "the subnet has no room ({failure}); growth resumes at {until}"
+            ),
+            NoAddress::GrowthRetrying { failure, until } => write!(
+                f,
+                "growing the pool failed ({failure}); it is retried at {until}"
             ),
             NoAddress::Terminating => f.write_str("the daemon is shutting down and does not grow the pool"),
             NoAddress::ProvisioningDisabled => f.write_str(
