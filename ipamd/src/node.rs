@@ -236,7 +236,8 @@ fn unmanaged(config: &Config, instance_id: &str, e: &NetworkInterface) -> bool {
 }
 
 /// The engine's view of the ENIs from EC2, which is authoritative: every ENI attached to the
-/// instance (IMDS can lag behind a new attachment or address).
+/// instance (IMDS can lag behind a new attachment or address); an attachment still `attaching`
+/// (or `detaching`) does not count.
 pub async fn observe_from_ec2<E: Ec2>(
     ec2: &E,
     node: &Node,
@@ -261,6 +262,11 @@ pub async fn observe_from_ec2<E: Ec2>(
             continue; // eniplan manages the default card
         }
         attachments.insert(e.id.clone(), a.id.clone());
+        if matches!(a.status.as_str(), "attaching" | "detaching" | "detached") {
+            // The instance does not have this ENI (yet, or any more): an attachment can stay
+            // `attaching` for minutes, and its addresses must not reach pods meanwhile.
+            continue;
+        }
         let _ = node.vpc_id.set(e.vpc_id.clone());
         let is_trunk = e.interface_type == InterfaceType::Trunk;
         let unmanaged = unmanaged(config, &node.identity.instance_id, e);

@@ -8,12 +8,20 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use cloud::Ec2 as _;
 use common::node;
 use ipamd::client::{add_request, connect, del_request};
 use tokio::sync::Mutex;
 
 /// The harness's fault rules are global: one test at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// This test's turn, on a harness with no fault left by an earlier test that failed.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    let turn = SERIAL.lock().await;
+    harness_client::clear_faults();
+    turn
+}
 
 /// Waits, with a deadline, until `ok` holds for the daemon's log.
 fn until_logged(log: &Path, what: &str, ok: impl Fn(&str) -> bool) -> String {
@@ -52,7 +60,7 @@ async fn add_until_served(client: &mut Client, id: &str) -> ipamd::rpc::AddNetwo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_denied_action_is_named_and_pods_are_served_once_it_is_granted() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial().await;
     let n = node("denied", "m5.large", "10.0.16.0/20").await;
     // The role lacks ec2:AssignPrivateIpAddresses (the VPC CNI crash-looped on this, #3704).
     harness_client::fault(
@@ -123,7 +131,7 @@ fn checkpointed(path: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_or_read_only_state_directory_refuses_adds_and_loses_nothing() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial().await;
     let n = node("full-disk", "m5.large", "10.0.32.0/20").await;
     let fs = Tmpfs::mount(&n.dir.join("ckpt"), "64k");
     let ckpt = fs.0.join("ipam.json");
@@ -200,7 +208,7 @@ async fn a_full_or_read_only_state_directory_refuses_adds_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_pre_scaling_serves_at_once_and_exits_cleanly() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial().await;
     let n = node("prescale-term", "m5.large", "10.0.48.0/20").await;
     // Pre-scaling would take a minute: every address assignment answers 20 s late.
     harness_client::latency("AssignPrivateIpAddresses", 20_000);
@@ -247,7 +255,7 @@ async fn sigterm_during_pre_scaling_serves_at_once_and_exits_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_credentials_are_named_and_waited_out() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial().await;
     let n = node("expired", "m5.large", "10.0.64.0/20").await;
     let d = n
         .start(&[("WARM_IP_TARGET", "2"), ("ENIPLAN_TICK_INTERVAL_MS", "100")])
@@ -283,7 +291,7 @@ fn held_by(view: &serde_json::Value, container: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_while_ec2_lags_keeps_every_checkpointed_address() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial().await;
     let n = node("lagging", "m5.large", "10.0.80.0/20").await;
     // EC2 describes an assignment or an attachment only 8 s after it (eventual consistency).
     harness_client::consistency(r#"{"describe_lag_ms": 8000}"#);
@@ -322,5 +330,94 @@ async fn a_restart_while_ec2_lags_keeps_every_checkpointed_address() {
     let view = n.assert_agrees().await;
     assert_eq!(held_by(&view, "c-lag-0").as_deref(), Some(ip.as_str()));
     assert_eq!(view["snapshot"]["assigned"].as_u64(), Some(8));
+    d.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_stuck_attaching_is_freed_and_its_addresses_never_served() {
+    let _serial = serial().await;
+    let n = node("stuck", "m5.large", "10.0.96.0/20").await;
+    let world = harness_client::node("stuck", &n.instance, 0);
+    // No warm ENI: the second ENI is created for the pods below, and its attachment never
+    // completes (the instance never sees it: no link, not in IMDS).
+    let env = [
+        ("ENIPLAN_HOST_NETWORKING", "true"),
+        ("WARM_ENI_TARGET", "0"),
+        ("WARM_IP_TARGET", "1"),
+        ("ENIPLAN_TICK_INTERVAL_MS", "100"),
+    ];
+    let d = n.start_in(&world.netns, &env).await;
+    harness_client::consistency(r#"{"stuck_attachments": 1}"#);
+    let mut client = connect(&n.socket()).await.unwrap();
+    let primary = n.introspect("/v1/pool").await["snapshot"]["enis"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // m5.large: 9 secondary addresses on the primary ENI; the tenth pod needs a second ENI.
+    for i in 0..9 {
+        add_until_served(&mut client, &format!("c-stuck-{i}")).await;
+    }
+    let stuck = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = harness_client::consistency("{}");
+            if let Some(id) = state["stuck"][0].as_str() {
+                break id.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no attachment got stuck: {state}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // While it is stuck, no address of it reaches the pool or a pod, however often the node is
+    // reconciled (every 2 s here), until ipamd gives up on its link and frees it.
+    let freed = "cannot set up the new ENI's host networking; freeing it";
+    let deadline = Instant::now() + Duration::from_mins(2);
+    while !d.log_text().contains(freed) {
+        let view = n.introspect("/v1/pool").await;
+        let on_stuck = view["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["eni"] == stuck.as_str());
+        assert!(!on_stuck, "the pool took the stuck ENI's addresses: {view}");
+        match client
+            .add_network(add_request("c-stuck-9", "default", "c-stuck-9"))
+            .await
+        {
+            Ok(r) => panic!("served while the only new ENI is stuck: {r:?}"),
+            Err(s) => assert_eq!(s.code(), tonic::Code::ResourceExhausted, "{s}"),
+        }
+        assert!(Instant::now() < deadline, "the stuck ENI was never freed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Then a new ENI attaches normally and the pod is served on it.
+    let r = add_until_served(&mut client, "c-stuck-9").await;
+    assert_ne!(r.ip_allocation_metadata[0].device_number, 0, "{r:?}");
+    let view = n.assert_agrees().await;
+    let enis: Vec<&str> = view["snapshot"]["enis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(
+        enis.contains(&primary.as_str()) && !enis.contains(&stuck.as_str()),
+        "{view}"
+    );
+    let gone = n
+        .ec2
+        .describe_network_interfaces(&cloud::model::EniFilter {
+            ids: vec![planner::pool::EniId(stuck.clone())],
+            ..cloud::model::EniFilter::default()
+        })
+        .await;
+    assert!(
+        gone.as_ref().is_ok_and(Vec::is_empty) || gone.is_err(),
+        "the stuck ENI was deleted: {gone:?}"
+    );
+    assert_eq!(n.leaked_enis().await, 0);
     d.stop();
 }
