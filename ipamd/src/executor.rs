@@ -205,6 +205,9 @@ impl<E: Ec2> Executor<E> {
     }
 
     async fn delete_eni(&self, eni: &EniId) -> Result<Outcome, Failure> {
+        // First out of the ENIs whose host networking reconcile keeps: IMDS goes on listing an
+        // ENI for a while after its detach, and a pass in between must not set it up again.
+        self.node.flags.lock().expect("flags").remove(eni);
         if let Some(host) = &self.node.hostnet
             && let Err(e) = host.release_eni(eni).await
         {
@@ -230,7 +233,6 @@ impl<E: Ec2> Executor<E> {
                 .remove(eni);
         }
         if self.delete_with_retries(eni).await {
-            self.node.flags.lock().expect("flags").remove(eni);
             Ok(Outcome::EniDeleted)
         } else {
             Err(Failure::Other {

@@ -439,11 +439,18 @@ impl HostNet {
         self.ensure_address(index, &name, eni).await?;
         self.ensure_table(index, &name, eni).await?;
         self.ensure_primary_rule(eni).await?;
-        self.configured
+        let first = self
+            .configured
             .lock()
             .expect("configured")
-            .insert(eni.id.clone(), eni.clone());
-        tracing::info!(eni = %eni.id, link = %name, table = eni.table(), "ENI set up");
+            .insert(eni.id.clone(), eni.clone())
+            .is_none();
+        // Every reconcile pass checks each ENI again: only the first time is news.
+        if first {
+            tracing::info!(eni = %eni.id, link = %name, table = eni.table(), "ENI set up");
+        } else {
+            tracing::debug!(eni = %eni.id, link = %name, table = eni.table(), "ENI checked");
+        }
         Ok(())
     }
 

@@ -421,3 +421,130 @@ async fn an_attachment_stuck_attaching_is_freed_and_its_addresses_never_served()
     assert_eq!(n.leaked_enis().await, 0);
     d.stop();
 }
+
+/// The ENI ids the harness's (lagging) IMDS lists for the node.
+async fn imds_enis(imds: &cloud::aws::AwsImds) -> Vec<String> {
+    let interfaces = cloud::imds::interfaces(imds).await.unwrap();
+    interfaces.into_iter().map(|i| i.interface_id.0).collect()
+}
+
+/// The ENI ids `/v1/pool` holds.
+fn pool_enis(view: &serde_json::Value) -> Vec<String> {
+    view["snapshot"]["enis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| Some(e["id"].as_str()?.to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_imds_neither_revives_a_freed_eni_nor_hides_a_new_one() {
+    let _serial = serial().await;
+    let n = node("imdslag", "m5.large", "10.0.112.0/20").await;
+    let world = harness_client::node("imdslag", &n.instance, 0);
+    let imds = cloud::aws::AwsImds::new(&cloud::aws::AwsSettings {
+        imds_endpoint: Some(n.imds.clone()),
+        ..harness_client::settings()
+    })
+    .unwrap();
+    // An empty ENI attached before ipamd starts: the pool grows on the primary ENI and frees
+    // this one, which it does not need.
+    let spare = n
+        .ec2
+        .create_network_interface(&cloud::model::CreateEni {
+            subnet_id: n.subnet.clone(),
+            description: "spare".into(),
+            security_groups: Vec::new(),
+            secondary_ips: 0,
+            prefixes: 0,
+            interface_type: None,
+            tags: std::collections::BTreeMap::new(),
+        })
+        .await
+        .unwrap()
+        .id;
+    n.ec2
+        .attach_network_interface(&spare, &n.instance, 1, 0)
+        .await
+        .unwrap();
+    // IMDS answers as the instance was 10 s ago (reconciles run every 2 s).
+    harness_client::consistency(r#"{"imds_lag_ms": 10000}"#);
+    let env = [
+        ("ENIPLAN_HOST_NETWORKING", "true"),
+        ("WARM_IP_TARGET", "1"),
+        ("ENIPLAN_TICK_INTERVAL_MS", "100"),
+    ];
+    let d = n.start_in(&world.netns, &env).await;
+    let freed = |text: &str| text.contains(&format!("ENI released from the host eni={}", spare.0));
+    let deadline = Instant::now() + Duration::from_mins(2);
+    while !freed(&d.log_text()) {
+        assert!(Instant::now() < deadline, "the spare ENI was never freed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // While IMDS still lists the freed ENI, the pool never takes it back and its host
+    // networking is not set up again.
+    let mut listed = 0;
+    loop {
+        let at_imds = imds_enis(&imds).await.contains(&spare.0);
+        let view = n.at_rest().await;
+        assert!(!pool_enis(&view).contains(&spare.0), "revived: {view}");
+        if !at_imds {
+            break;
+        }
+        listed += 1;
+        assert!(
+            Instant::now() < deadline,
+            "IMDS lists the freed ENI for ever"
+        );
+    }
+    assert!(listed > 0, "IMDS never lagged behind the detach");
+    let log = d.log_text();
+    assert!(
+        !log.contains(&format!(
+            "cannot set up the ENI's host networking; retrying on the next reconcile eni={}",
+            spare.0
+        )),
+        "{log}"
+    );
+    let rules = Command::new("ip")
+        .args(["netns", "exec", &world.netns, "ip", "rule", "show"])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8_lossy(&rules.stdout);
+    assert!(
+        !rules.contains("lookup 2"),
+        "the freed ENI's rule is back:\n{rules}"
+    );
+
+    // A new ENI, which IMDS does not list for 10 s, is kept and serves its pod meanwhile.
+    let mut client = connect(&n.socket()).await.unwrap();
+    let mut last = None;
+    for i in 0..10 {
+        last = Some(add_until_served(&mut client, &format!("c-imds-{i}")).await);
+    }
+    let last = last.unwrap();
+    assert_ne!(last.ip_allocation_metadata[0].device_number, 0, "{last:?}");
+    let view = n.introspect("/v1/pool").await;
+    let new = view["snapshot"]["enis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["device"] != 0)
+        .and_then(|e| e["id"].as_str())
+        .unwrap_or_else(|| panic!("no second ENI: {view}"))
+        .to_owned();
+    let mut unlisted = 0;
+    while !imds_enis(&imds).await.contains(&new) {
+        unlisted += 1;
+        let view = n.at_rest().await;
+        assert!(
+            pool_enis(&view).contains(&new),
+            "dropped before IMDS listed it: {view}"
+        );
+        assert!(Instant::now() < deadline, "IMDS never lists the new ENI");
+    }
+    assert!(unlisted > 0, "IMDS never lagged behind the attach");
+    n.assert_agrees().await;
+    d.stop();
+}
