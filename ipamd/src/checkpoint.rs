@@ -38,6 +38,14 @@ pub struct Metadata {
         skip_serializing_if = "String::is_empty"
     )]
     pub pod_name: String,
+    /// The pod's UID, as ipamd's pod watch had it at the ADD (eniplan's addition: the reference
+    /// neither writes nor reads it; empty when the watch did not have the pod yet).
+    #[serde(
+        rename = "k8sPodUID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub pod_uid: String,
     /// Addresses the pod holds (1 unless multi-NIC).
     #[serde(rename = "interfacesCount", default, skip_serializing_if = "is_zero")]
     pub interfaces_count: u32,
@@ -282,9 +290,21 @@ mod tests {
             metadata: Metadata {
                 pod_namespace: "default".into(),
                 pod_name: "web-0".into(),
+                pod_uid: String::new(),
                 interfaces_count: 1,
             },
         }
+    }
+
+    #[test]
+    fn the_pod_uid_is_kept_when_present_and_absent_otherwise() {
+        let mut e = entry("c1", "10.0.0.5");
+        let plain = serde_json::to_string(&e).unwrap();
+        assert!(!plain.contains("k8sPodUID"), "{plain}");
+        e.metadata.pod_uid = "6f1c".into();
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains(r#""k8sPodUID":"6f1c""#), "{text}");
+        assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), e);
     }
 
     #[test]

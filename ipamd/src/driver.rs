@@ -73,8 +73,8 @@ pub enum Event {
     GoneCandidates {
         /// (namespace, name) of every pod on the node, with its creation time.
         pods: Arc<crate::k8s::gone::PodsOnNode>,
-        /// When the watch first listed.
-        listed_at: i64,
+        /// When (monotonic) the sweeper first saw the watch listed.
+        listed: Instant,
         /// `ENIPLAN_POD_RELEASE_GRACE_SECS`.
         grace: std::time::Duration,
         /// The candidates.
@@ -93,6 +93,8 @@ pub struct Candidate {
     pub namespace: String,
     /// Its name.
     pub name: String,
+    /// Its UID as recorded at the ADD (empty if unknown then).
+    pub uid: String,
     /// Its ADD's time (Unix ns): a re-ADD since makes the candidate stale.
     pub allocated_at: i64,
 }
@@ -158,6 +160,12 @@ pub struct Driver<E> {
     settling: Vec<oneshot::Sender<View>>,
     cluster: Option<crate::k8s::Inputs>,
     notices: Option<crate::k8s::events::Notices>,
+    /// What the Kubernetes API says (this node's pods, whose UIDs go into the checkpoint).
+    facts: Option<tokio::sync::watch::Receiver<crate::k8s::Facts>>,
+    /// When (monotonic) each pod ADDed since start-up got its address: the gone-pod grace is
+    /// measured on this clock, which a step of the wall clock does not move. Restored entries
+    /// count from start-up.
+    added: BTreeMap<PodKey, Instant>,
 }
 
 /// Now, in Unix nanoseconds (the checkpoint's timestamps).
@@ -200,12 +208,33 @@ impl<E: Ec2 + 'static> Driver<E> {
             settling: Vec::new(),
             cluster: None,
             notices: None,
+            facts: None,
+            added: BTreeMap::new(),
         }
     }
 
     /// Sends Kubernetes Events for what an operator must act on.
     pub fn set_notices(&mut self, notices: crate::k8s::events::Notices) {
         self.notices = Some(notices);
+    }
+
+    /// Reads this node's pods from `facts`, to record each ADDed pod's UID.
+    pub fn set_facts(&mut self, facts: tokio::sync::watch::Receiver<crate::k8s::Facts>) {
+        self.facts = Some(facts);
+    }
+
+    /// The UID of the pod the watch has under `meta`'s name (empty if it has none).
+    fn pod_uid(&self, meta: &Metadata) -> String {
+        let Some(facts) = &self.facts else {
+            return String::new();
+        };
+        let id = (meta.pod_namespace.clone(), meta.pod_name.clone());
+        facts
+            .borrow()
+            .pods
+            .get(&id)
+            .map(|p| p.uid.clone())
+            .unwrap_or_default()
     }
 
     fn notify(&self, subject: crate::k8s::events::Subject, reason: &'static str, note: String) {
@@ -315,9 +344,11 @@ impl<E: Ec2 + 'static> Driver<E> {
                     allocation_timestamp: unix_nanos(),
                     metadata: Metadata {
                         interfaces_count: 1,
+                        pod_uid: self.pod_uid(&meta),
                         ..meta
                     },
                 };
+                self.added.insert(key.clone(), Instant::now());
                 self.ckpt.put(key, entry);
                 let _ = reply.send(Ok((address, self.ckpt.sync())));
             }
@@ -448,24 +479,32 @@ impl<E: Ec2 + 'static> Driver<E> {
             Event::Cluster(now) => self.cluster(now),
             Event::GoneCandidates {
                 pods,
-                listed_at,
+                listed,
                 grace,
                 reply,
             } => {
-                let _ = reply.send(self.gone_candidates(&pods, listed_at, grace));
+                let _ = reply.send(self.gone_candidates(&pods, listed, grace));
             }
             Event::ReleaseGone(confirmed) => self.release_gone(confirmed),
         }
     }
 
-    /// Checkpoint entries whose pod is gone, as far as the watch tells ([`crate::k8s::gone`]).
+    /// Checkpoint entries whose pod is gone, as far as the watch tells ([`crate::k8s::gone`]),
+    /// among those whose ADD and the watch's first list are both older than `grace`.
     fn gone_candidates(
-        &self,
+        &mut self,
         pods: &crate::k8s::gone::PodsOnNode,
-        listed_at: i64,
+        listed: Instant,
         grace: std::time::Duration,
     ) -> Vec<Candidate> {
-        crate::k8s::gone::candidates(self.ckpt.entries(), pods, listed_at, grace, unix_nanos())
+        let ckpt = &self.ckpt;
+        self.added.retain(|k, _| ckpt.entries().contains_key(k));
+        let (added, start, now) = (&self.added, self.start, Instant::now());
+        let settled = |key: &PodKey| {
+            let at = added.get(key).copied().unwrap_or(start);
+            now.saturating_duration_since(at.max(listed)) >= grace
+        };
+        crate::k8s::gone::candidates(ckpt.entries(), pods, settled)
     }
 
     /// Releases the addresses of pods the API confirmed gone from this node (S-35's purpose,

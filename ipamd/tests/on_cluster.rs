@@ -827,3 +827,83 @@ async fn enable_pod_eni_asks_for_a_trunk_through_the_cninode_on_trunking_types_o
     assert_eq!(c.cninode_features(name).await, Value::Null, "no CNINode");
     d.stop();
 }
+
+/// libfaketime (Debian's `faketime`, which scripts/test installs).
+fn libfaketime() -> String {
+    let found = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.exists());
+    let lib = found.expect("libfaketime is missing: apt-get install faketime");
+    lib.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_of_the_nodes_clock_frees_no_running_pods_address() {
+    let _serial = SERIAL.lock().await;
+    let n = node("clock-m5", "m5.large", "10.0.160.0/20").await;
+    let c = Cluster::start(&n.dir).await;
+    let name = "ip-10-0-160-10.us-west-2.compute.internal";
+    c.register(name, "us-west-2a", 29).await;
+    c.kubectl(
+        &["create", "-f", "-"],
+        Some(&pods_yaml(&["a", "gone-1", "gone-2"], name)),
+    )
+    .await;
+    // ipamd's wall clock, through libfaketime, steps as this file says; its monotonic clock
+    // (every timer) is left alone, as a real step leaves it.
+    let clock = n.dir.join("faketime");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let mut env = cluster_env(&c, name);
+    env.push(("ENIPLAN_POD_RELEASE_GRACE_SECS", "2".into()));
+    env.push(("LD_PRELOAD", libfaketime()));
+    env.push(("FAKETIME_TIMESTAMP_FILE", clock.display().to_string()));
+    env.push(("FAKETIME_NO_CACHE", "1".into()));
+    env.push(("FAKETIME_DONT_FAKE_MONOTONIC", "1".into()));
+    let env = env_refs(&env);
+    let d = n.start(&env).await;
+    let mut ips = std::collections::BTreeMap::new();
+    for p in ["a", "gone-1", "gone-2"] {
+        ips.insert(p.to_owned(), add_when_ready(&n, p).await.to_string());
+    }
+
+    // The node's clock steps back five minutes; then pod b is created (API server clock) and
+    // added: its entry's time is five minutes before its pod's creation.
+    std::fs::write(&clock, "-5m\n").unwrap();
+    c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("b", name)))
+        .await;
+    ips.insert("b".into(), add_when_ready(&n, "b").await.to_string());
+    let path = n.dir.join("ipam.json");
+    assert!(
+        checkpoint_timestamp(&path, "b") < unix_nanos() - 240_000_000_000,
+        "the step took effect"
+    );
+    // A pod deleted without a DEL is released: a sweep has looked at b's entry, older than
+    // the grace period, and kept it.
+    c.kubectl(&["delete", "pod", "gone-1"], None).await;
+    let view = until(&n, "/v1/pool", "gone-1's address released", |v| {
+        !holders(v).contains_key("gone-1")
+    })
+    .await;
+    let held = holders(&view);
+    for p in ["a", "b", "gone-2"] {
+        assert_eq!(held.get(p), ips.get(p), "{p} keeps its address: {held:?}");
+    }
+
+    // Stepped forward again (ten minutes): every entry looks older, nothing else changes.
+    std::fs::write(&clock, "+5m\n").unwrap();
+    c.kubectl(&["delete", "pod", "gone-2"], None).await;
+    let view = until(&n, "/v1/pool", "gone-2's address released", |v| {
+        !holders(v).contains_key("gone-2")
+    })
+    .await;
+    let held = holders(&view);
+    assert_eq!(held.len(), 2, "{held:?}");
+    for p in ["a", "b"] {
+        assert_eq!(held.get(p), ips.get(p), "{p} keeps its address: {held:?}");
+    }
+    n.assert_agrees().await;
+    d.stop();
+    c.assert_within_rbac();
+}

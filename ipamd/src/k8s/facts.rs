@@ -102,7 +102,7 @@ pub struct Facts {
     pub eni_configs: BTreeMap<String, ENIConfigSpec>,
     /// The last error a watch reported, while it retries.
     pub last_error: Option<String>,
-    /// This node's pods (namespace, name) with their creation time (Unix ns), from the
+    /// This node's pods (namespace, name) with their UID and creation time, from the
     /// `spec.nodeName` watch.
     #[serde(skip)]
     pub pods: std::sync::Arc<super::gone::PodsOnNode>,

@@ -3,13 +3,15 @@
 //! pods, the sweeper confirms each candidate with a GET ([`confirmed`]) before the pool loop
 //! releases it.
 //!
-//! The checkpoint (`vpc-cni-ipam/1`) records a pod's namespace and name but not its UID, so a
-//! pod deleted and created again under the same name on the same node while ipamd was down
-//! would keep its predecessor's entry alive for good. An entry is therefore also gone when the
+//! A pod deleted and created again under the same name on the same node while ipamd was down
+//! must not keep its predecessor's entry alive. eniplan records the pod's UID in the entry at
+//! the ADD (from its pod watch), and the entry is gone once the pod under its name has another
+//! UID. The reference's checkpoint has no UID, so for an entry without one (written by the VPC
+//! CNI, or ADDed before the watch had the pod) the clocks decide: the entry is gone when the
 //! pod now under its name was created (`metadata.creationTimestamp`, API server clock) more
 //! than [`RECREATED_MARGIN`] after the entry's ADD (`allocationTimestamp`, this node's clock).
-//! The new pod's own ADD comes after its creation, so its entry is never taken for gone while
-//! the two clocks disagree by less than the margin.
+//! That fallback trusts the two clocks to agree within the margin; the UID needs no clock, so
+//! a step of the node's clock cannot make a running pod's entry look like its predecessor's.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,14 +28,35 @@ use planner::pool::PodKey;
 /// entry as before.
 pub const RECREATED_MARGIN: Duration = Duration::from_mins(1);
 
-/// This node's pods as the watch has them: (namespace, name) → creation time, Unix ns (`None`
-/// when the API gave none).
-pub type PodsOnNode = BTreeMap<(String, String), Option<i64>>;
+/// A pod as the watch has it: what tells it from another pod of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodSeen {
+    /// `metadata.uid` (empty when the API gave none).
+    pub uid: String,
+    /// `metadata.creationTimestamp`, Unix ns.
+    pub created: Option<i64>,
+}
 
-/// A pod's creation time, Unix ns.
-pub fn created_at(p: &Pod) -> Option<i64> {
-    let t = p.metadata.creation_timestamp.as_ref()?;
-    i64::try_from(t.0.as_nanosecond()).ok()
+/// This node's pods as the watch has them, by (namespace, name).
+pub type PodsOnNode = BTreeMap<(String, String), PodSeen>;
+
+/// What the watch keeps of a pod.
+pub fn seen(p: &Pod) -> PodSeen {
+    let created = p.metadata.creation_timestamp.as_ref();
+    PodSeen {
+        uid: p.metadata.uid.clone().unwrap_or_default(),
+        created: created.and_then(|t| i64::try_from(t.0.as_nanosecond()).ok()),
+    }
+}
+
+/// Whether `pod`, now under an entry's name, is a newer pod than the one the entry (with pod
+/// UID `uid`, ADDed at `allocated_at`, Unix ns) was for: by UID when both are known, else by
+/// [`recreated_since`].
+pub fn superseded(uid: &str, allocated_at: i64, pod: &PodSeen) -> bool {
+    if !uid.is_empty() && !pod.uid.is_empty() {
+        return uid != pod.uid;
+    }
+    recreated_since(pod.created, allocated_at)
 }
 
 /// Whether a pod created at `created` (Unix ns) is a newer pod than the one an entry allocated
@@ -45,48 +68,44 @@ pub fn recreated_since(created: Option<i64>, allocated_at: i64) -> bool {
 }
 
 /// Checkpoint entries whose pod the watch does not have, or has only as a newer pod of the
-/// same name, and whose ADD and the watch's first list (`listed_at`) are both older than
-/// `grace` at `now` (all Unix ns). Entries without a pod name are kept, as the reference keeps
-/// them.
+/// same name, among those `settled` accepts (the caller's grace period, on a clock of its
+/// choosing). Entries without a pod name are kept, as the reference keeps them.
 pub fn candidates<'a>(
     entries: impl IntoIterator<Item = (&'a PodKey, &'a Entry)>,
     pods: &PodsOnNode,
-    listed_at: i64,
-    grace: Duration,
-    now: i64,
+    settled: impl Fn(&PodKey) -> bool,
 ) -> Vec<Candidate> {
-    let grace = i64::try_from(grace.as_nanos()).unwrap_or(i64::MAX);
     entries
         .into_iter()
-        .filter(|(_, e)| {
+        .filter(|(k, e)| {
             let m = &e.metadata;
             let id = (m.pod_namespace.clone(), m.pod_name.clone());
             !m.pod_name.is_empty()
                 && pods
                     .get(&id)
-                    .is_none_or(|created| recreated_since(*created, e.allocation_timestamp))
-                && now.saturating_sub(e.allocation_timestamp.max(listed_at)) >= grace
+                    .is_none_or(|pod| superseded(&m.pod_uid, e.allocation_timestamp, pod))
+                && settled(k)
         })
         .map(|(k, e)| Candidate {
             key: k.clone(),
             namespace: e.metadata.pod_namespace.clone(),
             name: e.metadata.pod_name.clone(),
+            uid: e.metadata.pod_uid.clone(),
             allocated_at: e.allocation_timestamp,
         })
         .collect()
 }
 
-/// Whether the API's answer to a GET of a candidate's pod confirms it gone from `node`: no such
-/// pod, the pod on another node, or a pod of that name created after the candidate's ADD
-/// (beyond [`RECREATED_MARGIN`]).
-pub fn confirmed(answer: Option<&Pod>, node: &str, allocated_at: i64) -> bool {
+/// Whether the API's answer to a GET of candidate `c`'s pod confirms it gone from `node`: no
+/// such pod, the pod on another node, or a newer pod of that name ([`superseded`]).
+pub fn confirmed(answer: Option<&Pod>, node: &str, c: &Candidate) -> bool {
     let Some(p) = answer else { return true };
     let elsewhere = p
         .spec
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
         .is_some_and(|n| n != node);
-    elsewhere || recreated_since(created_at(p), allocated_at)
+    elsewhere || superseded(&c.uid, c.allocated_at, &seen(p))
 }
 
 #[cfg(test)]
@@ -116,9 +135,38 @@ mod tests {
         (e.key(), e)
     }
 
+    fn with_uid(e: (PodKey, Entry), uid: &str) -> (PodKey, Entry) {
+        let (k, mut e) = e;
+        e.metadata.pod_uid = uid.into();
+        (k, e)
+    }
+
+    fn at(created: i64) -> PodSeen {
+        PodSeen {
+            uid: String::new(),
+            created: Some(created),
+        }
+    }
+
+    fn candidate(uid: &str, allocated_at: i64) -> Candidate {
+        let (key, _) = entry("c", "web-0", allocated_at);
+        Candidate {
+            key,
+            namespace: "default".into(),
+            name: "web-0".into(),
+            uid: uid.into(),
+            allocated_at,
+        }
+    }
+
     fn pod(created: &str, node: &str) -> Pod {
+        pod_with_uid(created, node, "")
+    }
+
+    fn pod_with_uid(created: &str, node: &str, uid: &str) -> Pod {
         serde_json::from_value(json!({
-            "metadata": {"name": "web-0", "namespace": "default", "creationTimestamp": created},
+            "metadata": {"name": "web-0", "namespace": "default", "creationTimestamp": created,
+                         "uid": uid},
             "spec": {"nodeName": node, "containers": []},
         }))
         .unwrap()
@@ -130,7 +178,6 @@ mod tests {
 
     #[test]
     fn a_pod_recreated_under_the_same_name_makes_the_old_entry_a_candidate_not_the_new_one() {
-        let grace = Duration::from_mins(1);
         // The old pod's ADD at T0; ipamd down; the pod deleted and created again at T0 + 10 min
         // (API server clock); its ADD at T0 + 10 min 2 s (node clock) got a new entry.
         let recreated = T0 + 600 * S;
@@ -142,19 +189,17 @@ mod tests {
         .into_iter()
         .collect();
         let pods: PodsOnNode = [
-            (("default".into(), "web-0".into()), Some(recreated)),
-            (("default".into(), "web-1".into()), Some(T0 - 5 * S)),
+            (("default".into(), "web-0".into()), at(recreated)),
+            (("default".into(), "web-1".into()), at(T0 - 5 * S)),
         ]
         .into_iter()
         .collect();
-        let listed_at = recreated + 3 * S;
-        // Within the grace period after the watch's list, nothing is a candidate.
-        let early = candidates(&entries, &pods, listed_at, grace, listed_at + 59 * S);
+        // Within the grace period (the caller's clock), nothing is a candidate.
+        let early = candidates(&entries, &pods, |_| false);
         assert!(early.is_empty(), "{early:?}");
         // After it, the old entry only: the new pod's entry is newer than its pod, web-1's pod
         // is older than its entry.
-        let now = listed_at + 60 * S;
-        let c = candidates(&entries, &pods, listed_at, grace, now);
+        let c = candidates(&entries, &pods, |_| true);
         assert_eq!(names(&c), ["old"]);
         assert_eq!(c[0].allocated_at, T0);
 
@@ -163,55 +208,104 @@ mod tests {
         let skewed: BTreeMap<_, _> = [entry("new", "web-0", recreated + 2 * S - 59 * S)]
             .into_iter()
             .collect();
-        let c = candidates(&skewed, &pods, listed_at, grace, now + 600 * S);
+        let c = candidates(&skewed, &pods, |_| true);
         assert!(c.is_empty(), "skew within the margin: {c:?}");
         // Beyond the margin the rule cannot tell: documented, and why the margin is a minute.
         let skewed: BTreeMap<_, _> = [entry("new", "web-0", recreated - 61 * S)]
             .into_iter()
             .collect();
-        assert_eq!(
-            names(&candidates(&skewed, &pods, listed_at, grace, now + 600 * S)),
-            ["new"]
-        );
+        assert_eq!(names(&candidates(&skewed, &pods, |_| true)), ["new"]);
 
         // Unknown times never make an entry a candidate while its pod exists.
         let unknown: BTreeMap<_, _> = [entry("zero", "web-0", 0)].into_iter().collect();
-        assert!(candidates(&unknown, &pods, listed_at, grace, now).is_empty());
-        let no_created: PodsOnNode = [(("default".into(), "web-0".into()), None)]
+        assert!(candidates(&unknown, &pods, |_| true).is_empty());
+        let no_created: PodsOnNode = [(("default".into(), "web-0".into()), PodSeen::default())]
             .into_iter()
             .collect();
         assert_eq!(
-            names(&candidates(&entries, &no_created, listed_at, grace, now)),
+            names(&candidates(&entries, &no_created, |_| true)),
             ["other"],
             "web-1 is not in this list at all; web-0 without a creation time keeps both entries"
         );
     }
 
     #[test]
+    fn with_uids_no_clock_decides() {
+        // The node's clock stepped back an hour: the running pod's entry looks an hour older
+        // than its pod. With its UID recorded it is kept; the recreated pod's old entry goes.
+        let created = T0 + 3600 * S;
+        let entries: BTreeMap<_, _> = [
+            with_uid(entry("running", "web-0", T0), "uid-2"),
+            with_uid(entry("old", "web-1", T0), "uid-1"),
+        ]
+        .into_iter()
+        .collect();
+        let pod = |uid: &str| PodSeen {
+            uid: uid.into(),
+            created: Some(created),
+        };
+        let pods: PodsOnNode = [
+            (("default".into(), "web-0".into()), pod("uid-2")),
+            (("default".into(), "web-1".into()), pod("uid-3")),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(names(&candidates(&entries, &pods, |_| true)), ["old"]);
+        // A UID on one side only: the clocks decide, as for the reference's entries.
+        assert!(superseded("", T0, &pod("uid-2")));
+        assert!(superseded("uid-2", T0, &at(created)));
+        assert!(!superseded("", created, &pod("uid-2")));
+    }
+
+    #[test]
     fn a_get_confirms_a_missing_a_moved_or_a_recreated_pod_only() {
         let node = "n1";
-        assert!(confirmed(None, node, T0), "404");
+        assert!(confirmed(None, node, &candidate("", T0)), "404");
         assert!(
-            confirmed(Some(&pod("2026-01-01T00:00:00Z", "n2")), node, T0),
+            confirmed(
+                Some(&pod("2026-01-01T00:00:00Z", "n2")),
+                node,
+                &candidate("", T0)
+            ),
             "on another node"
         );
         assert!(
-            !confirmed(Some(&pod("2025-12-31T23:00:00Z", node)), node, T0),
+            !confirmed(
+                Some(&pod("2025-12-31T23:00:00Z", node)),
+                node,
+                &candidate("", T0)
+            ),
             "the same pod, created before its ADD"
         );
         assert!(
-            !confirmed(Some(&pod("2026-01-01T00:01:00Z", node)), node, T0),
+            !confirmed(
+                Some(&pod("2026-01-01T00:01:00Z", node)),
+                node,
+                &candidate("", T0)
+            ),
             "created exactly the margin after the ADD: kept"
         );
         assert!(
-            confirmed(Some(&pod("2026-01-01T00:01:01Z", node)), node, T0),
+            confirmed(
+                Some(&pod("2026-01-01T00:01:01Z", node)),
+                node,
+                &candidate("", T0)
+            ),
             "created after the ADD beyond the margin: a new pod of the same name"
         );
         assert!(
-            !confirmed(Some(&pod("2026-01-01T00:10:00Z", node)), node, 0),
+            !confirmed(
+                Some(&pod("2026-01-01T00:10:00Z", node)),
+                node,
+                &candidate("", 0)
+            ),
             "an entry without a timestamp"
         );
+        // With UIDs: the same UID is the same pod whatever the clocks say; another is not.
+        let late = pod_with_uid("2026-01-01T01:00:00Z", node, "uid-1");
+        assert!(!confirmed(Some(&late), node, &candidate("uid-1", T0)));
+        assert!(confirmed(Some(&late), node, &candidate("uid-0", T0)));
         let p = pod("2026-01-01T00:10:00.5Z", node);
-        assert_eq!(created_at(&p), Some(T0 + 600 * S + S / 2));
+        assert_eq!(seen(&p).created, Some(T0 + 600 * S + S / 2));
     }
 }

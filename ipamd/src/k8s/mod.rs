@@ -294,7 +294,7 @@ impl Fold {
         match event {
             Watched::Init => self.pods.clear(),
             Watched::InitApply(p) => {
-                self.pods.insert(pod_id(&p), gone::created_at(&p));
+                self.pods.insert(pod_id(&p), gone::seen(&p));
             }
             Watched::InitDone => {
                 let listed = Arc::new(std::mem::take(&mut self.pods));
@@ -307,10 +307,10 @@ impl Fold {
             }
             Watched::Apply(p) => {
                 self.tx.send_if_modified(|f| {
-                    let created = gone::created_at(&p);
-                    let before = Arc::make_mut(&mut f.pods).insert(pod_id(&p), created);
+                    let seen = gone::seen(&p);
+                    let before = Arc::make_mut(&mut f.pods).insert(pod_id(&p), seen.clone());
                     f.pod_count = f.pods.len();
-                    before != Some(created)
+                    before != Some(seen)
                 });
             }
             Watched::Delete(p) => self.tx.send_modify(|f| {
@@ -335,17 +335,23 @@ pub async fn pod_sweeper(
 ) {
     let mut every = tokio::time::interval((grace / 4).max(Duration::from_millis(250)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the watch had first listed, on the monotonic clock (a wall-clock step moves neither
+    // this nor the pool loop's ADD times): at the latest a tick after it did.
+    let mut listed = None;
     loop {
         every.tick().await;
-        let (pods, listed_at) = {
+        let (pods, current) = {
             let f = facts.borrow();
-            (Arc::clone(&f.pods), f.pods_current_since)
+            (Arc::clone(&f.pods), f.pods_current_since.is_some())
         };
-        let Some(listed_at) = listed_at else { continue };
+        if !current {
+            continue;
+        }
+        let listed = *listed.get_or_insert_with(tokio::time::Instant::now);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let ask = Event::GoneCandidates {
             pods,
-            listed_at,
+            listed,
             grace,
             reply,
         };
@@ -357,7 +363,7 @@ pub async fn pod_sweeper(
         for c in candidates {
             let api: Api<Pod> = Api::namespaced(client.clone(), &c.namespace);
             match api.get_opt(&c.name).await {
-                Ok(p) if gone::confirmed(p.as_ref(), &node, c.allocated_at) => confirmed.push(c),
+                Ok(p) if gone::confirmed(p.as_ref(), &node, &c) => confirmed.push(c),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(pod = %c.name, error = %e, "cannot confirm the pod is gone; keeping its address");
