@@ -297,14 +297,9 @@ async fn a_restart_while_ec2_lags_keeps_every_checkpointed_address() {
     harness_client::consistency(r#"{"describe_lag_ms": 8000}"#);
     let d = n.start(&[("WARM_IP_TARGET", "2")]).await;
     let mut client = connect(&n.socket()).await.unwrap();
-    let first = client
-        .add_network(add_request("c-lag-0", "default", "web-0"))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(first.success);
+    let first = add_until_served(&mut client, "c-lag-0").await;
     let ip = first.ip_allocation_metadata[0].ipv4_addr.clone();
-    // Crash and restart at once: EC2 does not describe web-0's address yet.
+    // Crash and restart at once: EC2 does not describe c-lag-0's address yet.
     d.kill9();
     let d = n.start(&[("WARM_IP_TARGET", "2")]).await;
     let log = d.log_text();
@@ -316,7 +311,7 @@ async fn a_restart_while_ec2_lags_keeps_every_checkpointed_address() {
     assert_eq!(
         held_by(&view, "c-lag-0").as_deref(),
         Some(ip.as_str()),
-        "web-0 keeps its address: {view}"
+        "c-lag-0 keeps its address: {view}"
     );
     // Nobody else gets it, while EC2 still lags and after.
     let mut client = connect(&n.socket()).await.unwrap();
@@ -324,7 +319,7 @@ async fn a_restart_while_ec2_lags_keeps_every_checkpointed_address() {
         let id = format!("c-lag-{i}");
         let r = add_until_served(&mut client, &id).await;
         let given = &r.ip_allocation_metadata[0].ipv4_addr;
-        assert_ne!(given, &ip, "{id} was given web-0's address");
+        assert_ne!(given, &ip, "{id} was given c-lag-0's address");
     }
     harness_client::clear_faults();
     let view = n.assert_agrees().await;

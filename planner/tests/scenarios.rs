@@ -863,17 +863,7 @@ fn a_failed_growth_is_the_reason_pods_wait_until_its_retry_not_a_full_node() {
         max_pods: UNCAPPED,
         ..PoolConfig::default()
     };
-    let mut pool = Pool::new(lookup("m5.large").unwrap(), config);
-    let eni = ObservedEni {
-        id: EniId("eni-1".into()),
-        device: 0,
-        primary_ip: "10.0.0.4".parse().unwrap(),
-        ips: vec![],
-        prefixes: vec![],
-        trunk: false,
-        unmanaged: false,
-    };
-    pool.step(Time(0), Input::Observed { enis: vec![eni] });
+    let mut pool = one_eni_pool(config, &[], &[]);
     let calls = |actions: Vec<planner::pool::Action>| -> Vec<planner::pool::OpId> {
         actions
             .into_iter()
@@ -1157,6 +1147,11 @@ fn fixed_pool(ips: &[&str], prefixes: &[&str], cooldown_secs: u64) -> Pool {
         ip_cooldown: Duration::from_secs(cooldown_secs),
         ..PoolConfig::default()
     };
+    one_eni_pool(config, ips, prefixes)
+}
+
+/// An m5.large pool observing one ENI (device 0, primary 10.0.0.4) with these addresses.
+fn one_eni_pool(config: PoolConfig, ips: &[&str], prefixes: &[&str]) -> Pool {
     let mut pool = Pool::new(lookup("m5.large").unwrap(), config);
     let eni = ObservedEni {
         id: EniId("eni-1".into()),
