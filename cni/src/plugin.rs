@@ -64,6 +64,7 @@ async fn add(env: &Env, conf: &NetConf, log: &mut Log) -> Result<Value, Error> {
             container_id: env.container_id.clone(),
             client_version: VERSION.to_owned(),
             requires_multi_nic_attachment: false,
+            k8s_pod_uid: env.arg("K8S_POD_UID").unwrap_or_default().to_owned(),
         })
         .await?;
     let allocation = reply

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
-use common::world::{Ipamd, checkpointed, wired};
+use common::world::{Ipamd, checkpointed, checkpointed_field, wired};
 use common::{Netns, add_until_served, conf, del, exec_plugin};
 
 /// ADDs `pod` as the kubelet does (again while the answer is "try again later"); its address.
@@ -328,6 +328,8 @@ async fn sigkill_during_add_and_del_storms_loses_and_doubles_no_address() {
     // committed it and died before answering. The runtime's DEL of a failed ADD, below, frees
     // it, as the CNI spec has runtimes do.)
     let book = checkpointed(&dir);
+    // The pod's UID from CNI_ARGS (K8S_POD_UID) is kept with each entry.
+    let uids = checkpointed_field(&dir, "/metadata/k8sPodUID");
     let mut seen = std::collections::BTreeSet::new();
     for ((pod, name), ok) in pods.iter().zip(&added) {
         let id = format!("c-{name}");
@@ -336,6 +338,7 @@ async fn sigkill_during_add_and_del_storms_loses_and_doubles_no_address() {
             let address = book
                 .get(&id)
                 .unwrap_or_else(|| panic!("{name} succeeded but is not checkpointed: {book:?}"));
+            assert_eq!(uids.get(&id), Some(&format!("uid-{name}")), "{name}'s UID");
             assert!(
                 seen.insert(address.clone()),
                 "{address} is on two pods: {book:?}"

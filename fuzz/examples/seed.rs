@@ -47,6 +47,7 @@ fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         container_id: "c0ffee".to_owned(),
         client_version: "0.1.0".to_owned(),
         requires_multi_nic_attachment: false,
+        k8s_pod_uid: "0b1c".to_owned(),
     };
     let del = eniplan_rpc::DelNetworkRequest {
         k8s_pod_name: "web-1".to_owned(),

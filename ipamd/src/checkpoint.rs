@@ -38,8 +38,8 @@ pub struct Metadata {
         skip_serializing_if = "String::is_empty"
     )]
     pub pod_name: String,
-    /// The pod's UID, as ipamd's pod watch had it at the ADD (eniplan's addition: the reference
-    /// neither writes nor reads it; empty when the watch did not have the pod yet).
+    /// The pod's UID, from the ADD (`K8S_POD_UID`, which eniplan-cni sends). eniplan's addition:
+    /// the reference neither writes nor reads it; empty when the plugin did not send it.
     #[serde(
         rename = "k8sPodUID",
         default,

@@ -55,6 +55,7 @@ pub fn add_request(container_id: &str, namespace: &str, pod: &str) -> AddNetwork
         container_id: container_id.to_owned(),
         client_version: String::new(),
         requires_multi_nic_attachment: false,
+        k8s_pod_uid: String::new(),
     }
 }
 

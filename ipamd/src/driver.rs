@@ -71,7 +71,7 @@ pub enum Event {
     /// name) and whose ADD and that list are both older than `grace` — candidates the caller
     /// confirms with the API before releasing ([`crate::k8s::gone`]).
     GoneCandidates {
-        /// (namespace, name) of every pod on the node, with its creation time.
+        /// (namespace, name) of every pod on the node, with its UID and creation time.
         pods: Arc<crate::k8s::gone::PodsOnNode>,
         /// When (monotonic) the sweeper first saw the watch listed.
         listed: Instant,
@@ -160,8 +160,6 @@ pub struct Driver<E> {
     settling: Vec<oneshot::Sender<View>>,
     cluster: Option<crate::k8s::Inputs>,
     notices: Option<crate::k8s::events::Notices>,
-    /// What the Kubernetes API says (this node's pods, whose UIDs go into the checkpoint).
-    facts: Option<tokio::sync::watch::Receiver<crate::k8s::Facts>>,
     /// When (monotonic) each pod ADDed since start-up got its address: the gone-pod grace is
     /// measured on this clock, which a step of the wall clock does not move. Restored entries
     /// count from start-up.
@@ -208,7 +206,6 @@ impl<E: Ec2 + 'static> Driver<E> {
             settling: Vec::new(),
             cluster: None,
             notices: None,
-            facts: None,
             added: BTreeMap::new(),
         }
     }
@@ -216,25 +213,6 @@ impl<E: Ec2 + 'static> Driver<E> {
     /// Sends Kubernetes Events for what an operator must act on.
     pub fn set_notices(&mut self, notices: crate::k8s::events::Notices) {
         self.notices = Some(notices);
-    }
-
-    /// Reads this node's pods from `facts`, to record each ADDed pod's UID.
-    pub fn set_facts(&mut self, facts: tokio::sync::watch::Receiver<crate::k8s::Facts>) {
-        self.facts = Some(facts);
-    }
-
-    /// The UID of the pod the watch has under `meta`'s name (empty if it has none).
-    fn pod_uid(&self, meta: &Metadata) -> String {
-        let Some(facts) = &self.facts else {
-            return String::new();
-        };
-        let id = (meta.pod_namespace.clone(), meta.pod_name.clone());
-        facts
-            .borrow()
-            .pods
-            .get(&id)
-            .map(|p| p.uid.clone())
-            .unwrap_or_default()
     }
 
     fn notify(&self, subject: crate::k8s::events::Subject, reason: &'static str, note: String) {
@@ -344,7 +322,6 @@ impl<E: Ec2 + 'static> Driver<E> {
                     allocation_timestamp: unix_nanos(),
                     metadata: Metadata {
                         interfaces_count: 1,
-                        pod_uid: self.pod_uid(&meta),
                         ..meta
                     },
                 };

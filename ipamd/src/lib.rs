@@ -121,7 +121,6 @@ where
     );
     if let Some(kube) = &kube {
         driver.set_notices(kube.events());
-        driver.set_facts(kube.facts.clone());
     }
     let loop_task = Tasks(vec![tokio::spawn(driver.run(rx))]);
 

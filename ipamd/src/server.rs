@@ -246,7 +246,7 @@ impl CniBackend for Service {
         let meta = Metadata {
             pod_namespace: r.k8s_pod_namespace,
             pod_name: r.k8s_pod_name,
-            pod_uid: String::new(), // the pool loop fills it in from the pod watch
+            pod_uid: r.k8s_pod_uid,
             interfaces_count: 1,
         };
         let (tx, rx) = oneshot::channel();

@@ -13,10 +13,10 @@ use tokio::sync::Mutex;
 mod common;
 
 use common::cluster::{
-    CNINODE_CRD, CRD, Cluster, add, add_sandbox, add_when_ready, checkpoint_containers,
-    checkpoint_timestamp, cluster_env, engine, env_refs, holders, insert_foreign_pods, metric,
-    metrics_address, pod_yaml, pods_yaml, rss_kib, secondary_enis, set_checkpoint_timestamp,
-    unix_nanos, until, until_events, until_within,
+    CNINODE_CRD, CRD, Cluster, add, add_sandbox, add_when_ready, add_with_uid,
+    checkpoint_containers, checkpoint_timestamp, cluster_env, engine, env_refs, holders,
+    insert_foreign_pods, metric, metrics_address, pod_yaml, pods_yaml, rss_kib, secondary_enis,
+    set_checkpoint_timestamp, unix_nanos, until, until_events, until_within,
 };
 use common::node;
 
@@ -865,7 +865,7 @@ async fn a_step_of_the_nodes_clock_frees_no_running_pods_address() {
     let d = n.start(&env).await;
     let mut ips = std::collections::BTreeMap::new();
     for p in ["a", "gone-1", "gone-2"] {
-        ips.insert(p.to_owned(), add_when_ready(&n, p).await.to_string());
+        ips.insert(p.to_owned(), add_with_uid(&c, &n, p).await.to_string());
     }
 
     // The node's clock steps back five minutes; then pod b is created (API server clock) and
@@ -873,12 +873,20 @@ async fn a_step_of_the_nodes_clock_frees_no_running_pods_address() {
     std::fs::write(&clock, "-5m\n").unwrap();
     c.kubectl(&["create", "-f", "-"], Some(&pod_yaml("b", name)))
         .await;
-    ips.insert("b".into(), add_when_ready(&n, "b").await.to_string());
+    ips.insert("b".into(), add_with_uid(&c, &n, "b").await.to_string());
     let path = n.dir.join("ipam.json");
     assert!(
         checkpoint_timestamp(&path, "b") < unix_nanos() - 240_000_000_000,
         "the step took effect"
     );
+    let ckpt: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let uids: Vec<&str> = ckpt["allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["metadata"]["k8sPodUID"].as_str())
+        .collect();
+    assert_eq!(uids.len(), 4, "each entry keeps its pod's UID: {ckpt}");
     // A pod deleted without a DEL is released: a sweep has looked at b's entry, older than
     // the grace period, and kept it.
     c.kubectl(&["delete", "pod", "gone-1"], None).await;

@@ -97,7 +97,9 @@ pub fn exec_plugin(
             .env("CNI_IFNAME", "eth0")
             .env(
                 "CNI_ARGS",
-                format!("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name}"),
+                format!(
+                    "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME={name};K8S_POD_UID=uid-{name}"
+                ),
             );
     }
     let mut child = cmd.spawn().expect("run the plugin");

@@ -165,6 +165,11 @@ impl Drop for Ipamd {
 
 /// The checkpoint's pods: container id → address.
 pub fn checkpointed(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    checkpointed_field(dir, "/ipv4")
+}
+
+/// One field (a JSON pointer into each entry) of every checkpoint entry, by container id.
+pub fn checkpointed_field(dir: &Path, pointer: &str) -> std::collections::BTreeMap<String, String> {
     let text = std::fs::read_to_string(dir.join("ipam.json")).unwrap_or_default();
     if text.is_empty() {
         return std::collections::BTreeMap::new();
@@ -177,7 +182,10 @@ pub fn checkpointed(dir: &Path) -> std::collections::BTreeMap<String, String> {
         .map(|a| {
             (
                 a["containerID"].as_str().unwrap().to_owned(),
-                a["ipv4"].as_str().unwrap_or_default().to_owned(),
+                a.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect()

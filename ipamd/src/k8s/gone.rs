@@ -4,10 +4,10 @@
 //! releases it.
 //!
 //! A pod deleted and created again under the same name on the same node while ipamd was down
-//! must not keep its predecessor's entry alive. eniplan records the pod's UID in the entry at
-//! the ADD (from its pod watch), and the entry is gone once the pod under its name has another
-//! UID. The reference's checkpoint has no UID, so for an entry without one (written by the VPC
-//! CNI, or ADDed before the watch had the pod) the clocks decide: the entry is gone when the
+//! must not keep its predecessor's entry alive. eniplan-cni sends the pod's UID with each ADD
+//! (`K8S_POD_UID` from the runtime), ipamd keeps it in the entry, and the entry is gone once the
+//! pod under its name has another UID. The reference's checkpoint has no UID, so for an entry
+//! without one (written by the VPC CNI, or ADDed by its plugin) the clocks decide: gone when the
 //! pod now under its name was created (`metadata.creationTimestamp`, API server clock) more
 //! than [`RECREATED_MARGIN`] after the entry's ADD (`allocationTimestamp`, this node's clock).
 //! That fallback trusts the two clocks to agree within the margin; the UID needs no clock, so

@@ -219,6 +219,32 @@ pub async fn add_sandbox(n: &Node, container_id: &str, pod: &str) -> Result<Ipv4
     }
 }
 
+/// A pod ADD as eniplan-cni sends it, with the pod's UID (read from the API, as the runtime
+/// passes it in `K8S_POD_UID`); the container id is the pod's name. Retried (deadline 30 s)
+/// while the pool grows for it.
+pub async fn add_with_uid(c: &Cluster, n: &Node, pod: &str) -> Ipv4Addr {
+    let uid = c
+        .kubectl(&["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"], None)
+        .await;
+    assert!(!uid.is_empty(), "pod {pod} has no UID");
+    let mut request = add_request(pod, "default", pod);
+    request.k8s_pod_uid = uid;
+    let mut client = connect(&n.socket()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.add_network(request.clone()).await {
+            Ok(r) => {
+                return r.into_inner().ip_allocation_metadata[0]
+                    .ipv4_addr
+                    .parse()
+                    .unwrap();
+            }
+            Err(s) => assert!(Instant::now() < deadline, "{pod} got no address: {s}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// [`add`], retried (deadline 30 s) while the pool grows for it, as the kubelet retries.
 pub async fn add_when_ready(n: &Node, id: &str) -> Ipv4Addr {
     let deadline = Instant::now() + Duration::from_secs(30);
