@@ -351,7 +351,8 @@ impl FakeApi {
     }
 }
 
-/// Runs `kubectl` with `KUBECONFIG=kubeconfig`, `stdin` as its input, for at most a minute:
+/// Runs `kubectl` with `KUBECONFIG=kubeconfig` (and a discovery cache of its own, beside it),
+/// `stdin` as its input, for at most a minute:
 /// (success, stdout, stderr). The tests' fixtures go through this, as a user's would.
 ///
 /// # Panics
@@ -362,7 +363,12 @@ pub async fn kubectl(
     stdin: Option<&str>,
 ) -> (bool, String, String) {
     use tokio::io::AsyncWriteExt as _;
+    // kubectl caches discovery by host:port under ~/.kube/cache: a fake server on a port an
+    // earlier one used would be taken to serve the earlier one's resources (a CRD it never had).
+    // Each kubeconfig gets a cache of its own, beside it.
+    let cache = kubeconfig.with_file_name("kubectl-cache");
     let mut child = tokio::process::Command::new("kubectl")
+        .arg(format!("--cache-dir={}", cache.display()))
         .args(args)
         .env("KUBECONFIG", kubeconfig)
         .stdin(std::process::Stdio::piped())

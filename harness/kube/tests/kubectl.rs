@@ -46,7 +46,9 @@ impl Cluster {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("kubectl");
-        c.args(args)
+        let cache = self.kubeconfig.with_file_name("kubectl-cache");
+        c.arg(format!("--cache-dir={}", cache.display()))
+            .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .kill_on_drop(true);
         c
