@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipamd::client::{add_request, connect};
+use ipamd::rpc::AddNetworkRequest;
 use kube_fake::FakeApi;
 use serde_json::Value;
 
@@ -229,6 +230,16 @@ pub async fn add_with_uid(c: &Cluster, n: &Node, pod: &str) -> Ipv4Addr {
     assert!(!uid.is_empty(), "pod {pod} has no UID");
     let mut request = add_request(pod, "default", pod);
     request.k8s_pod_uid = uid;
+    until_served(n, request).await
+}
+
+/// [`add`], retried (deadline 30 s) while the pool grows for it, as the kubelet retries.
+pub async fn add_when_ready(n: &Node, id: &str) -> Ipv4Addr {
+    until_served(n, add_request(id, "default", id)).await
+}
+
+/// Sends `request` until ipamd gives an address (deadline 30 s), as the kubelet retries.
+async fn until_served(n: &Node, request: AddNetworkRequest) -> Ipv4Addr {
     let mut client = connect(&n.socket()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -239,21 +250,14 @@ pub async fn add_with_uid(c: &Cluster, n: &Node, pod: &str) -> Ipv4Addr {
                     .parse()
                     .unwrap();
             }
-            Err(s) => assert!(Instant::now() < deadline, "{pod} got no address: {s}"),
+            Err(s) => assert!(
+                Instant::now() < deadline,
+                "{} got no address: {}",
+                request.k8s_pod_name,
+                s.message()
+            ),
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// [`add`], retried (deadline 30 s) while the pool grows for it, as the kubelet retries.
-pub async fn add_when_ready(n: &Node, id: &str) -> Ipv4Addr {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match add(n, id).await {
-            Ok(ip) => return ip,
-            Err(why) => assert!(Instant::now() < deadline, "{id} got no address: {why}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await; // the kubelet's retry, bounded above
     }
 }
 
